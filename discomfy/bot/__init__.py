@@ -1,0 +1,1 @@
+"""The Discord side: the nextcord client, its commands, and pure renderers of what users see."""

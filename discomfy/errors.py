@@ -1,0 +1,100 @@
+"""The one exception tree of discomfy.
+
+    DiscomfyError                    base: everything we raise on purpose
+    ├── ConfigError                  the configuration is wrong; carries every problem found
+    │   └── MissingTokenError        no Discord bot token was given
+    ├── UserError                    the user asked for something we refuse; ``user_message`` is shown as is
+    │   ├── BadInputError            an option or attachment is invalid (names the option and the limit)
+    │   ├── PermissionDeniedError    not the owner / not allowed in this channel or role
+    │   └── RateLimitedError         too many requests; ``retry_at`` says when to try again
+    └── ComfyError                   talking to a ComfyUI server went wrong
+        ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
+        └── ComfyProtocolError       a message from the server could not be understood
+
+Rules: library exceptions (aiohttp, websockets, nextcord) are translated into this tree in one place per
+adapter, with ``raise ... from exc``. Every error that can reach a Discord user has a ``user_message``: short,
+saying what happened and what to do. Errors never carry secrets (the bot token) in their text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DiscomfyError(Exception):
+    """Base of every error discomfy raises on purpose."""
+
+    #: What a Discord user is shown. Subclasses override it; the base is deliberately vague.
+    user_message: str = "Something went wrong on our side. Please try again in a moment."
+
+
+class ConfigError(DiscomfyError):
+    """The configuration has one or more problems; ``problems`` lists each, with how to fix it."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("; ".join(self.problems))
+
+    def report(self) -> str:
+        lines = ["discomfy cannot start: the configuration has a problem."]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class MissingTokenError(ConfigError):
+    """No bot token: tell a newcomer how to get one."""
+
+    def __init__(self) -> None:
+        super().__init__(["no Discord bot token was given"])
+
+    def report(self) -> str:
+        return (
+            "discomfy needs a Discord bot token to start, and none was given.\n"
+            "\n"
+            "  1. Open https://discord.com/developers/applications and create an application.\n"
+            "  2. Under 'Bot', press 'Reset Token' and copy the token.\n"
+            "  3. Set it in the environment before starting the bot:\n"
+            "       export DISCORD_TOKEN='your-token-here'\n"
+            '     (or put `token = "..."` under [discord] in discomfy.toml, and keep that file private).\n'
+            "  4. Invite the bot with the 'bot' and 'applications.commands' scopes; see README.md.\n"
+        )
+
+
+class UserError(DiscomfyError):
+    """A refusal whose text is shown to the user as is."""
+
+    def __init__(self, user_message: str) -> None:
+        self.user_message = user_message
+        super().__init__(user_message)
+
+
+class BadInputError(UserError):
+    """An option, attachment or modal value is invalid."""
+
+
+class PermissionDeniedError(UserError):
+    """The user may not do this here."""
+
+
+class RateLimitedError(UserError):
+    """The user has to wait; ``retry_at`` is a UNIX time."""
+
+    def __init__(self, user_message: str, retry_at: float) -> None:
+        super().__init__(user_message)
+        self.retry_at = retry_at
+
+
+class ComfyError(DiscomfyError):
+    """Talking to a ComfyUI server went wrong."""
+
+    user_message = "The image server had a problem with this job. Please try again."
+
+
+class ComfyUnavailableError(ComfyError):
+    """A ComfyUI server could not be reached, timed out, or answered with an error or garbage."""
+
+    user_message = "The image server is not reachable right now. Please try again in a minute."
+
+
+class ComfyProtocolError(ComfyError):
+    """A message from ComfyUI could not be understood."""
