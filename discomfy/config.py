@@ -98,6 +98,13 @@ ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 }
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_SECTION_KEYS = {
+    "discord": {"token", "api_base", "guild_ids", "upload_limit_mb"},
+    "comfyui": {"servers", "max_jobs_per_server", "request_timeout"},
+    "storage": {"data_dir", "max_output_files", "max_output_mb"},
+    "limits": {"commands_per_minute", "max_jobs_per_user", "max_jobs_total", "max_prompt_length"},
+    "permissions": {"allowed_channels", "allowed_roles", "bypass_roles"},
+}
 
 
 def load_settings(
@@ -204,6 +211,10 @@ class _Validator:
         if not isinstance(value, dict):
             self.problems.append(f"'{name}' must be a table: write it as a [{name}] section.")
             return {}
+        for key in value:
+            if key not in _SECTION_KEYS[name]:
+                known = ", ".join(sorted(_SECTION_KEYS[name]))
+                self.problems.append(f"unknown setting '{name}.{key}' in {self.source}; [{name}] knows: {known}.")
         return value
 
     def _get(self, table: dict[str, Any], dotted: str) -> Any:

@@ -15,6 +15,17 @@ from discomfy.config import Settings
 
 log = logging.getLogger(__name__)
 
+#: Send Messages, Embed Links, Attach Files, Read Message History: all the bot needs in a channel.
+INVITE_PERMISSIONS = nextcord.Permissions(
+    send_messages=True, embed_links=True, attach_files=True, read_message_history=True
+)
+
+
+def invite_url(application_id: int) -> str:
+    return nextcord.utils.oauth_url(
+        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
+    )
+
 
 class DiscomfyBot(nextcord.Client):
     def __init__(self, settings: Settings) -> None:
@@ -47,6 +58,8 @@ class DiscomfyBot(nextcord.Client):
     async def on_ready(self) -> None:
         user = self.user
         log.info("connected to Discord as %s (id %s) in %d guild(s)", user, user.id if user else "?", len(self.guilds))
+        if self.application_id:
+            log.info("invite link: %s", invite_url(self.application_id))
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
