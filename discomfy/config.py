@@ -75,6 +75,14 @@ class PermissionSettings:
     bypass_roles: tuple[int, ...] = ()
 
 
+#: Model files the shipped workflows use, by role; a workflow manifest refers to them as ``{models.ROLE}``.
+DEFAULT_MODELS: dict[str, str] = {
+    "checkpoint": "v1-5-pruned-emaonly.safetensors",
+    "upscale_model": "RealESRGAN_x4plus.pth",
+    "video_checkpoint": "svd_xt.safetensors",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     discord: DiscordSettings = DiscordSettings()
@@ -82,6 +90,8 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     permissions: PermissionSettings = PermissionSettings()
+    #: Role → model file name on the ComfyUI servers (see ``DEFAULT_MODELS``).
+    models: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     workflows_dir: Path = Path("workflows")
     log_level: str = "INFO"
 
@@ -151,7 +161,7 @@ class _Validator:
         self.problems: list[str] = []
 
     def settings(self) -> Settings:
-        known = {"discord", "comfyui", "storage", "limits", "permissions", "workflows_dir", "log_level"}
+        known = {"discord", "comfyui", "storage", "limits", "permissions", "models", "workflows_dir", "log_level"}
         for key in self.raw:
             if key not in known:
                 self.problems.append(f"unknown setting '{key}' in {self.source}; known: {', '.join(sorted(known))}.")
@@ -188,6 +198,16 @@ class _Validator:
             allowed_roles=self._ids(p, "permissions.allowed_roles"),
             bypass_roles=self._ids(p, "permissions.bypass_roles"),
         )
+        models = dict(DEFAULT_MODELS)
+        raw_models = self.raw.get("models", {})
+        if not isinstance(raw_models, dict):
+            self.problems.append("'models' must be a table: write it as a [models] section of role = \"file\".")
+            raw_models = {}
+        for role, name in raw_models.items():
+            if isinstance(name, str) and name.strip():
+                models[role] = name.strip()
+            else:
+                self.problems.append(f"models.{role} must be a model file name in quotes, not {name!r}.")
         level = self._str(self.raw, "log_level", "INFO").upper()
         if level not in _LOG_LEVELS:
             self.problems.append(f"log_level '{level}' is not one of {', '.join(_LOG_LEVELS)}.")
@@ -197,6 +217,7 @@ class _Validator:
             storage=storage,
             limits=limits,
             permissions=permissions,
+            models=models,
             workflows_dir=Path(self._str(self.raw, "workflows_dir", "workflows")),
             log_level=level,
         )

@@ -104,3 +104,14 @@ def test_bad_log_level_is_reported(tmp_path: Path) -> None:
 def test_token_never_appears_in_repr(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""), TOKEN)
     assert TOKEN["DISCORD_TOKEN"] not in repr(settings)
+
+
+def test_models_override_the_defaults_and_keep_the_rest(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[models]\ncheckpoint = "sdxl.safetensors"\nmine = "x.pth"\n'), TOKEN)
+    assert settings.models["checkpoint"] == "sdxl.safetensors"
+    assert settings.models["mine"] == "x.pth"
+    assert settings.models["upscale_model"] == "RealESRGAN_x4plus.pth"
+
+
+def test_model_names_must_be_strings(tmp_path: Path) -> None:
+    assert "models.checkpoint must be a model file name" in problems(tmp_path, "[models]\ncheckpoint = 3\n")
