@@ -9,7 +9,8 @@
     │   └── RateLimitedError         too many requests; ``retry_at`` says when to try again
     └── ComfyError                   talking to a ComfyUI server went wrong
         ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
-        └── ComfyProtocolError       a message from the server could not be understood
+        ├── ComfyProtocolError       a message from the server could not be understood
+        └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
 
 Rules: library exceptions (aiohttp, websockets, nextcord) are translated into this tree in one place per
 adapter, with ``raise ... from exc``. Every error that can reach a Discord user has a ``user_message``: short,
@@ -98,3 +99,12 @@ class ComfyUnavailableError(ComfyError):
 
 class ComfyProtocolError(ComfyError):
     """A message from ComfyUI could not be understood."""
+
+
+class PromptRejectedError(ComfyError):
+    """ComfyUI refused the graph (HTTP 400); ``body`` is its answer, ``user_message`` says why in plain words."""
+
+    def __init__(self, user_message: str, body: object = None) -> None:
+        super().__init__(user_message)
+        self.user_message = f"The image server refused this job: {user_message}."
+        self.body = body

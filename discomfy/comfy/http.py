@@ -1,29 +1,38 @@
 """The HTTP side of one ComfyUI server, over aiohttp.
 
-How it works: every request goes through ``_request``, which is the one place where aiohttp's exceptions,
-timeouts, 5xx answers and null / unparsable bodies are translated into ``ComfyUnavailableError`` (ours).
-Idempotent calls (GETs) are retried by the one tenacity policy, ``idempotent_retry``; nothing that changes
-server state is retried here — its caller must first find out whether the first attempt landed.
+How it works: every request goes through ``_send``, the one place where aiohttp's exceptions, timeouts, 5xx
+answers and null / unparsable bodies become ``ComfyUnavailableError`` (ours). Idempotent calls are retried by
+the one tenacity policy, ``idempotent_retry``. ``submit`` (POST /prompt) is never retried here: it may have
+landed even when the answer was lost, so the caller asks ``remote_job`` first (the prompt_id is ours).
 
-Never: log the request bodies (they hold user prompts) at INFO, or retry a POST blindly.
+Never: log request bodies (they hold user prompts) above DEBUG, or retry a call that changes server state
+unless it is idempotent by construction (uploads named by content hash, cancels of one prompt_id).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from discomfy.comfy.types import QueueState, SystemStats, parse_queue, parse_system_stats
-from discomfy.errors import ComfyError, ComfyUnavailableError
+from discomfy.comfy.rejection import describe_rejection
+from discomfy.comfy.types import (
+    OutputFile,
+    QueueState,
+    RemoteJob,
+    RemoteStatus,
+    SystemStats,
+    parse_history,
+    parse_job,
+    parse_queue,
+    parse_system_stats,
+)
+from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError, PromptRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +47,35 @@ def idempotent_retry(attempts: int = 3, max_wait: float = 2.0) -> AsyncRetrying:
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self, what: str) -> Any:
+        """The parsed body; null or garbage means the server is not well (retryable), not a bug of ours."""
+        try:
+            parsed = json.loads(self.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ComfyUnavailableError(f"{what} answered a body that is not JSON: {self.body[:80]!r}") from exc
+        if parsed is None:
+            raise ComfyUnavailableError(f"{what} answered null")
+        return parsed
+
+
 class ComfyHTTP:
-    """Requests to one ComfyUI server. The session is shared and owned by the caller."""
+    """Requests to one ComfyUI server. The aiohttp session is shared and owned by the caller."""
 
     def __init__(self, base_url: str, session: aiohttp.ClientSession, *, timeout: float = 30.0, attempts: int = 3):
         self.base_url = base_url.rstrip("/")
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
+        #: None until learned: does the server have the newer ``/api/jobs`` routes?
+        self.has_jobs_api: bool | None = None
+
+    # -- reads (idempotent, retried) --
 
     async def system_stats(self) -> SystemStats:
         return parse_system_stats(await self.get_json("/system_stats"))
@@ -53,29 +83,163 @@ class ComfyHTTP:
     async def queue(self) -> QueueState:
         return parse_queue(await self.get_json("/queue"))
 
-    async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
-        """GET a JSON body, retried under ``idempotent_retry``."""
+    async def object_info(self) -> dict[str, Any]:
+        info = await self.get_json("/object_info")
+        if not isinstance(info, dict):
+            raise ComfyProtocolError("/object_info answered something that is not an object")
+        return info
+
+    async def view(self, file: OutputFile) -> bytes:
+        """Download one output file with ``GET /view``."""
+        params = {"filename": file.filename, "subfolder": file.subfolder, "type": file.folder_type}
+        answer = await self._retrying("GET", "/view", params=params)
+        if answer.status != 200:
+            raise ComfyError(f"/view of {file.filename} answered HTTP {answer.status}")
+        return answer.body
+
+    async def remote_job(self, prompt_id: str) -> RemoteJob:
+        """What the server knows of ``prompt_id``: ``/api/jobs/{id}`` on newer servers, else queue + history."""
+        if self.has_jobs_api is not False:
+            answer = await self._retrying("GET", f"/api/jobs/{prompt_id}")
+            if answer.status == 200:
+                self.has_jobs_api = True
+                return parse_job(answer.json("/api/jobs"))
+            if answer.status == 404 and answer.content_type == "application/json":
+                # {"error": "Job not found"}: the route exists, the id does not (deleted, lost, never sent).
+                self.has_jobs_api = True
+                return RemoteJob(prompt_id, RemoteStatus.UNKNOWN)
+            if answer.status == 404:
+                self.has_jobs_api = False
+                log.info("%s has no /api/jobs (an older ComfyUI): using /queue and /history", self.base_url)
+            else:
+                raise ComfyError(f"/api/jobs/{prompt_id} answered HTTP {answer.status}")
+        queue = await self.queue()
+        if prompt_id in queue.running:
+            return RemoteJob(prompt_id, RemoteStatus.RUNNING)
+        if prompt_id in queue.pending:
+            return RemoteJob(prompt_id, RemoteStatus.PENDING)
+        job = parse_history(prompt_id, await self.get_json(f"/history/{prompt_id}"))
+        if job.status is RemoteStatus.UNKNOWN:
+            # It may have moved from the queue into history between our two reads: look once more.
+            queue = await self.queue()
+            if prompt_id in queue.running or prompt_id in queue.pending:
+                running = prompt_id in queue.running
+                return RemoteJob(prompt_id, RemoteStatus.RUNNING if running else RemoteStatus.PENDING)
+            job = parse_history(prompt_id, await self.get_json(f"/history/{prompt_id}"))
+        return job
+
+    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        answer = await self._retrying("GET", path, params=params)
+        if answer.status != 200:
+            raise ComfyError(f"GET {path} answered HTTP {answer.status}")
+        return answer.json(f"GET {path}")
+
+    # -- writes --
+
+    async def submit(
+        self, graph: Mapping[str, Any], *, prompt_id: str, client_id: str, extra_data: Mapping[str, Any] | None = None
+    ) -> int:
+        """``POST /prompt`` once, with our own prompt_id; returns the queue number. Not retried (see module doc).
+
+        A 400 becomes ``PromptRejectedError`` whose text names the node input at fault.
+        """
+        payload: dict[str, Any] = {"prompt": graph, "prompt_id": prompt_id, "client_id": client_id}
+        if extra_data:
+            payload["extra_data"] = dict(extra_data)
+        answer = await self._send("POST", "/prompt", json=payload)
+        if answer.status == 400:
+            body = _json_or_none(answer.body)
+            raise PromptRejectedError(describe_rejection(body, node_titles=_titles(graph)), body)
+        if answer.status != 200:
+            raise ComfyError(f"POST /prompt answered HTTP {answer.status}")
+        reply = answer.json("POST /prompt")
+        if not isinstance(reply, dict) or reply.get("prompt_id") not in (None, prompt_id):
+            raise ComfyProtocolError(f"POST /prompt answered an unexpected body: {str(reply)[:120]}")
+        number = reply.get("number")
+        return number if isinstance(number, int) else -1
+
+    async def upload_image(self, data: bytes, name: str, *, subfolder: str = "discomfy") -> str:
+        """``POST /upload/image`` with overwrite, so a retry under the same (content-hash) name is harmless.
+
+        Returns the value a LoadImage node wants: ``subfolder/name`` as the server stored it.
+        """
         async for attempt in idempotent_retry(self._attempts):
             with attempt:
-                return await self._request("GET", path, params=params)
+                form = aiohttp.FormData()
+                form.add_field("image", data, filename=name, content_type="application/octet-stream")
+                form.add_field("subfolder", subfolder)
+                form.add_field("overwrite", "true")
+                form.add_field("type", "input")
+                answer = await self._send("POST", "/upload/image", data=form)
+                if answer.status != 200:
+                    raise ComfyError(f"/upload/image answered HTTP {answer.status}: {answer.body[:120]!r}")
+                reply = answer.json("/upload/image")
+                if not isinstance(reply, dict) or not isinstance(reply.get("name"), str):
+                    raise ComfyProtocolError("/upload/image answered without a file name")
+                stored_subfolder = str(reply.get("subfolder") or "")
+                return f"{stored_subfolder}/{reply['name']}" if stored_subfolder else reply["name"]
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def cancel_job(self, prompt_id: str) -> bool | None:
+        """``POST /api/jobs/{id}/cancel`` (newer servers: removes if pending, interrupts if running).
+
+        Returns the server's verdict, or None when the server has no such route (an older ComfyUI).
+        """
+        answer = await self._retrying("POST", f"/api/jobs/{prompt_id}/cancel")
+        if answer.status == 404 and answer.content_type != "application/json":
+            self.has_jobs_api = False
+            return None
+        if answer.status not in (200, 404):
+            raise ComfyError(f"/api/jobs/{prompt_id}/cancel answered HTTP {answer.status}")
+        reply = _json_or_none(answer.body)
+        return bool(isinstance(reply, dict) and reply.get("cancelled"))
+
+    async def delete_from_queue(self, prompt_ids: list[str]) -> None:
+        """``POST /queue {"delete": [...]}``: removes pending jobs (they then vanish from history too)."""
+        answer = await self._retrying("POST", "/queue", json={"delete": prompt_ids})
+        if answer.status != 200:
+            raise ComfyError(f"POST /queue answered HTTP {answer.status}")
+
+    async def interrupt(self, prompt_id: str | None) -> None:
+        """``POST /interrupt``: with a prompt_id only that job, if it is the one running; without, whatever runs."""
+        answer = await self._retrying("POST", "/interrupt", json={"prompt_id": prompt_id} if prompt_id else {})
+        if answer.status != 200:
+            raise ComfyError(f"POST /interrupt answered HTTP {answer.status}")
+
+    # -- plumbing --
+
+    async def _retrying(self, method: str, path: str, **kwargs: Any) -> Answer:
+        async for attempt in idempotent_retry(self._attempts):
+            with attempt:
+                return await self._send(method, path, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
+        """One request. The one place aiohttp errors and 5xx become ``ComfyUnavailableError``."""
         url = self.base_url + path
         try:
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as response:
                 body = await response.read()
-                if response.status >= 500:
-                    raise ComfyUnavailableError(f"{method} {url} answered HTTP {response.status}")
-                if response.status >= 400:
-                    # A 4xx will not get better by asking again: not retried.
-                    raise ComfyError(f"{method} {url} answered HTTP {response.status}: {body[:200]!r}")
+                content_type = response.content_type
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ComfyUnavailableError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            parsed = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ComfyUnavailableError(f"{method} {url} answered a body that is not JSON: {body[:80]!r}") from exc
-        if parsed is None:
-            raise ComfyUnavailableError(f"{method} {url} answered null")
-        return parsed
+        if response.status >= 500:
+            raise ComfyUnavailableError(f"{method} {url} answered HTTP {response.status}")
+        return Answer(response.status, body, content_type)
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _titles(graph: Mapping[str, Any]) -> dict[str, str]:
+    titles = {}
+    for node_id, node in graph.items():
+        if isinstance(node, dict):
+            meta = node.get("_meta")
+            title = meta.get("title") if isinstance(meta, dict) else None
+            titles[str(node_id)] = str(title or node.get("class_type") or node_id)
+    return titles
