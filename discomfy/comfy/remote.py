@@ -1,0 +1,94 @@
+"""Exactly-once submission and safe cancellation of one prompt on one ComfyUI server.
+
+Submission: the prompt_id is ours, so after any doubt (a timeout, a dropped connection, a 5xx or a garbled
+answer to ``POST /prompt``) we *ask* the server about that id before sending again. We only resend after the
+server has positively answered "unknown". A job is never run twice.
+
+Cancellation: newer servers have ``POST /api/jobs/{id}/cancel`` (atomic: dequeue if pending, interrupt if
+running). Older ones get ``POST /queue {"delete"}`` for a pending job and ``POST /interrupt`` for a running
+one — and because an old server's interrupt stops *whatever* runs, we send it only after checking that the
+running job is ours. The answer is confirmed by asking the server again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from discomfy.comfy.http import ComfyHTTP
+from discomfy.comfy.types import RemoteJob, RemoteStatus
+from discomfy.errors import ComfyUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+async def submit_once(
+    http: ComfyHTTP,
+    graph: Mapping[str, Any],
+    *,
+    prompt_id: str,
+    client_id: str,
+    extra_data: Mapping[str, Any] | None = None,
+    attempts: int = 4,
+    backoff: float = 0.25,
+) -> None:
+    """Make sure the server has ``prompt_id`` queued (or already ran it), sending it at most once per
+    positive "unknown" from the server. Raises ``ComfyUnavailableError`` when the server stays unreachable,
+    ``PromptRejectedError`` when it refuses the graph."""
+    last_error: ComfyUnavailableError | None = None
+    must_ask_first = False
+    for attempt in range(attempts):
+        if attempt:
+            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+        if must_ask_first:
+            try:
+                known = await http.remote_job(prompt_id)
+            except ComfyUnavailableError as exc:
+                last_error = exc
+                continue  # still in doubt: ask again next round, never resend blindly
+            if known.status is not RemoteStatus.UNKNOWN:
+                log.info("prompt %s reached the server despite a failed answer (%s)", prompt_id, known.status)
+                return
+            must_ask_first = False
+        try:
+            await http.submit(graph, prompt_id=prompt_id, client_id=client_id, extra_data=extra_data)
+            return
+        except ComfyUnavailableError as exc:
+            log.warning("submitting prompt %s to %s: %s; checking before any retry", prompt_id, http.base_url, exc)
+            last_error = exc
+            must_ask_first = True
+    assert last_error is not None
+    raise last_error
+
+
+async def cancel_remote(http: ComfyHTTP, prompt_id: str, *, confirm_timeout: float = 10.0) -> RemoteJob:
+    """Cancel ``prompt_id`` without touching anyone else's job; returns the server's final word on it.
+
+    The result's status is CANCELLED (interrupted), UNKNOWN (removed from the queue before it ran), or a
+    terminal status if the job finished before the cancel landed.
+    """
+    verdict = await http.cancel_job(prompt_id)
+    if verdict is None:
+        await _legacy_cancel(http, prompt_id)
+    deadline = asyncio.get_running_loop().time() + confirm_timeout
+    while True:
+        job = await http.remote_job(prompt_id)
+        if job.status.is_terminal or job.status is RemoteStatus.UNKNOWN:
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            return job
+        await asyncio.sleep(0.1)
+
+
+async def _legacy_cancel(http: ComfyHTTP, prompt_id: str) -> None:
+    queue = await http.queue()
+    if prompt_id in queue.pending:
+        await http.delete_from_queue([prompt_id])
+        queue = await http.queue()
+    # Re-read right before interrupting: an old server's /interrupt stops whatever is running.
+    if prompt_id in queue.running:
+        await http.interrupt(prompt_id)
+    elif prompt_id not in queue.pending:
+        log.info("prompt %s was neither queued nor running when cancelled", prompt_id)
