@@ -1,0 +1,174 @@
+"""Several ComfyUI servers sharing the load.
+
+How it works: each server has a ``ServerState`` refreshed by a health check (``/system_stats`` for life and
+version, ``/queue`` for its load, ``/object_info`` once per (re)connection for the model files it has). A job
+asks the pool for a server with ``acquire(needed_models)``; ``pick_server`` (pure) chooses the least-loaded
+healthy server that has every model the workflow needs and a free in-flight slot. When none is free, the
+caller waits in FIFO order; a release or a health change wakes the waiters.
+
+Never: hand out more than ``capacity`` slots of one server, or a server whose last health check failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from discomfy.comfy.http import ComfyHTTP
+from discomfy.errors import ComfyError, ComfyUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServerState:
+    url: str
+    healthy: bool = False
+    version: str = ""
+    #: Jobs we have on it now (submitted or about to be).
+    in_flight: int = 0
+    #: ComfyUI's own queue (running + pending, everyone's), from the last health check.
+    queue_size: int = 0
+    models: frozenset[str] = frozenset()
+    last_error: str = ""
+    failures: int = 0
+
+    @property
+    def load(self) -> int:
+        return self.queue_size + self.in_flight
+
+
+def pick_server(servers: Sequence[ServerState], needed_models: Iterable[str], capacity: int) -> ServerState | None:
+    """The least-loaded healthy server with a free slot and every needed model; ties go to the first listed."""
+    needed = frozenset(needed_models)
+    candidates = [s for s in servers if s.healthy and s.in_flight < capacity and needed <= s.models]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: (s.load, servers.index(s)))
+
+
+def models_in_object_info(info: dict[str, Any]) -> frozenset[str]:
+    """Every file a loader node offers: the choices of inputs named like ``ckpt_name``, ``model_name``, …"""
+    names: set[str] = set()
+    for node in info.values():
+        inputs = node.get("input") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        for group in ("required", "optional"):
+            specs = inputs.get(group)
+            if not isinstance(specs, dict):
+                continue
+            for input_name, spec in specs.items():
+                if input_name.endswith("_name") and isinstance(spec, list) and spec and isinstance(spec[0], list):
+                    names.update(str(choice) for choice in spec[0])
+    return frozenset(names)
+
+
+@dataclass
+class Lease:
+    """One in-flight slot on one server; give it back with ``release()`` (idempotent)."""
+
+    pool: ServerPool
+    server: ServerState
+    http: ComfyHTTP
+    _released: bool = field(default=False, repr=False)
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.server.in_flight -= 1
+            self.pool._wake()
+
+
+class NoServerError(ComfyUnavailableError):
+    user_message = "No image server that can run this workflow is available right now. Please try again later."
+
+
+class ServerPool:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        session: aiohttp.ClientSession,
+        *,
+        capacity: int = 2,
+        timeout: float = 30.0,
+        health_interval: float = 15.0,
+    ) -> None:
+        self.servers = [ServerState(url) for url in urls]
+        self.capacity = capacity
+        self.health_interval = health_interval
+        self._http = {s.url: ComfyHTTP(s.url, session, timeout=timeout) for s in self.servers}
+        #: Set (and replaced) whenever a slot frees up or health changes; waiters then look again.
+        self._changed = asyncio.Event()
+        self._health_task: asyncio.Task[None] | None = None
+
+    def http(self, url: str) -> ComfyHTTP:
+        return self._http[url]
+
+    async def start(self) -> None:
+        await self.check_all()
+        self._health_task = asyncio.create_task(self._health_loop(), name="comfy-health")
+
+    async def close(self) -> None:
+        if self._health_task is not None:
+            self._health_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health_task
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self._check(server) for server in self.servers))
+        self._wake()
+
+    async def acquire(self, needed_models: Iterable[str] = (), *, wait: float | None = None) -> Lease:
+        """A slot on the best server; waits (up to ``wait`` seconds, None = forever) while all are busy.
+
+        Raises ``NoServerError`` at once when no healthy server has the models at all.
+        """
+        needed = frozenset(needed_models)
+        loop = asyncio.get_running_loop()
+        deadline = None if wait is None else loop.time() + wait
+        while True:
+            server = pick_server(self.servers, needed, self.capacity)
+            if server is not None:
+                server.in_flight += 1
+                return Lease(self, server, self._http[server.url])
+            if not any(s.healthy and needed <= s.models for s in self.servers):
+                missing = ", ".join(sorted(needed)) or "none"
+                raise NoServerError(f"no healthy ComfyUI server has the models this workflow needs ({missing})")
+            try:
+                await asyncio.wait_for(self._changed.wait(), None if deadline is None else deadline - loop.time())
+            except TimeoutError as exc:
+                raise NoServerError("every ComfyUI server stayed busy") from exc
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            await self.check_all()
+
+    async def _check(self, server: ServerState) -> None:
+        http = self._http[server.url]
+        try:
+            stats = await http.system_stats()
+            queue = await http.queue()
+            if not server.healthy or not server.models:
+                server.models = models_in_object_info(await http.object_info())
+        except ComfyError as exc:
+            if server.healthy:
+                log.warning("ComfyUI server %s is down: %s", server.url, exc)
+            server.healthy, server.last_error = False, str(exc)
+            server.failures += 1
+            return
+        if not server.healthy:
+            log.info("ComfyUI server %s is up (ComfyUI %s)", server.url, stats.comfyui_version)
+        server.healthy, server.version, server.queue_size = True, stats.comfyui_version, queue.size
+        server.last_error, server.failures = "", 0
