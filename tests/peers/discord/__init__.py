@@ -1,1 +1,94 @@
+"""A Discord API emulator (REST + gateway) on 127.0.0.1 for the real, unpatched nextcord client.
 
+Use
+---
+In tests, take the fixtures (``fixtures.py`` is a pytest plugin)::
+
+    async def test_hello(discord_emulator, run_nextcord):
+        client = nextcord.Client(intents=nextcord.Intents.none(), default_guild_ids=[discord_emulator.guild.id])
+
+        @client.slash_command(description="Say hello")
+        async def hello(interaction: nextcord.Interaction, name: str) -> None:
+            await interaction.response.send_message(f"hello {name}")
+
+        await run_nextcord(client)  # Route.BASE set, client started, READY, commands registered
+        emu = discord_emulator
+        interaction = await emu.send_slash_command("alice", "general", "hello", {"name": "bob"})
+        await emu.wait_for_response(interaction)
+        assert emu.original_message(interaction).content == "hello bob"
+
+Outside pytest: ``async with DiscordEmulator() as emu:`` then set ``nextcord.http.Route.BASE = emu.api_base``
+and ``await client.start(emu.bot_token)``; the gateway URL comes from ``GET /gateway``.
+
+The world
+---------
+``emu.guild`` with roles ``emu.roles`` (``@everyone``, ``Moderator`` with Manage Messages, the bot's managed
+role), text channels ``emu.channels["general"]`` and ``["renders"]``, members ``emu.users["alice"]`` (Moderator),
+``["bob"]``, ``["carol"]`` and the bot (``emu.bot_user``, token ``emu.bot_token``, ``emu.application_id``).
+Users and channels can be passed by name to the driving methods.
+
+Driving the bot (each returns an :class:`InteractionRecord` with a fresh id and token)
+------------------------------------------------------------------------------------
+``send_slash_command(user, channel, name, options, attachments=...)`` (``name`` may be ``"group sub"``;
+option values are typed and checked against the registered command; attachment options take
+``emu.add_upload(filename, bytes)`` or ``(filename, bytes)``), ``autocomplete(user, channel, name, options,
+focused)``, ``click_button(user, message, custom_id)``, ``select(user, message, custom_id, values)``,
+``submit_modal(user, interaction_or_message, custom_id, values)``; ``dispatch(event, data)`` for raw events.
+
+Seeing what the bot did
+-----------------------
+``emu.requests`` (every HTTP request: monotonic ``time``, ``method``, ``route`` template, ``path``, parsed
+``json`` / ``payload_json``, ``files`` with bytes, ``status``, ``response``, ``fault``), ``emu.gateway_log``,
+``emu.messages(channel)`` (current state of each message, its ``history`` of edits, attachments with bytes and
+emulator-served ``url``), ``emu.message(id)``, ``emu.original_message(interaction)``, ``emu.followups(...)``,
+``emu.commands(guild=None)``, ``emu.interactions``. Waits, all bounded: ``wait_for(condition)``,
+``wait_for_request(predicate, method=, route=, since=)``, ``wait_for_response(interaction)``,
+``wait_for_gateway(predicate)``, ``wait_for_command(name)``, ``wait_until_connected()``.
+
+What it enforces (Discord's status codes and bodies)
+----------------------------------------------------
+Content ≤ 2000, ≤ 10 embeds and the embed text limits (title 256, description 4096, ≤ 25 fields, field name
+256 / value 1024, footer 2048, author 256, total 6000), ≤ 5 action rows of ≤ 5 buttons or one select,
+custom_id ≤ 100, select options ≤ 25, modal ≤ 5 inputs, ≤ 25 autocomplete choices → 400 / 50035 with the
+``errors`` tree; an empty new message → 400 / 50006; a file over ``upload_limit`` → 413 / 40005; a first
+interaction response after ``response_deadline`` → 404 / 10062; a second one → 400 / 40060; webhook calls with
+an expired token → 401 / 50027; message edits beyond the per-channel edit bucket → 429 with Discord's body and
+headers. Every answer carries ``X-RateLimit-*`` headers; JSON answers are ``Content-Type: application/json``.
+The knobs are in :class:`EmulatorConfig` (``emu.config``), changeable at any time.
+
+Faults (``emu.faults``)
+-----------------------
+``rate_limit(route, count=, duration=, retry_after=, is_global=)``, ``server_error(route, count=, status=)``,
+``expire_token(interaction)``, ``set_token_lifetime(seconds)``, ``await drop_gateway(code=None)`` (abrupt, or a
+close code), ``await request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
+"""
+
+from .fixtures import NextcordRunner
+from .interactions import InteractionRecord, InteractionResponse, InteractionType, ResponseType
+from .limits import Limits
+from .messages import StoredAttachment, StoredMessage
+from .models import Channel, Guild, Member, Role, User
+from .records import FileRecord, GatewayRecord, RequestRecord
+from .server import DiscordEmulator
+from .state import EmulatorConfig
+
+__all__ = [
+    "Channel",
+    "DiscordEmulator",
+    "EmulatorConfig",
+    "FileRecord",
+    "GatewayRecord",
+    "Guild",
+    "InteractionRecord",
+    "InteractionResponse",
+    "InteractionType",
+    "Limits",
+    "Member",
+    "NextcordRunner",
+    "RequestRecord",
+    "ResponseType",
+    "Role",
+    "StoredAttachment",
+    "StoredMessage",
+    "User",
+]

@@ -1,1 +1,150 @@
-"""Pytest fixtures for this test peer."""
+"""Pytest fixtures for the Discord emulator, and a runner for real nextcord clients against it.
+
+- ``discord_emulator``: a started :class:`DiscordEmulator` (default config), stopped after the test.
+- ``run_nextcord``: an :class:`NextcordRunner`; ``await run_nextcord(client)`` points nextcord at the emulator,
+  starts ``client.start(token)`` as a task, waits for READY and for the client's own command sync, and at the
+  end of the test closes every client, awaits its task and restores ``nextcord.http.Route.BASE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import warnings
+from collections.abc import AsyncIterator
+
+import nextcord
+import pytest
+from nextcord.http import Route
+
+from .server import DiscordEmulator
+
+# nextcord 3.2 passes a float ``timeout`` to aiohttp's ``ws_connect``, which aiohttp 3.14 deprecates; under
+# ``filterwarnings = error`` that would abort the client's gateway connection. Ignored only while a client
+# runs through NextcordRunner (pytest restores the filters after each test).
+_NEXTCORD_WS_TIMEOUT_WARNING = "parameter 'timeout' of type 'float' is deprecated"
+
+
+class NextcordRunner:
+    """Runs real nextcord clients against one emulator and cleans up after them."""
+
+    def __init__(self, emulator: DiscordEmulator) -> None:
+        self.emulator = emulator
+        self._running: list[tuple[nextcord.Client, asyncio.Task[None]]] = []
+        self._saved_base: str | None = None
+
+    async def __call__(
+        self,
+        client: nextcord.Client,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        fast_ready: bool = True,
+        wait_for_commands: bool = True,
+    ) -> nextcord.Client:
+        return await self.start(client, timeout=timeout, fast_ready=fast_ready, wait_for_commands=wait_for_commands)
+
+    async def start(
+        self,
+        client: nextcord.Client,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+        fast_ready: bool = True,
+        wait_for_commands: bool = True,
+    ) -> nextcord.Client:
+        """Starts ``client`` and returns once it is READY (and, by default, its commands are registered).
+
+        ``fast_ready`` lowers the client's ``guild_ready_timeout`` (nextcord waits that long after the last
+        GUILD_CREATE before READY; 2 s by default) to 50 ms.
+        """
+        if self._saved_base is None:
+            self._saved_base = Route.BASE
+        Route.BASE = self.emulator.api_base
+        warnings.filterwarnings("ignore", message=_NEXTCORD_WS_TIMEOUT_WARNING, category=DeprecationWarning)
+        if fast_ready:
+            state = client._connection
+            state.guild_ready_timeout = min(state.guild_ready_timeout, 0.05)
+        task = asyncio.create_task(client.start(self.emulator.bot_token), name="nextcord-client")
+        self._running.append((client, task))
+        ready = asyncio.create_task(client.wait_until_ready())
+        done, _ = await asyncio.wait({task, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            if task in done:
+                task.result()
+                raise RuntimeError("the nextcord client stopped before READY")
+            raise TimeoutError(f"the nextcord client was not READY within {timeout}s")
+        if wait_for_commands:
+            await self._wait_for_command_sync(client, timeout)
+        return client
+
+    async def _wait_for_command_sync(self, client: nextcord.Client, timeout: float) -> None:  # noqa: ASYNC109
+        """Until every application command of the client has its Discord id for each scope it targets."""
+        guild_id = self.emulator.guild.id
+
+        def synced() -> bool:
+            for command in client.get_all_application_commands():
+                rollout = set(command.guild_ids_to_rollout)
+                scopes: set[int | None] = {guild_id} & rollout
+                if command.force_global or not rollout:
+                    scopes.add(None)
+                if any(scope not in command.command_ids for scope in scopes):
+                    return False
+            return True
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not synced():
+            if loop.time() > deadline:
+                raise TimeoutError(f"the client's application commands were not registered within {timeout}s")
+            await asyncio.sleep(0.01)
+
+    async def close(self, client: nextcord.Client) -> None:
+        """Closes one client and waits for its task to end."""
+        for entry in [e for e in self._running if e[0] is client]:
+            self._running.remove(entry)
+            await self._close(*entry)
+
+    @staticmethod
+    async def _close(client: nextcord.Client, task: asyncio.Task[None]) -> None:
+        if not client.is_closed():
+            await client.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5.0)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        except Exception:
+            pass
+
+    async def aclose(self) -> None:
+        while self._running:
+            await self._close(*self._running.pop())
+        if self._saved_base is not None:
+            Route.BASE = self._saved_base
+            self._saved_base = None
+
+
+@pytest.fixture
+async def discord_emulator() -> AsyncIterator[DiscordEmulator]:
+    emulator = DiscordEmulator()
+    await emulator.start()
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
+    if emulator.state.errors:
+        raise AssertionError(
+            f"the Discord emulator itself failed: {emulator.state.errors!r}"
+        ) from emulator.state.errors[0]
+
+
+@pytest.fixture
+async def run_nextcord(discord_emulator: DiscordEmulator) -> AsyncIterator[NextcordRunner]:
+    runner = NextcordRunner(discord_emulator)
+    try:
+        yield runner
+    finally:
+        await runner.aclose()
