@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 from . import errors
@@ -53,7 +54,7 @@ async def parse_body(request: web.Request) -> Body:
         files: list[FileRecord] = []
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader):
+            if not isinstance(part, aiohttp.BodyPartReader):
                 continue
             data = await part.read(decode=False)
             if part.filename is not None:

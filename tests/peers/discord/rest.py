@@ -118,22 +118,20 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not is_api and not request.path.startswith(("/cdn/", "/media/")):
         return await handler(request)
     state = request.app[STATE]
-    started, wall = time.monotonic(), time.time()
-    body = await parse_body(request)
-    request[BODY] = body
     record = RequestRecord(
         index=-1,
-        time=started,
-        wall_time=wall,
+        time=time.monotonic(),
+        wall_time=time.time(),
         method=request.method,
         path=request.path[len(API_PREFIX) :] if is_api else request.path,
         route=_route_template(request),
         query=dict(request.query),
-        json=body.json,
-        files=body.files,
         authorized=request.headers.get("Authorization") == f"Bot {state.bot_token}",
     )
     try:
+        body = await parse_body(request)
+        request[BODY] = body
+        record.json, record.files = body.json, body.files
         if is_api:
             response = await _answer_api(request, handler, record)
         else:
