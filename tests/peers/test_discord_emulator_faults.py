@@ -1,0 +1,169 @@
+"""nextcord against the emulator's limits and faults: 429s honoured, 5xx retried, Discord's error codes raised."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import nextcord
+
+from tests.peers.discord import DiscordEmulator, NextcordRunner
+
+
+def make_client(emu: DiscordEmulator) -> nextcord.Client:
+    intents = nextcord.Intents.none()
+    intents.guilds = True
+    return nextcord.Client(intents=intents, default_guild_ids=[emu.guild.id])
+
+
+def future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def general_channel(emu: DiscordEmulator, run_nextcord: NextcordRunner) -> nextcord.TextChannel:
+    client = await run_nextcord(make_client(emu))
+    channel = client.get_channel(emu.channels["general"].id)
+    assert isinstance(channel, nextcord.TextChannel)
+    return channel
+
+
+async def test_rate_limit_on_a_channel_edit_is_waited_out_then_retried(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    channel = await general_channel(emu, run_nextcord)
+    message = await channel.send("step 1")
+    emu.faults.rate_limit("/channels/*/messages/*", method="PATCH", retry_after=0.3)
+
+    await message.edit(content="step 2")
+
+    limited, retried = emu.find_requests("PATCH", "/channels/*/messages/*")
+    assert (limited.status, limited.fault, retried.status) == (429, "rate_limit", 200)
+    assert retried.time - limited.end_time >= 0.29
+    assert emu.message(message.id).content == "step 2"
+
+
+async def test_edit_bucket_429_on_a_webhook_edit_is_waited_out_then_retried(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    emu.config.edit_bucket_limit, emu.config.edit_bucket_period = 2, 0.5
+    client = make_client(emu)
+    done = future()
+
+    @client.slash_command(description="Make an image")
+    async def generate(interaction: nextcord.Interaction) -> None:
+        await interaction.response.defer()
+        progress = await interaction.edit_original_message(content="10%")
+        # A channel-route edit in the same channel spends the last edit of the bucket behind the webhook's back.
+        await interaction.channel.get_partial_message(progress.id).edit(content="50%")  # type: ignore[union-attr]
+        await interaction.edit_original_message(content="100%")
+        done.set_result(None)
+
+    await run_nextcord(client)
+    interaction = await emu.send_slash_command("alice", "general", "generate")
+    await asyncio.wait_for(done, 5)
+
+    first, limited, retried = emu.find_requests("PATCH", "/webhooks/*/messages/@original")
+    assert (first.status, limited.status, retried.status) == (200, 429, 200)
+    assert retried.time - limited.end_time >= limited.response["retry_after"] - 0.01
+    message = emu.original_message(interaction)
+    assert message is not None and [s.content for s in message.history] == ["", "10%", "50%", "100%"]
+
+
+async def test_server_error_is_retried_by_nextcord(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    channel = await general_channel(emu, run_nextcord)
+    emu.faults.server_error("/channels/*/messages", method="POST", status=500)
+
+    await channel.send("hello")
+
+    failed, succeeded = emu.find_requests("POST", "/channels/*/messages")
+    assert (failed.status, succeeded.status) == (500, 200)
+    assert [m.content for m in emu.messages("general")] == ["hello"]
+
+
+async def test_expired_token_edit_raises_invalid_webhook_token(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    client = make_client(emu)
+    expired = asyncio.Event()
+    outcome = future()
+
+    @client.slash_command(description="A long job")
+    async def generate(interaction: nextcord.Interaction) -> None:
+        await interaction.response.defer()
+        await expired.wait()
+        try:
+            await interaction.edit_original_message(content="done")
+        except nextcord.HTTPException as exc:
+            outcome.set_result(exc)
+
+    await run_nextcord(client)
+    interaction = await emu.send_slash_command("alice", "general", "generate")
+    await emu.wait_for_response(interaction)
+    emu.faults.expire_token(interaction)
+    expired.set()
+
+    exc = await asyncio.wait_for(outcome, 5)
+    assert (exc.status, exc.code) == (401, 50027)
+
+
+async def test_late_first_response_raises_unknown_interaction(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    emu.config.response_deadline = 0.2
+    client = make_client(emu)
+    outcome = future()
+
+    @client.slash_command(description="Slow")
+    async def slow(interaction: nextcord.Interaction) -> None:
+        await asyncio.sleep(0.3)
+        try:
+            await interaction.response.defer()
+        except nextcord.NotFound as exc:
+            outcome.set_result(exc)
+
+    await run_nextcord(client)
+    interaction = await emu.send_slash_command("bob", "general", "slow")
+
+    exc = await asyncio.wait_for(outcome, 5)
+    assert (exc.status, exc.code) == (404, 10062)
+    assert interaction.refusals == [10062] and not interaction.responded
+
+
+async def test_content_over_2000_characters_raises_invalid_form_body(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    channel = await general_channel(discord_emulator, run_nextcord)
+
+    try:
+        await channel.send("x" * 2001)
+    except nextcord.HTTPException as exc:
+        assert (exc.status, exc.code) == (400, 50035)
+        assert "In content: Must be 2000 or fewer in length." in exc.text
+    else:
+        raise AssertionError("the emulator accepted 2001 characters")
+    assert discord_emulator.messages("general") == []
+
+
+async def test_file_over_the_upload_limit_raises_request_entity_too_large(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    emu.config.upload_limit = 4096
+    channel = await general_channel(emu, run_nextcord)
+
+    try:
+        await channel.send(file=nextcord.File(io.BytesIO(b"\0" * 4097), "big.bin"))
+    except nextcord.HTTPException as exc:
+        assert (exc.status, exc.code) == (413, 40005)
+    else:
+        raise AssertionError("the emulator accepted a file over the upload limit")
+    (request,) = emu.find_requests("POST", "/channels/*/messages")
+    assert request.files[0].size == 4097
