@@ -48,3 +48,5 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     if level != "DEBUG":
         logging.getLogger("nextcord").setLevel(logging.WARNING)
+    # discomfy never joins voice channels; nextcord's warning about the missing voice library only confuses.
+    logging.getLogger("nextcord.client").addFilter(lambda record: "PyNaCl" not in record.getMessage())

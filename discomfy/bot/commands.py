@@ -1,20 +1,20 @@
-"""Slash commands that do not start jobs: /help and /status."""
+"""Slash commands that do not start jobs: /help and /status.
+
+nextcord evaluates the callbacks' annotations at runtime, so every name in them is imported for real.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import nextcord
 from nextcord import Interaction
 
+from discomfy.bot.client import DiscomfyBot
 from discomfy.bot.render import ServerStatus, help_embed, status_embed
 from discomfy.comfy.http import ComfyHTTP
 from discomfy.errors import ComfyError
-
-if TYPE_CHECKING:
-    from discomfy.bot.client import DiscomfyBot
 
 log = logging.getLogger(__name__)
 
