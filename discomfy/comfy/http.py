@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from discomfy.comfy.rejection import describe_rejection
 from discomfy.comfy.types import (
@@ -42,7 +42,7 @@ def idempotent_retry(attempts: int = 3, max_wait: float = 2.0) -> AsyncRetrying:
     return AsyncRetrying(
         retry=retry_if_exception_type(ComfyUnavailableError),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(initial=0.1, max=max_wait),
+        wait=wait_exponential(multiplier=0.1, max=max_wait) + wait_random(0, 0.1),
         reraise=True,
     )
 
