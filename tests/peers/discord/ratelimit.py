@@ -82,7 +82,7 @@ def too_many_requests(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Headers and body of Discord's 429 for a refused request."""
     retry_after = round(decision.reset_after, 3)
-    headers = ratelimit_headers(Decision(False, decision.limit, 0, decision.reset_after), bucket, wall_now)
+    headers = ratelimit_headers(Decision(False, decision.limit, 0, retry_after), bucket, wall_now)
     headers.update(
         {
             "Retry-After": str(max(1, math.ceil(retry_after))),

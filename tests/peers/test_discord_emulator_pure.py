@@ -1,0 +1,132 @@
+"""The emulator's pure parts: limit checks, rate limit windows and headers, snowflakes, command registry."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import time
+
+import pytest
+
+from tests.peers.discord import commands, limits, ratelimit, snowflake
+from tests.peers.discord.limits import FormErrors, Limits, check_message, check_modal, is_empty_message
+from tests.peers.discord.ratelimit import Decision, FixedWindow, ratelimit_headers, too_many_requests
+from tests.peers.discord.snowflake import SnowflakeGenerator, snowflake_unix_time
+
+
+@pytest.mark.parametrize("module", [limits, ratelimit, snowflake, commands])
+def test_pure_modules_import_no_io_libraries(module: object) -> None:
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not imported & {"asyncio", "aiohttp", "nextcord", "websockets"}
+
+
+def test_message_within_limits_has_no_errors() -> None:
+    form = FormErrors()
+    embed = {"title": "t" * 256, "description": "d" * 4096, "fields": [{"name": "n", "value": "v"}] * 25}
+    rows = [
+        {"type": 1, "components": [{"type": 2, "style": 1, "custom_id": f"{r}-{b}"} for b in range(5)]}
+        for r in range(5)
+    ]
+
+    check_message({"content": "c" * 2000, "embeds": [embed], "components": rows}, Limits(), form)
+
+    assert not form and form.tree == {}
+
+
+def test_errors_nest_like_discords_form_body() -> None:
+    form = FormErrors()
+
+    check_message({"content": "c" * 11, "embeds": [{}, {"title": "t" * 6}]}, Limits(content=10, embed_title=5), form)
+
+    assert form.tree == {
+        "content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 10 or fewer in length."}]},
+        "embeds": {
+            "1": {"title": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 5 or fewer in length."}]}}
+        },
+    }
+
+
+def test_link_buttons_need_a_url_not_a_custom_id() -> None:
+    form = FormErrors()
+    rows = [{"type": 1, "components": [{"type": 2, "style": 5, "label": "Open"}]}]
+
+    check_message({"components": rows}, Limits(), form)
+
+    assert (
+        form.tree["components"]["0"]["components"]["0"]["url"]["_errors"][0]["code"] == "BUTTON_COMPONENT_URL_REQUIRED"
+    )
+
+
+def test_modal_needs_a_title() -> None:
+    form = FormErrors()
+    row = {"type": 1, "components": [{"type": 4, "custom_id": "p", "label": "Prompt", "style": 1}]}
+
+    check_modal({"custom_id": "m", "components": [row]}, Limits(), form)
+
+    assert list(form.tree["data"]) == ["title"]
+
+
+def test_only_files_count_against_an_empty_message() -> None:
+    assert is_empty_message({"content": ""}, 0)
+    assert not is_empty_message({"content": ""}, 1)
+    assert not is_empty_message({"embeds": [{"title": "x"}]}, 0)
+
+
+def test_fixed_window_refuses_past_its_limit_until_it_resets() -> None:
+    window = FixedWindow()
+
+    decisions = [window.hit(now, limit=2, period=5.0) for now in (10.0, 11.0, 12.0)]
+    after_reset = window.hit(15.0, limit=2, period=5.0)
+
+    assert decisions == [Decision(True, 2, 1, 5.0), Decision(True, 2, 0, 4.0), Decision(False, 2, 0, 3.0)]
+    assert after_reset == Decision(True, 2, 1, 5.0)
+
+
+def test_429_carries_retry_after_via_and_scope() -> None:
+    headers, body = too_many_requests(Decision(False, 5, 0, 1.2345), "abc", wall_now=1000.0)
+
+    assert body == {"message": "You are being rate limited.", "retry_after": 1.234, "global": False}
+    assert headers == {
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "1001.234",
+        "X-RateLimit-Reset-After": "1.234",
+        "X-RateLimit-Bucket": "abc",
+        "Retry-After": "2",
+        "X-RateLimit-Scope": "user",
+        "Via": "1.1 google",
+    }
+
+
+def test_ratelimit_headers_describe_the_bucket() -> None:
+    assert ratelimit_headers(Decision(True, 5, 3, 2.5), "b", wall_now=10.0)["X-RateLimit-Reset"] == "12.500"
+
+
+def test_snowflakes_are_current_and_increasing() -> None:
+    generator = SnowflakeGenerator()
+
+    ids = [generator.next() for _ in range(5000)]
+
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert abs(snowflake_unix_time(ids[0]) - time.time()) < 2
+
+
+def test_snowflake_time_uses_the_discord_epoch() -> None:
+    assert snowflake_unix_time(175928847299117063) == pytest.approx(1462015105.796)
+
+
+def test_registry_overwrite_drops_unlisted_commands() -> None:
+    registry = commands.CommandRegistry(SnowflakeGenerator(), application_id=1)
+    registry.upsert(None, {"name": "a", "description": "A"})
+    registry.upsert(None, {"name": "b", "description": "B"})
+
+    registry.overwrite(None, [{"name": "b", "description": "B2"}])
+
+    assert [(c["name"], c["description"]) for c in registry.list(None)] == [("b", "B2")]
+    assert registry.find("a", None) is None
