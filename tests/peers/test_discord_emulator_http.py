@@ -375,3 +375,36 @@ async def test_ephemeral_messages_are_invisible_to_channel_routes(bot: RawBot) -
 
     assert listed.body == [] and fetched.status == 404
     assert via_webhook.status == 200 and via_webhook.body["flags"] == 64
+
+
+async def test_command_can_be_fetched_edited_and_deleted_by_id(bot: RawBot) -> None:
+    emu = bot.emulator
+    (registered,) = emu.commands(emu.guild)
+    path = f"/applications/{emu.application_id}/guilds/{emu.guild.id}/commands/{registered['id']}"
+
+    fetched = await bot.call("GET", path)
+    edited = await bot.call("PATCH", path, json_body={"description": "Draw"})
+    deleted = await bot.call("DELETE", path)
+    gone = await bot.call("GET", path)
+
+    assert fetched.body == registered and edited.body["description"] == "Draw"
+    assert deleted.status == 204 and emu.commands(emu.guild) == []
+    assert (gone.status, gone.body["code"]) == (404, 10063)
+
+
+async def test_followup_can_be_fetched_edited_and_deleted_by_id(bot: RawBot) -> None:
+    emu = bot.emulator
+    interaction = await command(emu)
+    await bot.callback(interaction.id, interaction.token, {"type": 4, "data": {"content": "first"}})
+    followup = await bot.call("POST", bot.webhook(interaction.token) + "?wait=true", json_body={"content": "more"})
+    path = bot.webhook(interaction.token, f"/messages/{followup.body['id']}")
+
+    fetched = await bot.call("GET", path)
+    edited = await bot.call("PATCH", path, json_body={"content": "more!"})
+    deleted = await bot.call("DELETE", path)
+    original_deleted = await bot.call("DELETE", bot.webhook(interaction.token, "/messages/@original"))
+
+    assert fetched.body["content"] == "more" and edited.body["content"] == "more!"
+    assert (deleted.status, original_deleted.status) == (204, 204)
+    assert emu.messages("general") == []
+    assert [m.content for m in emu.messages("general", include_deleted=True)] == ["first", "more!"]

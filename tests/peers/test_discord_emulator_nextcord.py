@@ -346,3 +346,66 @@ async def test_first_followup_after_defer_fills_the_thinking_message(
     original = emu.original_message(interaction)
     assert original is not None and original.content == "all good" and original.ephemeral is ephemeral
     assert [m.content for m in emu.followups(interaction)] == ["and more"]
+
+
+async def test_deferred_update_then_edit_changes_the_clicked_message(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    client = make_client(emu)
+    edited = future()
+
+    class RerollView(nextcord.ui.View):
+        def __init__(self) -> None:
+            super().__init__(timeout=None)
+
+        @nextcord.ui.button(label="Reroll", custom_id="job:9:reroll")
+        async def reroll(self, button: nextcord.ui.Button[Any], interaction: nextcord.Interaction) -> None:
+            await interaction.response.defer()
+            await interaction.edit_original_message(content="rerolling…", view=None)
+            edited.set_result(None)
+
+    client.add_view(RerollView())
+    await run_nextcord(client)
+    channel = client.get_channel(emu.channels["renders"].id)
+    assert isinstance(channel, nextcord.TextChannel)
+    sent = await channel.send("result", view=RerollView())
+
+    click = await emu.click_button("bob", sent.id, "job:9:reroll")
+    await asyncio.wait_for(edited, 5)
+
+    assert click.response_type == ResponseType.DEFERRED_UPDATE_MESSAGE
+    message = emu.message(sent.id)
+    assert (message.content, message.components) == ("rerolling…", [])
+    assert emu.original_message(click) is message
+
+
+async def test_reply_keeps_its_message_reference(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    client = await run_nextcord(make_client(emu))
+    channel = client.get_channel(emu.channels["general"].id)
+    assert isinstance(channel, nextcord.TextChannel)
+    first = await channel.send("original")
+
+    reply = await first.reply("answer")
+
+    stored = emu.message(reply.id)
+    assert stored.type == 19 and stored.message_reference is not None
+    assert stored.message_reference["message_id"] == str(first.id)
+    assert reply.reference is not None and reply.reference.message_id == first.id
+
+
+async def test_runner_closes_its_clients_and_restores_route_base(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    base = nextcord.http.Route.BASE
+    client = await run_nextcord(make_client(discord_emulator))
+    assert discord_emulator.api_base == nextcord.http.Route.BASE
+
+    await run_nextcord.aclose()
+
+    assert client.is_closed() and base == nextcord.http.Route.BASE
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+    assert not discord_emulator.gateway.connected

@@ -256,3 +256,18 @@ async def test_component_interaction_carries_the_message_it_is_on(bot: RawBot) -
     assert interaction.data == {"custom_id": "pick", "component_type": 3, "values": ["b"]}
     assert interaction.payload["message"]["id"] == created.body["id"]
     assert interaction.payload["channel_id"] == str(emu.channels["renders"].id)
+
+
+async def test_guild_messages_intent_gets_message_create(
+    discord_emulator: DiscordEmulator, session: aiohttp.ClientSession
+) -> None:
+    emu = discord_emulator
+    bot = RawBot(emu, session)
+    bot.gateway = await RawGateway.connect(session, emu.gateway_url)
+    await bot.gateway.identify(emu.bot_token, intents=(1 << 0) | (1 << 9))
+
+    created = await bot.call("POST", f"/channels/{emu.channels['general'].id}/messages", json_body={"content": "hi"})
+    event = await bot.gateway.dispatch("MESSAGE_CREATE")
+    await bot.gateway.close()
+
+    assert event["d"]["id"] == created.body["id"] and event["d"]["content"] == "hi"

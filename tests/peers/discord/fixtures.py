@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import warnings
 from collections.abc import AsyncIterator
 
@@ -122,9 +123,29 @@ class NextcordRunner:
     async def aclose(self) -> None:
         while self._running:
             await self._close(*self._running.pop())
+        await _cancel_leftover_nextcord_tasks()
         if self._saved_base is not None:
             Route.BASE = self._saved_base
             self._saved_base = None
+
+
+async def _cancel_leftover_nextcord_tasks() -> None:
+    """Cancels what a closed nextcord client leaves running.
+
+    ``Client.close()`` leaves its rate limit reset timers (``RateLimit.reset_remaining``) sleeping, and event
+    handlers or view callbacks may still be running; they would otherwise be pending when the loop closes.
+    """
+    root = os.path.dirname(nextcord.__file__)
+    current = asyncio.current_task()
+
+    def from_nextcord(task: asyncio.Task[object]) -> bool:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code is not None and code.co_filename.startswith(root)
+
+    leftovers = [t for t in asyncio.all_tasks() if t is not current and not t.done() and from_nextcord(t)]
+    for task in leftovers:
+        task.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 @pytest.fixture
