@@ -408,3 +408,12 @@ async def test_followup_can_be_fetched_edited_and_deleted_by_id(bot: RawBot) -> 
     assert (deleted.status, original_deleted.status) == (204, 204)
     assert emu.messages("general") == []
     assert [m.content for m in emu.messages("general", include_deleted=True)] == ["first", "more!"]
+
+
+async def test_attachment_downloads_can_fail_too(bot: RawBot) -> None:
+    upload = bot.emulator.add_upload("in.png", b"png")
+    bot.emulator.faults.server_error("/cdn/*", status=502)
+
+    async with bot.session.get(upload.url) as failed, bot.session.get(upload.url) as served:
+        assert (failed.status, served.status) == (502, 200)
+        assert await served.read() == b"png"

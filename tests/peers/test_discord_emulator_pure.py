@@ -128,5 +128,5 @@ def test_registry_overwrite_drops_unlisted_commands() -> None:
 
     registry.overwrite(None, [{"name": "b", "description": "B2"}])
 
-    assert [(c["name"], c["description"]) for c in registry.list(None)] == [("b", "B2")]
+    assert [(c["name"], c["description"]) for c in registry.in_scope(None)] == [("b", "B2")]
     assert registry.find("a", None) is None

@@ -22,7 +22,7 @@ class CommandRegistry:
         self._application_id = application_id
         self._scopes: dict[Scope, dict[int, dict[str, Any]]] = {}
 
-    def list(self, scope: Scope) -> list[dict[str, Any]]:
+    def in_scope(self, scope: Scope) -> list[dict[str, Any]]:
         return list(self._scopes.get(scope, {}).values())
 
     def get(self, scope: Scope, command_id: int) -> dict[str, Any] | None:
@@ -30,7 +30,7 @@ class CommandRegistry:
 
     def find(self, name: str, scope: Scope, kind: int = 1) -> dict[str, Any] | None:
         return next(
-            (c for c in self.list(scope) if c["name"] == name and c.get("type", 1) == kind),
+            (c for c in self.in_scope(scope) if c["name"] == name and c.get("type", 1) == kind),
             None,
         )
 

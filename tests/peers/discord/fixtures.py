@@ -87,7 +87,7 @@ class NextcordRunner:
         def synced() -> bool:
             for command in client.get_all_application_commands():
                 rollout = set(command.guild_ids_to_rollout)
-                scopes: set[int | None] = {guild_id} & rollout
+                scopes: set[int | None] = set({guild_id} & rollout)
                 if command.force_global or not rollout:
                     scopes.add(None)
                 if any(scope not in command.command_ids for scope in scopes):

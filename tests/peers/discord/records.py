@@ -89,7 +89,7 @@ class Notifier:
 
     async def wait_for[T](
         self,
-        condition: Callable[[], T],
+        condition: Callable[[], T | None],
         timeout: float,  # noqa: ASYNC109
         description: str = "condition",
     ) -> T:

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors, rest_channels, webhooks
+from .faults import FaultRule
 from .http_util import (
     API_PREFIX,
     BODY,
@@ -79,6 +80,28 @@ def _bucket(state: EmulatorState, request: web.Request, route: str) -> tuple[str
     return bucket_hash(f"{request.method} {route}"), major, config.route_bucket_limit, config.route_bucket_period
 
 
+def _fault_response(
+    request: web.Request, record: RequestRecord, fault: FaultRule, bucket: str, limit: int
+) -> web.Response:
+    record.fault = fault.kind
+    if fault.kind == "rate_limit":
+        refused = Decision(False, limit, 0, fault.retry_after)
+        headers, body = too_many_requests(refused, bucket, time.time(), is_global=fault.is_global)
+        return json_response(request, body, 429, headers)
+    reasons = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+    return json_response(
+        request, errors.http_error_body(fault.status, reasons.get(fault.status, "Error")), fault.status
+    )
+
+
+async def _answer_cdn(request: web.Request, handler: Handler, record: RequestRecord) -> web.StreamResponse:
+    """Attachment downloads: no auth or buckets, but faults apply (a flaky CDN)."""
+    fault = request.app[FAULTS].take(request.method, record.route, record.path)
+    if fault is not None:
+        return _fault_response(request, record, fault, bucket_hash("cdn"), 1)
+    return await handler(request)
+
+
 async def _answer_api(request: web.Request, handler: Handler, record: RequestRecord) -> web.StreamResponse:
     state, faults = request.app[STATE], request.app[FAULTS]
     route = record.route
@@ -92,14 +115,7 @@ async def _answer_api(request: web.Request, handler: Handler, record: RequestRec
     bucket, major, limit, period = _bucket(state, request, route)
     fault = faults.take(request.method, route, record.path)
     if fault is not None:
-        record.fault = fault.kind
-        if fault.kind == "rate_limit":
-            refused = Decision(False, limit, 0, fault.retry_after)
-            headers, body = too_many_requests(refused, bucket, time.time(), is_global=fault.is_global)
-            return json_response(request, body, 429, headers)
-        reasons = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
-        body = errors.http_error_body(fault.status, reasons.get(fault.status, "Server Error"))
-        return json_response(request, body, fault.status)
+        return _fault_response(request, record, fault, bucket, limit)
     decision = state.buckets.hit(bucket, major, time.monotonic(), limit, period)
     if not decision.allowed:
         headers, body = too_many_requests(decision, bucket, time.time())
@@ -132,10 +148,8 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
         body = await parse_body(request)
         request[BODY] = body
         record.json, record.files = body.json, body.files
-        if is_api:
-            response = await _answer_api(request, handler, record)
-        else:
-            response = await handler(request)
+        answer = _answer_api if is_api else _answer_cdn
+        response = await answer(request, handler, record)
     except web.HTTPException as exc:
         response = json_response(request, errors.http_error_body(exc.status, exc.reason), exc.status)
     except Exception as exc:
@@ -232,7 +246,7 @@ async def commands_list(request: web.Request) -> web.Response:
     scope = _command_scope(request)
     if isinstance(scope, web.Response):
         return scope
-    return json_response(request, request.app[STATE].commands.list(scope))
+    return json_response(request, request.app[STATE].commands.in_scope(scope))
 
 
 async def commands_create(request: web.Request) -> web.Response:

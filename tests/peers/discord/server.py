@@ -173,7 +173,7 @@ class DiscordEmulator:
 
     def commands(self, guild: Guild | int | None = None) -> list[dict[str, Any]]:
         """Registered commands: global ones, or the guild's with ``guild``."""
-        return self.state.commands.list(guild.id if isinstance(guild, Guild) else guild)
+        return self.state.commands.in_scope(guild.id if isinstance(guild, Guild) else guild)
 
     def add_upload(self, filename: str, data: bytes, content_type: str | None = None) -> StoredAttachment:
         """Bytes a user "uploads" for an attachment option; served at the attachment's ``url``."""
@@ -185,7 +185,7 @@ class DiscordEmulator:
 
     async def wait_for[T](
         self,
-        condition: Callable[[], T],
+        condition: Callable[[], T | None],
         timeout: float = 5.0,  # noqa: ASYNC109
         description: str = "condition",
     ) -> T:
@@ -247,13 +247,13 @@ class DiscordEmulator:
     # Driving the bot ---------------------------------------------------------------------------------------
 
     def _lookup_command(self, name: str, guild: bool | None = None, kind: int = 1) -> dict[str, Any] | None:
-        scopes: list[int | None] = {True: [self.guild.id], False: [None], None: [self.guild.id, None]}[guild]
+        scopes: list[int | None] = [self.guild.id] if guild else [None] if guild is False else [self.guild.id, None]
         return next((c for s in scopes if (c := self.state.commands.find(name, s, kind)) is not None), None)
 
     def _command(self, name: str) -> dict[str, Any]:
         command = self._lookup_command(name)
         if command is None:
-            known = sorted({c["name"] for s in (None, self.guild.id) for c in self.state.commands.list(s)})
+            known = sorted({c["name"] for s in (None, self.guild.id) for c in self.state.commands.in_scope(s)})
             raise LookupError(f"/{name} is not registered (registered: {known})")
         return command
 
