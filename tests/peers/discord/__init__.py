@@ -17,8 +17,15 @@ In tests, take the fixtures (``fixtures.py`` is a pytest plugin)::
         await emu.wait_for_response(interaction)
         assert emu.original_message(interaction).content == "hello bob"
 
+``run_nextcord(client)`` (a :class:`NextcordRunner`) lowers the client's ``guild_ready_timeout`` to 50 ms
+(nextcord waits that long after the last GUILD_CREATE before READY), waits for the client's own command sync,
+and at teardown closes the client, cancels what nextcord leaves running and restores ``Route.BASE``. nextcord
+sleeps 5 s before every re-IDENTIFY (``Client.before_identify_hook``): override that hook in a test bot that
+is made to re-IDENTIFY. The ``discord_emulator`` fixture fails the test if the emulator itself raised.
+
 Outside pytest: ``async with DiscordEmulator() as emu:`` then set ``nextcord.http.Route.BASE = emu.api_base``
-and ``await client.start(emu.bot_token)``; the gateway URL comes from ``GET /gateway``.
+and ``await client.start(emu.bot_token)``; the gateway URL comes from ``GET /gateway``. ``raw_client.RawBot``
+speaks the protocol without nextcord, for tests that need exact requests.
 
 The world
 ---------
@@ -43,7 +50,9 @@ Seeing what the bot did
 emulator-served ``url``), ``emu.message(id)``, ``emu.original_message(interaction)``, ``emu.followups(...)``,
 ``emu.commands(guild=None)``, ``emu.interactions``. Waits, all bounded: ``wait_for(condition)``,
 ``wait_for_request(predicate, method=, route=, since=)``, ``wait_for_response(interaction)``,
-``wait_for_gateway(predicate)``, ``wait_for_command(name)``, ``wait_until_connected()``.
+``wait_for_gateway(predicate)``, ``wait_for_command(name)``, ``wait_until_connected()`` (pass
+``since=len(emu.requests)`` to wait for a request still to come). An interaction's ``refusals`` lists the codes
+of callbacks the emulator refused (10062 late, 40060 twice).
 
 What it enforces (Discord's status codes and bodies)
 ----------------------------------------------------
@@ -58,6 +67,8 @@ The knobs are in :class:`EmulatorConfig` (``emu.config``), changeable at any tim
 
 Faults (``emu.faults``)
 -----------------------
+HTTP faults match API and CDN requests by an fnmatch pattern on the route template or the path
+(``"/channels/*/messages/*"``), optionally a ``method``, for the next ``count`` requests or ``duration`` seconds:
 ``rate_limit(route, count=, duration=, retry_after=, is_global=)``, ``server_error(route, count=, status=)``,
 ``expire_token(interaction)``, ``set_token_lifetime(seconds)``, ``await drop_gateway(code=None)`` (abrupt, or a
 close code), ``await request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).

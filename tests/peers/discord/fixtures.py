@@ -34,6 +34,12 @@ class NextcordRunner:
         self._running: list[tuple[nextcord.Client, asyncio.Task[None]]] = []
         self._saved_base: str | None = None
 
+    async def __aenter__(self) -> NextcordRunner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def __call__(
         self,
         client: nextcord.Client,

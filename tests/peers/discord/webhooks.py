@@ -56,17 +56,25 @@ def _metadata(state: EmulatorState, record: InteractionRecord) -> dict[str, Any]
 
 
 def _new_message(
-    state: EmulatorState, record: InteractionRecord, payload: dict[str, Any], request: web.Request, **kw: Any
+    state: EmulatorState,
+    record: InteractionRecord,
+    payload: dict[str, Any],
+    request: web.Request,
+    *,
+    followup: bool = False,
+    extra_flags: int = 0,
 ) -> StoredMessage:
-    is_command = record.type == InteractionType.APPLICATION_COMMAND
+    """A message made through the interaction: a command's answer is type 20, follow-ups are plain."""
+    is_command_answer = record.type == InteractionType.APPLICATION_COMMAND and not followup
     return state.messages.create(
         channel_id=record.channel.id,
         guild_id=record.channel.guild_id,
         author=state.world.bot_user,
         payload=payload,
         files=body_of(request).files,
-        message_type=CHAT_INPUT_COMMAND_MESSAGE if is_command and not kw.pop("followup", False) else 0,
-        **{**_metadata(state, record), **kw},
+        message_type=CHAT_INPUT_COMMAND_MESSAGE if is_command_answer else 0,
+        extra_flags=extra_flags,
+        **_metadata(state, record),
     )
 
 
