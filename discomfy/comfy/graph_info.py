@@ -1,0 +1,93 @@
+"""What an API-format graph tells the progress tracker: each node's title, weight and kind, and its frame counts.
+
+How it works: one pass over the graph (node id → ``{class_type, inputs, _meta: {title}}``) when a tracker is
+made. A sampler (KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvanced, other ``KSampler*``) weighs
+``STEP_WEIGHT × steps``: its literal ``steps`` input (KSamplerAdvanced: only ``start_at_step``..``end_at_step``),
+else the literal ``steps`` of the scheduler node linked to its ``sigmas`` (SamplerCustom*), else
+``DEFAULT_STEPS``. Loaders, VAE encode/decode, model upscaling and video encoders weigh ``SLOW_WEIGHT``; known
+per-frame nodes ``PROGRESS_WEIGHT``; every other node 1 (the tracker raises a node that reports progress to
+``PROGRESS_WEIGHT``). Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
+
+Never: raise on a graph of the wrong shape (whatever is not understood is skipped), or mutate the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SAMPLER_CLASSES = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
+PER_FRAME_CLASSES = frozenset({"ColorTransfer"})
+FRAME_INPUTS = frozenset({"batch_size", "length", "frames", "num_frames", "frame_count", "video_frames"})
+SLOW_CLASSES = frozenset({"VAEDecode", "VAEEncode", "ImageUpscaleWithModel", "SaveVideo", "SaveWEBM"})
+DEFAULT_STEPS = 20
+STEP_WEIGHT = 2.0
+SLOW_WEIGHT = 3.0
+PROGRESS_WEIGHT = 10.0
+
+
+def _literal(value: Any) -> float | None:
+    """A literal positive number in a graph input (a link is a ``[node, slot]`` list, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if 0 < number < 1e9 else None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    title: str | None
+    weight: float
+    is_sampler: bool
+    per_frame: bool
+
+
+class GraphInfo:
+    """What the API-format graph says about each node; garbage in the graph is skipped, never raised."""
+
+    def __init__(self, graph: Mapping[str, Any] | None) -> None:
+        raw = graph if isinstance(graph, Mapping) else {}
+        nodes = {str(k): v for k, v in raw.items() if isinstance(v, Mapping)}
+        self.nodes: dict[str, NodeInfo] = {}
+        frames: set[float] = set()
+        for node_id, node in nodes.items():
+            cls = node.get("class_type")
+            cls = cls if isinstance(cls, str) else ""
+            inputs = node.get("inputs")
+            inputs = inputs if isinstance(inputs, Mapping) else {}
+            meta = node.get("_meta")
+            title = meta.get("title") if isinstance(meta, Mapping) else None
+            title = title if isinstance(title, str) and title.strip() else (cls or None)
+            is_sampler = cls in SAMPLER_CLASSES or cls.startswith("KSampler")
+            if is_sampler:
+                weight = STEP_WEIGHT * self._steps(inputs, nodes)
+            elif cls in SLOW_CLASSES or "Loader" in cls or cls.startswith(("VAEDecode", "VAEEncode")):
+                weight = SLOW_WEIGHT
+            else:
+                weight = PROGRESS_WEIGHT if cls in PER_FRAME_CLASSES else 1.0
+            self.nodes[node_id] = NodeInfo(title, weight, is_sampler, cls in PER_FRAME_CLASSES)
+            for name in FRAME_INPUTS & inputs.keys():
+                count = _literal(inputs[name])
+                if count is not None and count >= 2:
+                    frames.add(count)
+        self.frame_counts = frozenset(frames)
+
+    @staticmethod
+    def _steps(inputs: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]) -> float:
+        steps = _literal(inputs.get("steps"))
+        if steps is None:
+            # SamplerCustom(Advanced): the steps live on the scheduler node linked to ``sigmas``.
+            link = inputs.get("sigmas")
+            source = nodes.get(str(link[0])) if isinstance(link, list) and link else None
+            source_inputs = source.get("inputs") if source is not None else None
+            steps = _literal(source_inputs.get("steps")) if isinstance(source_inputs, Mapping) else None
+        else:
+            # KSamplerAdvanced runs only from start_at_step to end_at_step.
+            start = _literal(inputs.get("start_at_step")) or 0.0
+            end = _literal(inputs.get("end_at_step")) or steps
+            steps = max(1.0, min(end, steps) - start)
+        return min(max(steps or DEFAULT_STEPS, 1.0), 10_000.0)
