@@ -15,6 +15,15 @@ PURE_MODULES = [
     "comfy/protocol.py",
     "comfy/graph_info.py",
     "comfy/progress.py",
+    "workflows/__init__.py",
+    "workflows/model.py",
+    "workflows/graph.py",
+    "workflows/objectinfo.py",
+    "workflows/manifest.py",
+    "workflows/detect.py",
+    "workflows/bind.py",
+    "workflows/validate.py",
+    "workflows/registry.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 

@@ -160,21 +160,25 @@ def fill_model_refs(value: str, models: Mapping[str, str], workflow: str) -> str
     def replace(match: re.Match[str]) -> str:
         role = match.group(1)
         if role not in models:
-            known = ", ".join(sorted(models)) or "none"
-            raise WorkflowError(
-                f"workflow '{workflow}' uses {{models.{role}}}, but no model file is configured for the role "
-                f"'{role}': add `{role} = \"file.safetensors\"` under [models] in discomfy.toml (known: {known})."
-            )
+            raise unknown_role(role, models, workflow)
         return models[role]
 
     return MODEL_REF.sub(replace, value)
 
 
+def unknown_role(role: str, models: Mapping[str, str], workflow: str) -> WorkflowError:
+    known = ", ".join(sorted(models)) or "none"
+    return WorkflowError(
+        f"workflow '{workflow}' uses {{models.{role}}}, but no model file is configured for the role "
+        f"'{role}': add `{role} = \"file.safetensors\"` under [models] in discomfy.toml (known: {known})."
+    )
+
+
 def is_model_input(input_name: str, value: object) -> bool:
     """A loader input naming a model file: ``ckpt_name``, ``model_name``, ``lora_name``, … with a file name."""
-    return (
-        isinstance(value, str) and input_name.endswith("_name") and value.lower().endswith(MODEL_EXTENSIONS)
-    ) or (isinstance(value, str) and input_name == "ckpt_name")
+    return (isinstance(value, str) and input_name.endswith("_name") and value.lower().endswith(MODEL_EXTENSIONS)) or (
+        isinstance(value, str) and input_name == "ckpt_name"
+    )
 
 
 def model_files(graph: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:

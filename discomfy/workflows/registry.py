@@ -1,0 +1,160 @@
+"""The registry: every workflow of a folder, loaded, indexed by name and kind, with each broken file explained.
+
+How it works: ``load_workflows`` reads each ``NAME.json`` (API format) and, if present, ``NAME.toml`` beside it
+(the manifest); without a manifest the parameters are detected (``detect``), with bounds from ``/object_info``
+when one is given. A file that cannot be used adds one sentence to ``Registry.problems`` and is skipped: a
+broken file never stops the others. Then fallbacks are checked (they must exist and make the same kind) and one
+default per kind is chosen (the manifest's ``default = true``, else the first by name).
+
+Never: raise for a bad workflow file (only for a programming error), or read anything outside the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from discomfy.errors import BadInputError
+from discomfy.workflows.detect import detect_workflow
+from discomfy.workflows.graph import fill_models, model_files, parse_api_graph, unknown_role
+from discomfy.workflows.manifest import parse_manifest
+from discomfy.workflows.model import Kind, Workflow, WorkflowError
+from discomfy.workflows.objectinfo import parse_object_info
+from discomfy.workflows.validate import validate
+
+
+@dataclass(frozen=True)
+class Registry:
+    workflows: Mapping[str, Workflow]
+    #: One sentence per file that could not be loaded (or setting that was dropped), for the start-up log.
+    problems: tuple[str, ...] = ()
+    models: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[Kind, str] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return sorted(self.workflows)
+
+    def find(self, name: str) -> Workflow | None:
+        return self.workflows.get(name)
+
+    def get(self, name: str) -> Workflow:
+        """The workflow ``name``, or a ``BadInputError`` listing the ones there are."""
+        found = self.workflows.get(name)
+        if found is None:
+            raise BadInputError(f"there is no workflow called '{name}'; there are: {', '.join(self.names())}.")
+        return found
+
+    def of_kind(self, kind: Kind) -> list[Workflow]:
+        return [self.workflows[n] for n in self.names() if self.workflows[n].kind is kind]
+
+    def default(self, kind: Kind) -> Workflow | None:
+        name = self.defaults.get(kind)
+        return self.workflows.get(name) if name else None
+
+    def with_fallbacks(self, name: str) -> list[Workflow]:
+        """The workflow, then its fallback, then the fallback's fallback, …: the order to try them in."""
+        chain: list[Workflow] = []
+        current = self.workflows.get(name)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = self.workflows.get(current.fallback) if current.fallback else None
+        return chain
+
+    def needed_models(self, name: str) -> frozenset[str]:
+        """The model files workflow ``name`` loads, with the configured models filled in."""
+        return model_files(fill_models(self.get(name).graph, self.models, name))
+
+    def first_runnable(self, name: str, available: Iterable[str]) -> Workflow | None:
+        """The first of ``with_fallbacks(name)`` whose models are all in ``available`` (a server's files)."""
+        have = frozenset(available)
+        return next((w for w in self.with_fallbacks(name) if self.needed_models(w.name) <= have), None)
+
+    def validate(self, object_info: Mapping[str, Any]) -> list[str]:
+        """The problems of every workflow against one server's ``/object_info`` (see ``validate.validate``)."""
+        return [p for n in self.names() for p in validate(self.workflows[n], object_info, self.models)]
+
+
+def load_workflows(folder: Path, models: Mapping[str, str], object_info: Mapping[str, Any] | None = None) -> Registry:
+    """Every workflow in ``folder``; ``object_info`` (a server's, as returned) narrows detected bounds."""
+    if not folder.is_dir():
+        return Registry({}, (f"the workflows folder {folder} does not exist (see workflows_dir in discomfy.toml).",))
+    specs = parse_object_info(object_info) if object_info else None
+    loaded: dict[str, Workflow] = {}
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            workflow = load_workflow(path, models, specs)
+        except WorkflowError as exc:
+            problems.append(f"{path.name}: {exc.problem}")
+            continue
+        loaded[workflow.name] = workflow
+    for manifest in sorted(folder.glob("*.toml")):
+        if not manifest.with_suffix(".json").exists():
+            problems.append(f"{manifest.name}: a manifest without its workflow; put {manifest.stem}.json beside it.")
+    _check_fallbacks(loaded, problems)
+    defaults = _defaults(loaded, problems)
+    return Registry(loaded, tuple(problems), dict(models), defaults)
+
+
+def load_workflow(path: Path, models: Mapping[str, str], specs: Mapping[str, Any] | None = None) -> Workflow:
+    """One workflow file (and its manifest); ``WorkflowError`` says what is wrong with it."""
+    name = path.stem
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(
+            f"workflow '{name}' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "export it again from ComfyUI with Workflow → Export (API)."
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowError(f"workflow '{name}' cannot be read: {exc}.") from exc
+    graph = parse_api_graph(raw, name)
+    manifest = path.with_suffix(".toml")
+    if manifest.exists():
+        try:
+            text = manifest.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WorkflowError(f"the manifest of workflow '{name}' cannot be read: {exc}.") from exc
+        workflow = parse_manifest(text, graph, name, source=path)
+    else:
+        workflow = detect_workflow(graph, name, specs, source=path)
+    missing = sorted(workflow.model_roles - set(models))
+    if missing:
+        raise unknown_role(missing[0], models, name)
+    return workflow
+
+
+def _check_fallbacks(loaded: dict[str, Workflow], problems: list[str]) -> None:
+    for name, workflow in list(loaded.items()):
+        target = loaded.get(workflow.fallback) if workflow.fallback else None
+        if workflow.fallback and target is None:
+            problems.append(f"{name}: its fallback '{workflow.fallback}' is not a loaded workflow; it has none now.")
+        elif target is not None and target.kind is not workflow.kind:
+            problems.append(
+                f"{name}: its fallback '{target.name}' makes {target.kind.value}, not {workflow.kind.value}; "
+                "it has none now."
+            )
+        else:
+            continue
+        loaded[name] = replace(workflow, fallback=None)
+
+
+def _defaults(loaded: Mapping[str, Workflow], problems: list[str]) -> dict[Kind, str]:
+    defaults: dict[Kind, str] = {}
+    for name in sorted(loaded):
+        workflow = loaded[name]
+        if not workflow.default:
+            continue
+        if workflow.kind in defaults:
+            problems.append(
+                f"{name}: '{defaults[workflow.kind]}' is already the default {workflow.kind.value} workflow; "
+                f"remove default = true from one of them."
+            )
+            continue
+        defaults[workflow.kind] = name
+    for name in sorted(loaded):
+        defaults.setdefault(loaded[name].kind, name)
+    return defaults

@@ -1,0 +1,199 @@
+"""Validation of a workflow against one server's ``/object_info``, in plain sentences for the operator.
+
+How it works: ``validate`` fills the models into a copy of the graph, then checks each node the way ComfyUI's
+``POST /prompt`` would: the node type exists; required inputs are there (dynamic combos such as SaveVideo's
+``format`` → ``format.codec`` are expanded first); links point at existing nodes and outputs of the right type;
+literal numbers are within min / max, booleans are booleans, and COMBO values are among the choices (a missing
+model file is said as such). Then each parameter's bounds and choices are compared with the inputs it writes
+to. It returns the problems, one sentence each, naming the workflow, the node (title and class) and the input.
+
+Never: raise, do I/O, or change the workflow; an empty list means the server can run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from discomfy.workflows.bind import fmt, resolve_param
+from discomfy.workflows.graph import (
+    MODEL_EXTENSIONS,
+    class_of,
+    fill_models,
+    inputs_of,
+    is_model_input,
+    link_source,
+    node_label,
+    node_order,
+)
+from discomfy.workflows.model import Graph, Param, ParamType, Workflow, WorkflowError
+from discomfy.workflows.objectinfo import (
+    DYNAMIC_COMBO,
+    InputSpec,
+    NodeSpec,
+    expand_inputs,
+    find_input,
+    parse_object_info,
+)
+
+
+def validate(workflow: Workflow, object_info: Mapping[str, Any], models: Mapping[str, str]) -> list[str]:
+    """Every reason the server answering this ``/object_info`` could not run the workflow (empty if none)."""
+    try:
+        graph = fill_models(workflow.graph, models, workflow.name)
+    except WorkflowError as exc:
+        return [exc.problem]
+    specs = parse_object_info(object_info)
+    uploaded = {(t.node, t.input) for p in workflow.params.values() if p.type is ParamType.IMAGE for t in p.targets}
+    checker = _Checker(workflow.name, graph, specs)
+    for node_id in sorted(graph, key=node_order):
+        checker.node(node_id, uploaded)
+    for param in workflow.params.values():
+        try:
+            checker.param(resolve_param(param, models, workflow.name))
+        except WorkflowError as exc:
+            checker.problems.append(exc.problem)
+    return checker.problems
+
+
+def models_on_server(object_info: Mapping[str, Any]) -> frozenset[str]:
+    """Every model file the server offers in a loader's choices (both COMBO forms)."""
+    names: set[str] = set()
+    for spec in parse_object_info(object_info).values():
+        for _, input_spec in expand_inputs(spec, {}):
+            for choice in input_spec.choices or ():
+                if isinstance(choice, str) and choice.lower().endswith(MODEL_EXTENSIONS):
+                    names.add(choice)
+    return frozenset(names)
+
+
+class _Checker:
+    def __init__(self, workflow: str, graph: Graph, specs: Mapping[str, NodeSpec]) -> None:
+        self.workflow = workflow
+        self.graph = graph
+        self.specs = specs
+        self.problems: list[str] = []
+
+    def say(self, node_id: str, text: str) -> None:
+        self.problems.append(f"workflow '{self.workflow}': {node_label(self.graph, node_id)} {text}.")
+
+    def node(self, node_id: str, uploaded: set[tuple[str, str]]) -> None:
+        class_type = class_of(self.graph, node_id)
+        spec = self.specs.get(class_type)
+        if spec is None:
+            self.say(node_id, f"uses the node type '{class_type}', which this server does not have "
+                              "(a custom node that is not installed?)")  # fmt: skip
+            return
+        live = inputs_of(self.graph, node_id)
+        expanded = dict(expand_inputs(spec, live))
+        for name, declared in expanded.items():
+            if declared.required and name not in live:
+                self.say(node_id, f"is missing its required input '{name}'")
+        for name, value in live.items():
+            input_spec = expanded.get(name)
+            if input_spec is None:
+                continue  # ComfyUI ignores inputs a node does not declare
+            source = link_source(value)
+            if source is not None:
+                self.link(node_id, name, input_spec, source)
+            elif (node_id, name) not in uploaded:
+                self.literal(node_id, name, input_spec, value)
+
+    def link(self, node_id: str, name: str, spec: InputSpec, source: tuple[str, int]) -> None:
+        source_id, slot = source
+        if source_id not in self.graph:
+            self.say(node_id, f"has its input '{name}' linked to node {source_id}, which is not in the workflow")
+            return
+        source_spec = self.specs.get(class_of(self.graph, source_id))
+        if source_spec is None:
+            return  # already said: unknown node type
+        outputs = source_spec.outputs
+        if not 0 <= slot < len(outputs):
+            self.say(node_id, f"has its input '{name}' linked to output {slot} of {node_label(self.graph, source_id)}, "
+                              f"which has only {len(outputs)} output{'s' if len(outputs) != 1 else ''}")  # fmt: skip
+            return
+        given = outputs[slot]
+        if not _types_match(spec.type, given):
+            self.say(node_id, f"has its input '{name}' expecting {spec.type}, but it is linked to output {slot} of "
+                              f"{node_label(self.graph, source_id)}, which gives {given}")  # fmt: skip
+
+    def literal(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
+        if spec.is_dynamic and spec.type != DYNAMIC_COMBO:
+            return  # other V3 dynamic inputs (autogrow, …) are the server's to check
+        if not spec.is_widget:
+            self.say(node_id, f"has its input '{name}' set to a value, but it must be linked to a node giving "
+                              f"{spec.type}")  # fmt: skip
+        elif spec.type in ("COMBO", DYNAMIC_COMBO):
+            self.combo(node_id, name, spec, value)
+        elif spec.type in ("INT", "FLOAT"):
+            self.number(node_id, name, spec, value)
+        elif spec.type == "BOOLEAN" and not isinstance(value, bool):
+            self.say(node_id, f"has its input '{name}' set to {value!r}, but it must be true or false")
+        elif spec.type == "STRING" and isinstance(value, list | dict):
+            self.say(node_id, f"has its input '{name}' set to {value!r}, but it must be text")
+
+    def combo(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
+        choices = spec.choices or ()
+        if value in choices:
+            return
+        if is_model_input(name, value):
+            self.say(node_id, f"needs the model file '{value}' (input '{name}'), which this server does not have"
+                              + _offer(choices))  # fmt: skip
+        else:
+            self.say(node_id, f"has its input '{name}' set to {value!r}, which is not one of its choices"
+                              + _offer(choices))  # fmt: skip
+
+    def number(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
+        kind = "a whole number" if spec.type == "INT" else "a number"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.say(node_id, f"has its input '{name}' set to {value!r}, but it must be {kind}")
+        elif spec.type == "INT" and isinstance(value, float) and not value.is_integer():
+            self.say(node_id, f"has its input '{name}' set to {fmt(value)}, but it must be {kind}")
+        elif spec.minimum is not None and value < spec.minimum:
+            self.say(node_id, f"has its input '{name}' set to {fmt(value)}, below its minimum {fmt(spec.minimum)}")
+        elif spec.maximum is not None and value > spec.maximum:
+            self.say(node_id, f"has its input '{name}' set to {fmt(value)}, above its maximum {fmt(spec.maximum)}")
+
+    def param(self, param: Param) -> None:
+        for target in param.targets:
+            node_spec = self.specs.get(class_of(self.graph, target.node))
+            if node_spec is None:
+                continue
+            spec = find_input(node_spec, inputs_of(self.graph, target.node), target.input)
+            where = f"input '{target.input}' of {node_label(self.graph, target.node)}"
+            if spec is None:
+                self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' writes to {where}, "
+                                     "which that node does not have")  # fmt: skip
+                continue
+            scale = target.multiply if target.multiply is not None else 1
+            if spec.type in ("INT", "FLOAT"):
+                for bound, limit, above in ((param.maximum, spec.maximum, True), (param.minimum, spec.minimum, False)):
+                    if (
+                        bound is not None
+                        and limit is not None
+                        and (bound * scale > limit if above else bound * scale < limit)
+                    ):
+                        self.problems.append(
+                            f"workflow '{self.workflow}': parameter '{param.name}' allows {fmt(bound)}, but {where} "
+                            f"accepts {'at most' if above else 'at least'} {fmt(limit)}"
+                        )
+            elif spec.type == "COMBO" and param.type is ParamType.CHOICE:
+                refused = [c for c in param.choices if c not in (spec.choices or ())]
+                if refused:
+                    self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' offers '{refused[0]}', "
+                                         f"which {where} does not accept" + _offer(spec.choices or ()))  # fmt: skip
+
+
+def _types_match(wanted: str, given: str) -> bool:
+    if "*" in (wanted, given) or wanted == given:
+        return True
+    if wanted in ("COMBO", DYNAMIC_COMBO):
+        return given in ("COMBO", "STRING", "*")
+    return bool(set(wanted.split(",")) & set(given.split(",")))
+
+
+def _offer(choices: tuple[Any, ...]) -> str:
+    if not choices:
+        return " (it offers none)"
+    shown = ", ".join(str(c) for c in choices[:8]) + (", …" if len(choices) > 8 else "")
+    return f" (it offers: {shown})"
