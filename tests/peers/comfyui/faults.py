@@ -1,0 +1,137 @@
+"""Fault switches (``emu.faults``): each is armed by a method and consumed as it fires.
+
+HTTP faults match a request by an fnmatch pattern on its route template or its path (``"/history/*"``,
+``"/prompt"``), optionally a ``method``, for the next ``count`` matching requests. Job faults act inside the
+worker. Everything here is plain state; the server and the worker ask it what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+
+@dataclass
+class HttpFault:
+    kind: str  # "server_error" | "null" | "truncated" | "non_json"
+    route: str
+    method: str | None
+    remaining: int
+    status: int = 500
+
+    def matches(self, method: str, route: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return fnmatch.fnmatchcase(route, self.route) or fnmatch.fnmatchcase(path, self.route)
+
+
+@dataclass
+class SocketDrop:
+    client_id: str | None
+    at_node: str | None
+    after_messages: int | None
+    seen: int = 0
+
+
+@dataclass
+class NodeFailure:
+    node_id: str | None
+    class_type: str | None
+    message: str
+    exception_type: str
+    remaining: int
+
+
+class Faults:
+    """Armed faults. All methods are synchronous and may be called while jobs run."""
+
+    def __init__(self) -> None:
+        self.http: list[HttpFault] = []
+        self.socket_drops: list[SocketDrop] = []
+        self.node_failures: list[NodeFailure] = []
+        self.view_delay: float = 0.0
+        self.view_delay_count: int | None = None
+        self.ws_accept_delay: float = 0.0
+        self.fired: list[str] = []
+
+    # -- HTTP --------------------------------------------------------------------------------------------------
+    def server_error(self, route: str, count: int = 1, *, status: int = 500, method: str | None = None) -> None:
+        """Answer the next ``count`` matching requests with ``status`` (a plain-text body, as aiohttp's 500)."""
+        self.http.append(HttpFault("server_error", route, method, count, status))
+
+    def bad_body(self, route: str, kind: str = "null", count: int = 1, *, method: str | None = None) -> None:
+        """Answer 200 with a broken body: ``"null"`` (JSON ``null``), ``"truncated"`` (the real JSON cut in half)
+        or ``"non_json"`` (an HTML error page with a JSON content type), for the next ``count`` requests."""
+        if kind not in ("null", "truncated", "non_json"):
+            raise ValueError(f"unknown body fault {kind!r}")
+        self.http.append(HttpFault(kind, route, method, count))
+
+    def slow_view(self, seconds: float, count: int | None = None) -> None:
+        """Delay ``GET /view`` by ``seconds`` (for the next ``count`` requests, or until cleared with 0)."""
+        self.view_delay = seconds
+        self.view_delay_count = count
+
+    def take_http(self, method: str, route: str, path: str) -> HttpFault | None:
+        for fault in self.http:
+            if fault.remaining > 0 and fault.matches(method, route, path):
+                fault.remaining -= 1
+                self.fired.append(f"{fault.kind} {method} {path}")
+                if fault.remaining == 0:
+                    self.http.remove(fault)
+                return fault
+        return None
+
+    def take_view_delay(self) -> float:
+        if self.view_delay <= 0:
+            return 0.0
+        delay = self.view_delay
+        if self.view_delay_count is not None:
+            self.view_delay_count -= 1
+            if self.view_delay_count <= 0:
+                self.view_delay, self.view_delay_count = 0.0, None
+        self.fired.append(f"slow_view {delay}")
+        return delay
+
+    # -- websocket ---------------------------------------------------------------------------------------------
+    def drop_socket(
+        self, client_id: str | None = None, *, at_node: str | None = None, after_messages: int | None = None
+    ) -> None:
+        """Abruptly close the socket of the running job's client (or ``client_id``) when the job reaches node
+        ``at_node`` (just before its ``executing``) or after ``after_messages`` job messages were sent to it.
+        Messages sent while it is down are lost, as on the real server."""
+        if at_node is None and after_messages is None:
+            raise ValueError("drop_socket needs at_node or after_messages")
+        self.socket_drops.append(SocketDrop(client_id, at_node, after_messages))
+
+    def delay_ws_accept(self, seconds: float) -> None:
+        """Hold every new websocket handshake for ``seconds`` (a job can finish before the socket connects)."""
+        self.ws_accept_delay = seconds
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+    def fail_node(
+        self,
+        node_id: str | None = None,
+        class_type: str | None = None,
+        *,
+        message: str = "emulated failure",
+        exception_type: str = "RuntimeError",
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` executions of a node (by id or class) raise: ``execution_error`` follows."""
+        if node_id is None and class_type is None:
+            raise ValueError("fail_node needs node_id or class_type")
+        self.node_failures.append(NodeFailure(node_id, class_type, message, exception_type, count))
+
+    def take_node_failure(self, node_id: str, class_type: str) -> NodeFailure | None:
+        for failure in self.node_failures:
+            if failure.node_id not in (None, node_id) or failure.class_type not in (None, class_type):
+                continue
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                self.node_failures.remove(failure)
+            self.fired.append(f"fail_node {node_id} {class_type}")
+            return failure
+        return None
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
