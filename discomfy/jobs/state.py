@@ -28,7 +28,8 @@ stamped; ``amend(job, ...)`` changes the fields that are not about state. The st
 Rules of this file:
 1. An illegal move raises ``IllegalTransitionError`` and changes nothing (a ``Job`` is frozen; callers keep the
    old one). A move to the same state is illegal except ``submitting → submitting`` (sent to another server).
-2. Entering ``submitting`` needs ``server_url`` and ``prompt_id``; entering ``failed`` or ``lost`` needs ``error``.
+2. Entering ``submitting`` needs ``server_url`` and ``prompt_id`` (and only then may they change, so a queued or
+   running job always names its server); entering ``failed`` or ``lost`` needs ``error``.
 3. Terminal states have no way out. Only ``CANCELLABLE`` states accept ``cancelled``.
 4. ``advance`` stamps times: ``submitted_at`` on each entry to submitting, ``started_at`` on running,
    ``finished_at`` on a terminal state. Going back to ``waiting`` forgets the server, prompt_id and times.
@@ -231,6 +232,8 @@ def advance(job: Job, new: JobState, *, now: float, **changes: Any) -> Job:
     if new not in TRANSITIONS[job.state]:
         raise IllegalTransitionError(job.id, job.state, new)
     _check_names(changes, forbidden=FIXED_FIELDS | {"state", "submitted_at", "started_at", "finished_at"})
+    if new is not JobState.SUBMITTING and changes.keys() & {"server_url", "prompt_id"}:
+        raise IllegalTransitionError(job.id, job.state, new, "server_url and prompt_id change only on submitting")
     stamps: dict[str, Any] = {}
     if new is JobState.WAITING:
         stamps = {"server_url": None, "prompt_id": None, "submitted_at": None, "started_at": None}
