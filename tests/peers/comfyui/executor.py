@@ -155,10 +155,16 @@ class PromptRun:
         if self.legacy:
             return
         nodes = {
-            nid: {**state, "node_id": nid, "prompt_id": self.prompt_id, "display_node_id": nid,
-                  "parent_node_id": None, "real_node_id": nid}
+            nid: {
+                **state,
+                "node_id": nid,
+                "prompt_id": self.prompt_id,
+                "display_node_id": nid,
+                "parent_node_id": None,
+                "real_node_id": nid,
+            }
             for nid, state in self.progress_nodes.items()
-        }  # fmt: skip
+        }
         await self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes}, to_all_if_anonymous=True)
 
     async def progress_hook(self, node_id: str, value: int, total: int, preview: Image.Image | None) -> None:
@@ -168,8 +174,13 @@ class PromptRun:
         jpeg = media.encode_preview(preview) if preview is not None else None
         supports_meta = self.emu.hub.supports_preview_metadata(self.client_id) and not self.legacy
         if jpeg is not None and supports_meta:
-            meta = {"node_id": node_id, "prompt_id": self.prompt_id, "display_node_id": node_id,
-                    "parent_node_id": None, "real_node_id": node_id}  # fmt: skip
+            meta = {
+                "node_id": node_id,
+                "prompt_id": self.prompt_id,
+                "display_node_id": node_id,
+                "parent_node_id": None,
+                "real_node_id": node_id,
+            }
             await self.send_binary(frames.preview_with_metadata(jpeg, meta))
         progress: dict[str, Any] = {"value": value, "max": total, "prompt_id": self.prompt_id, "node": node_id}
         if self.legacy:
@@ -189,17 +200,24 @@ class PromptRun:
         await self.add_message("execution_start", {"prompt_id": self.prompt_id})
         cache = worker.cache
         signatures = worker.signatures(self.prompt)
-        cached = [nid for nid in self.prompt if signatures[nid] in cache]
+        # ComfyUI's cache holds one entry per node id and forgets ids the new prompt lacks (clean_unused).
+        for stale in [nid for nid in cache if nid not in self.prompt]:
+            del cache[stale]
+
+        def hit(nid: str) -> bool:
+            return nid in cache and cache[nid][0] == signatures[nid]
+
+        cached = [nid for nid in self.prompt if hit(nid)]
         await self.add_message("execution_cached", {"nodes": cached, "prompt_id": self.prompt_id})
-        outputs: dict[str, tuple[Any, ...]] = {nid: cache[signatures[nid]][0] for nid in cached}
-        execution = ExecutionList(self.prompt, is_cached=lambda nid: signatures[nid] in cache)
+        outputs: dict[str, tuple[Any, ...]] = {nid: cache[nid][1] for nid in cached}
+        execution = ExecutionList(self.prompt, is_cached=hit)
         for nid in self.item.outputs:
             execution.add_node(nid)
         while not execution.is_empty():
             node_id = execution.stage_node_execution()
             class_type = self.prompt[node_id]["class_type"]
-            if signatures[node_id] in cache:
-                values, ui = cache[signatures[node_id]]
+            if hit(node_id):
+                _, values, ui = cache[node_id]
                 outputs[node_id] = values
                 if ui is not None:
                     self.ui_outputs[node_id] = ui
@@ -223,10 +241,14 @@ class PromptRun:
             except Interrupted:
                 await self.add_message(
                     "execution_interrupted",
-                    {"prompt_id": self.prompt_id, "node_id": node_id, "node_type": class_type,
-                     "executed": list(self.executed)},
+                    {
+                        "prompt_id": self.prompt_id,
+                        "node_id": node_id,
+                        "node_type": class_type,
+                        "executed": list(self.executed),
+                    },
                     broadcast=True,
-                )  # fmt: skip
+                )
                 return False
             except Exception as ex:
                 await self._report_error(node_id, class_type, ex, inputs)
@@ -235,7 +257,7 @@ class PromptRun:
             if ui is not None:
                 self.ui_outputs[node_id] = ui
                 await self.send("executed", self._executed(node_id, ui))
-            cache[signatures[node_id]] = (values, ui)
+            cache[node_id] = (signatures[node_id], values, ui)
             await self._finish_progress(node_id)
             self.executed.append(node_id)
             execution.complete_node_execution()
@@ -277,7 +299,9 @@ class PromptRun:
             exception_type = ex.exception_type
         else:
             kind = type(ex)
-            exception_type = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"  # fmt: skip
+            exception_type = (
+                kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+            )
         await self.add_message(
             "execution_error",
             {
@@ -294,8 +318,10 @@ class PromptRun:
         )
 
     def history_result(self) -> dict[str, Any]:
-        meta = {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
-                for nid in self.ui_outputs}  # fmt: skip
+        meta = {
+            nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+            for nid in self.ui_outputs
+        }
         return {"outputs": dict(self.ui_outputs), "meta": meta}
 
 
@@ -304,14 +330,14 @@ class Worker:
 
     def __init__(self, emu: ComfyEmulator) -> None:
         self.emu = emu
-        self.cache: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+        self.cache: dict[str, tuple[str, tuple[Any, ...], dict[str, Any] | None]] = {}
         self.interrupt_flag = False
         self.running_client_id: str | None = None
         self.last_node_id: str | None = None
         self.current: QueueItem | None = None
 
     def signatures(self, prompt: dict[str, Any]) -> dict[str, str]:
-        """ComfyUI's input-signature cache key: class, constant inputs and upstream signatures (recursively);
+        """ComfyUI's input signature: class, constant inputs and upstream signatures (recursively);
         ``LoadImage`` adds the file's size and mtime (its ``IS_CHANGED`` hashes the file)."""
         sigs: dict[str, str] = {}
 
@@ -325,8 +351,6 @@ class Worker:
                     path = self.emu.input_dir / str(node.get("inputs", {}).get("image", ""))
                     stat = path.stat() if path.is_file() else None
                     parts["changed"] = [stat.st_size, stat.st_mtime_ns] if stat else None
-                if node["class_type"] == "GetImageSize":
-                    parts["unique_id"] = nid  # hidden UNIQUE_ID input
                 sigs[nid] = json.dumps(parts, sort_keys=True, default=str)
             return sigs[nid]
 
@@ -345,8 +369,11 @@ class Worker:
                 success = await run.execute()
             finally:
                 self.last_node_id = None
-            status = {"status_str": "success" if success else "error", "completed": success,
-                      "messages": run.status_messages}  # fmt: skip
+            status = {
+                "status_str": "success" if success else "error",
+                "completed": success,
+                "messages": run.status_messages,
+            }
             await queue.task_done(item_id, run.history_result(), status)
             self.current = None
             self.running_client_id = None

@@ -231,9 +231,17 @@ async def empty_latent(ctx: NodeContext, width: int, height: int, batch_size: in
 
 @node("SVD_img2vid_Conditioning")
 async def svd_conditioning(
-    ctx: NodeContext, clip_vision: Any, init_image: ImageBatch, vae: Any, width: int, height: int,
-    video_frames: int, motion_bucket_id: int, fps: int, augmentation_level: float,
-) -> NodeResult:  # fmt: skip
+    ctx: NodeContext,
+    clip_vision: Any,
+    init_image: ImageBatch,
+    vae: Any,
+    width: int,
+    height: int,
+    video_frames: int,
+    motion_bucket_id: int,
+    fps: int,
+    augmentation_level: float,
+) -> NodeResult:
     cond = {"text": f"svd:{motion_bucket_id}:{fps}", "clip": clip_vision["name"]}
     return (cond, {"text": "", "clip": clip_vision["name"]}, Latent(width, height, video_frames)), None
 
@@ -246,25 +254,47 @@ async def _sample(ctx: NodeContext, latent: Latent, seed: int, steps: int, posit
         await ctx.step()
         preview = None
         if ctx.previews:
-            preview = await ctx.blocking(media.picture, max(8, latent.width // 8) * 8, max(8, latent.height // 8) * 8, seed + step, text)  # fmt: skip
+            preview = await ctx.blocking(
+                media.picture, max(8, latent.width // 8) * 8, max(8, latent.height // 8) * 8, seed + step, text
+            )
         await bar.update_absolute(step + 1, preview=preview)
     return (result,), None
 
 
 @node("KSampler")
 async def ksampler(
-    ctx: NodeContext, model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
-    positive: dict[str, Any], negative: Any, latent_image: Latent, denoise: float = 1.0,
-) -> NodeResult:  # fmt: skip
+    ctx: NodeContext,
+    model: Any,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    positive: dict[str, Any],
+    negative: Any,
+    latent_image: Latent,
+    denoise: float = 1.0,
+) -> NodeResult:
     return await _sample(ctx, latent_image, seed, steps, positive)
 
 
 @node("KSamplerAdvanced")
 async def ksampler_advanced(
-    ctx: NodeContext, model: Any, add_noise: str, noise_seed: int, steps: int, cfg: float, sampler_name: str,
-    scheduler: str, positive: dict[str, Any], negative: Any, latent_image: Latent, start_at_step: int,
-    end_at_step: int, return_with_leftover_noise: str,
-) -> NodeResult:  # fmt: skip
+    ctx: NodeContext,
+    model: Any,
+    add_noise: str,
+    noise_seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    positive: dict[str, Any],
+    negative: Any,
+    latent_image: Latent,
+    start_at_step: int,
+    end_at_step: int,
+    return_with_leftover_noise: str,
+) -> NodeResult:
     run = max(1, min(end_at_step, steps) - start_at_step)
     return await _sample(ctx, latent_image, noise_seed, run, positive)
 

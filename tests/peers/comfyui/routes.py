@@ -20,11 +20,34 @@ if TYPE_CHECKING:
     from .server import ComfyEmulator
 
 MODEL_FOLDERS = [
-    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "style_models",
-    "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "latent_upscale_models",
-    "custom_nodes", "datasets", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
-    "background_removal", "frame_interpolation", "geometry_estimation", "optical_flow", "detection",
-]  # fmt: skip
+    "checkpoints",
+    "configs",
+    "loras",
+    "vae",
+    "text_encoders",
+    "diffusion_models",
+    "clip_vision",
+    "style_models",
+    "embeddings",
+    "diffusers",
+    "vae_approx",
+    "controlnet",
+    "gligen",
+    "upscale_models",
+    "latent_upscale_models",
+    "custom_nodes",
+    "datasets",
+    "hypernetworks",
+    "photomaker",
+    "classifiers",
+    "model_patches",
+    "audio_encoders",
+    "background_removal",
+    "frame_interpolation",
+    "geometry_estimation",
+    "optical_flow",
+    "detection",
+]
 
 
 def _error(kind: str, message: str, details: str) -> web.Response:
@@ -97,7 +120,7 @@ class Routes:
                 "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server "
                 "generate one",
             )
-        valid = validate_prompt(prompt, self.emu.file_list)
+        valid = validate_prompt(prompt, self.emu.file_list, self.emu.input_exists)
         extra_data = dict(json_data.get("extra_data", {}))
         if "client_id" in json_data:
             extra_data["client_id"] = json_data["client_id"]
@@ -215,7 +238,7 @@ class Routes:
         folder = base
         if "subfolder" in query:
             folder = base / query["subfolder"]
-            if os.path.commonpath((os.path.abspath(folder), str(base))) != str(base):
+            if not folder.resolve().is_relative_to(base.resolve()):
                 return web.Response(status=403)
         path = folder / os.path.basename(filename)
         if not path.is_file():
@@ -233,10 +256,10 @@ class Routes:
         base = self.emu.dir_by_type(str(post.get("type") or "input")) or self.emu.input_dir
         kind = str(post.get("type") or "input")
         subfolder = str(post.get("subfolder", ""))
-        folder = base / os.path.normpath(subfolder)
+        folder = base / os.path.normpath(subfolder)  # noqa: ASYNC240
         filename = image.filename
         path = (folder / filename).resolve()
-        if os.path.commonpath((str(base), str(path))) != str(base):
+        if not path.is_relative_to(base.resolve()):
             return web.Response(status=400)
         folder.mkdir(parents=True, exist_ok=True)
         data = image.file.read()
@@ -270,18 +293,33 @@ class Routes:
         return web.json_response(
             {
                 "system": {
-                    "os": "linux", "ram_total": ram, "ram_free": ram // 2, "comfyui_version": "0.33.0",
-                    "required_frontend_version": "1.49.6", "installed_templates_version": "0.11.44",
-                    "required_templates_version": "0.11.44", "comfy_package_versions": [],
-                    "python_version": "3.12 (emulator)", "pytorch_version": "2.13.0+cpu", "embedded_python": False,
-                    "deploy_environment": "local-git", "argv": ["main.py", "--cpu"],
+                    "os": "linux",
+                    "ram_total": ram,
+                    "ram_free": ram // 2,
+                    "comfyui_version": "0.33.0",
+                    "required_frontend_version": "1.49.6",
+                    "installed_templates_version": "0.11.44",
+                    "required_templates_version": "0.11.44",
+                    "comfy_package_versions": [],
+                    "python_version": "3.12 (emulator)",
+                    "pytorch_version": "2.13.0+cpu",
+                    "embedded_python": False,
+                    "deploy_environment": "local-git",
+                    "argv": ["main.py", "--cpu"],
                 },
                 "devices": [
-                    {"name": "cpu", "type": "cpu", "index": None, "vram_total": ram, "vram_free": ram // 2,
-                     "torch_vram_total": ram, "torch_vram_free": ram // 2},
+                    {
+                        "name": "cpu",
+                        "type": "cpu",
+                        "index": None,
+                        "vram_total": ram,
+                        "vram_free": ram // 2,
+                        "torch_vram_total": ram,
+                        "torch_vram_free": ram // 2,
+                    },
                 ],
             }
-        )  # fmt: skip
+        )
 
     async def features(self, request: web.Request) -> web.Response:
         from .ws import SERVER_FEATURES

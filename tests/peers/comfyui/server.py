@@ -224,6 +224,10 @@ class ComfyEmulator:
             return sorted(files)
         return list(self.config.models.get(folder, []))
 
+    def input_exists(self, name: str) -> bool:
+        path = (self.input_dir / name).resolve()
+        return path.is_relative_to(self.input_dir.resolve()) and path.is_file()
+
     def dir_by_type(self, kind: str) -> Path | None:
         return {"input": self.input_dir, "output": self.output_dir, "temp": self.temp_dir}.get(kind)
 
@@ -231,7 +235,7 @@ class ComfyEmulator:
     def notify(self) -> None:
         self._changed.set()
 
-    async def wait_for(self, condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 5.0) -> Any:  # noqa: ASYNC109
         """Wait until ``condition()`` is truthy (checked at every request, frame and job change); return it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -246,9 +250,14 @@ class ComfyEmulator:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
 
     async def wait_for_request(
-        self, predicate: Callable[[HttpRecord], bool] | None = None, *, method: str | None = None,
-        route: str | None = None, since: int = 0, timeout: float = 5.0,
-    ) -> HttpRecord:  # fmt: skip
+        self,
+        predicate: Callable[[HttpRecord], bool] | None = None,
+        *,
+        method: str | None = None,
+        route: str | None = None,
+        since: int = 0,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> HttpRecord:
         def find() -> HttpRecord | None:
             for rec in self.requests[since:]:
                 if (method and rec.method != method) or (route and rec.route not in (route, "/api" + route)):
@@ -261,17 +270,23 @@ class ComfyEmulator:
         return result
 
     async def wait_for_ws(
-        self, predicate: Callable[[WsRecord], bool], *, since: int = 0, timeout: float = 5.0
+        self,
+        predicate: Callable[[WsRecord], bool],
+        *,
+        since: int = 0,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> WsRecord:
-        result: WsRecord = await self.wait_for(lambda: next((r for r in self.ws_log[since:] if predicate(r)), None), timeout)  # fmt: skip
+        result: WsRecord = await self.wait_for(
+            lambda: next((r for r in self.ws_log[since:] if predicate(r)), None), timeout
+        )
         return result
 
-    async def wait_for_history(self, prompt_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for_history(self, prompt_id: str, timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
         """Wait until the prompt's history entry is written; return it."""
         entry: dict[str, Any] = await self.wait_for(lambda: self.queue.history.get(prompt_id), timeout)
         return entry
 
-    async def wait_until_idle(self, timeout: float = 10.0) -> None:
+    async def wait_until_idle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         await self.wait_for(lambda: not self.queue.pending and not self.queue.running, timeout)
 
     def sent_to(self, client_id: str, since: int = 0) -> list[WsRecord]:

@@ -46,9 +46,12 @@ def _convert(io_type: str, val: Any) -> Any:
 
 
 class _Validator:
-    def __init__(self, prompt: dict[str, Any], lists: Callable[[str], list[str]]) -> None:
+    def __init__(
+        self, prompt: dict[str, Any], lists: Callable[[str], list[str]], input_exists: Callable[[str], bool]
+    ) -> None:
         self.prompt = prompt
         self.lists = lists
+        self.input_exists = input_exists
         self.validated: dict[str, tuple[bool, list[Error], str]] = {}
 
     def validate(self, unique_id: str) -> tuple[bool, list[Error], str]:
@@ -103,6 +106,18 @@ class _Validator:
                         valid = False
                     continue
                 if isinstance(kind, str) and kind in LINK_TYPES:
+                    continue
+                if class_type == "LoadImage" and name == "image":
+                    # LoadImage.VALIDATE_INPUTS replaces the combo check: the file must exist (subfolders too).
+                    if not self.input_exists(str(val)):
+                        errors.append(
+                            {
+                                "type": "custom_validation_failed",
+                                "message": "Custom validation failed for node",
+                                "details": f"image - Invalid image file: {val}",
+                                "extra_info": {"input_name": "image"},
+                            }
+                        )
                     continue
                 if isinstance(kind, str):
                     try:
@@ -169,7 +184,9 @@ def _err(kind: str, message: str, details: str, input_name: str, **extra: Any) -
     return {"type": kind, "message": message, "details": details, "extra_info": {"input_name": input_name, **extra}}
 
 
-def validate_prompt(prompt: dict[str, Any], lists: Callable[[str], list[str]]) -> Validation:
+def validate_prompt(
+    prompt: dict[str, Any], lists: Callable[[str], list[str]], input_exists: Callable[[str], bool]
+) -> Validation:
     outputs: list[str] = []
     for x in prompt:
         node = prompt[x]
@@ -208,7 +225,7 @@ def validate_prompt(prompt: dict[str, Any], lists: Callable[[str], list[str]]) -
             {"type": "prompt_no_outputs", "message": "Prompt has no outputs", "details": "", "extra_info": {}},
             [],
         )
-    validator = _Validator(prompt, lists)
+    validator = _Validator(prompt, lists, input_exists)
     good: list[str] = []
     failed: list[tuple[str, list[Error]]] = []
     node_errors: dict[str, Any] = {}

@@ -53,7 +53,9 @@ class SocketHub:
         flags = self.metadata.get(sid, {}).get("feature_flags", {})
         return bool(flags.get("supports_preview_metadata", False))
 
-    def _record(self, direction: str, sid: str, ws: web.WebSocketResponse | None, kind: str, data: Any, raw: bytes | None = None) -> None:  # fmt: skip
+    def _record(
+        self, direction: str, sid: str, ws: web.WebSocketResponse | None, kind: str, data: Any, raw: bytes | None = None
+    ) -> None:
         serial = self.serials.get(id(ws), -1) if ws is not None else -1
         self.emu.ws_log.append(WsRecord(time.monotonic(), direction, sid, serial, kind, data, raw))
         self.emu.notify()
@@ -128,7 +130,16 @@ class SocketHub:
         else:
             self._record("lost", sid, None, kind, decode_binary(payload), payload)
 
-    async def _send(self, sid: str, ws: web.WebSocketResponse, kind: str, data: Any, *, message: dict[str, Any] | None = None, raw: bytes | None = None) -> None:  # fmt: skip
+    async def _send(
+        self,
+        sid: str,
+        ws: web.WebSocketResponse,
+        kind: str,
+        data: Any,
+        *,
+        message: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+    ) -> None:
         if ws.closed:
             self._record("lost", sid, ws, kind, data, raw)
             return
