@@ -190,9 +190,13 @@ class _Finder:
         return (spec.minimum, spec.maximum, spec.choices) if spec else (None, None, None)
 
     def _number(
-        self, pname: str, targets: list[Target], *, step: int | None = None, required: bool = False,
+        self,
+        pname: str,
+        targets: list[Target],
+        *,
+        step: int | None = None,
         keep_default: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not targets:
             return
         ptype, low, high = POLICY[pname]
@@ -206,7 +210,7 @@ class _Finder:
             low = default if low is not None and default < low else low
             high = default if high is not None and default > high else high
         step = step if step and (low is None or int(low) % step == 0) else None
-        self.params[pname] = Param(pname, ptype, tuple(targets), default, low, high, step, required=required)
+        self.params[pname] = Param(pname, ptype, tuple(targets), default, low, high, step)
 
     def _choice(self, pname: str, targets: list[Target]) -> None:
         # Without /object_info the valid names are unknown: leave these to the file.

@@ -24,8 +24,18 @@ from discomfy.workflows.model import Graph, Kind, Param, ParamType, Target, Work
 
 TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params"}
 PARAM_KEYS = {
-    "type", "target", "targets", "default", "min", "max", "step", "choices", "required", "max_length", "description",
-}  # fmt: skip
+    "type",
+    "target",
+    "targets",
+    "default",
+    "min",
+    "max",
+    "step",
+    "choices",
+    "required",
+    "max_length",
+    "description",
+}
 TARGET_KEYS = {"node", "input", "multiply"}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _NUMERIC = (ParamType.INT, ParamType.FLOAT)

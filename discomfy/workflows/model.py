@@ -24,9 +24,11 @@ Graph = dict[str, dict[str, Any]]
 class WorkflowError(ConfigError):
     """A workflow file or its manifest cannot be used; the text names the file and says how to fix it."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, problem: str, file: str | None = None) -> None:
         super().__init__([problem])
         self.problem = problem
+        #: The file at fault (``name.toml`` for a manifest mistake), when the raiser knows it.
+        self.file = file
 
 
 class Kind(StrEnum):

@@ -88,7 +88,7 @@ def load_workflows(folder: Path, models: Mapping[str, str], object_info: Mapping
         try:
             workflow = load_workflow(path, models, specs)
         except WorkflowError as exc:
-            problems.append(f"{path.name}: {exc.problem}")
+            problems.append(f"{exc.file or path.name}: {exc.problem}")
             continue
         loaded[workflow.name] = workflow
     for manifest in sorted(folder.glob("*.toml")):
@@ -118,7 +118,10 @@ def load_workflow(path: Path, models: Mapping[str, str], specs: Mapping[str, Any
             text = manifest.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise WorkflowError(f"the manifest of workflow '{name}' cannot be read: {exc}.") from exc
-        workflow = parse_manifest(text, graph, name, source=path)
+        try:
+            workflow = parse_manifest(text, graph, name, source=path)
+        except WorkflowError as exc:
+            raise WorkflowError(exc.problem, file=manifest.name) from exc
     else:
         workflow = detect_workflow(graph, name, specs, source=path)
     missing = sorted(workflow.model_roles - set(models))

@@ -48,7 +48,8 @@ def validate(workflow: Workflow, object_info: Mapping[str, Any], models: Mapping
     checker = _Checker(workflow.name, graph, specs)
     for node_id in sorted(graph, key=node_order):
         checker.node(node_id, uploaded)
-    for param in workflow.params.values():
+    # Detected parameters take their bounds from the file: a bad value there is reported on its node already.
+    for param in () if workflow.detected else workflow.params.values():
         try:
             checker.param(resolve_param(param, models, workflow.name))
         except WorkflowError as exc:
@@ -81,8 +82,11 @@ class _Checker:
         class_type = class_of(self.graph, node_id)
         spec = self.specs.get(class_type)
         if spec is None:
-            self.say(node_id, f"uses the node type '{class_type}', which this server does not have "
-                              "(a custom node that is not installed?)")  # fmt: skip
+            self.say(
+                node_id,
+                f"uses the node type '{class_type}', which this server does not have "
+                "(a custom node that is not installed?)",
+            )
             return
         live = inputs_of(self.graph, node_id)
         expanded = dict(expand_inputs(spec, live))
@@ -109,20 +113,27 @@ class _Checker:
             return  # already said: unknown node type
         outputs = source_spec.outputs
         if not 0 <= slot < len(outputs):
-            self.say(node_id, f"has its input '{name}' linked to output {slot} of {node_label(self.graph, source_id)}, "
-                              f"which has only {len(outputs)} output{'s' if len(outputs) != 1 else ''}")  # fmt: skip
+            self.say(
+                node_id,
+                f"has its input '{name}' linked to output {slot} of {node_label(self.graph, source_id)}, "
+                f"which has only {len(outputs)} output{'s' if len(outputs) != 1 else ''}",
+            )
             return
         given = outputs[slot]
         if not _types_match(spec.type, given):
-            self.say(node_id, f"has its input '{name}' expecting {spec.type}, but it is linked to output {slot} of "
-                              f"{node_label(self.graph, source_id)}, which gives {given}")  # fmt: skip
+            self.say(
+                node_id,
+                f"has its input '{name}' expecting {spec.type}, but it is linked to output {slot} of "
+                f"{node_label(self.graph, source_id)}, which gives {given}",
+            )
 
     def literal(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
         if spec.is_dynamic and spec.type != DYNAMIC_COMBO:
             return  # other V3 dynamic inputs (autogrow, …) are the server's to check
         if not spec.is_widget:
-            self.say(node_id, f"has its input '{name}' set to a value, but it must be linked to a node giving "
-                              f"{spec.type}")  # fmt: skip
+            self.say(
+                node_id, f"has its input '{name}' set to a value, but it must be linked to a node giving {spec.type}"
+            )
         elif spec.type in ("COMBO", DYNAMIC_COMBO):
             self.combo(node_id, name, spec, value)
         elif spec.type in ("INT", "FLOAT"):
@@ -137,11 +148,14 @@ class _Checker:
         if value in choices:
             return
         if is_model_input(name, value):
-            self.say(node_id, f"needs the model file '{value}' (input '{name}'), which this server does not have"
-                              + _offer(choices))  # fmt: skip
+            self.say(
+                node_id,
+                f"needs the model file '{value}' (input '{name}'), which this server does not have" + _offer(choices),
+            )
         else:
-            self.say(node_id, f"has its input '{name}' set to {value!r}, which is not one of its choices"
-                              + _offer(choices))  # fmt: skip
+            self.say(
+                node_id, f"has its input '{name}' set to {value!r}, which is not one of its choices" + _offer(choices)
+            )
 
     def number(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
         kind = "a whole number" if spec.type == "INT" else "a number"
@@ -154,6 +168,9 @@ class _Checker:
         elif spec.maximum is not None and value > spec.maximum:
             self.say(node_id, f"has its input '{name}' set to {fmt(value)}, above its maximum {fmt(spec.maximum)}")
 
+    def say_param(self, param: Param, text: str) -> None:
+        self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' {text}.")
+
     def param(self, param: Param) -> None:
         for target in param.targets:
             node_spec = self.specs.get(class_of(self.graph, target.node))
@@ -162,26 +179,19 @@ class _Checker:
             spec = find_input(node_spec, inputs_of(self.graph, target.node), target.input)
             where = f"input '{target.input}' of {node_label(self.graph, target.node)}"
             if spec is None:
-                self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' writes to {where}, "
-                                     "which that node does not have")  # fmt: skip
-                continue
-            scale = target.multiply if target.multiply is not None else 1
-            if spec.type in ("INT", "FLOAT"):
-                for bound, limit, above in ((param.maximum, spec.maximum, True), (param.minimum, spec.minimum, False)):
-                    if (
-                        bound is not None
-                        and limit is not None
-                        and (bound * scale > limit if above else bound * scale < limit)
-                    ):
-                        self.problems.append(
-                            f"workflow '{self.workflow}': parameter '{param.name}' allows {fmt(bound)}, but {where} "
-                            f"accepts {'at most' if above else 'at least'} {fmt(limit)}"
-                        )
+                self.say_param(param, f"writes to {where}, which that node does not have")
+            elif spec.type in ("INT", "FLOAT"):
+                scale = target.multiply if target.multiply is not None else 1
+                high, low = param.maximum, param.minimum
+                if high is not None and spec.maximum is not None and high * scale > spec.maximum:
+                    self.say_param(param, f"allows {fmt(high)}, but {where} accepts at most {fmt(spec.maximum)}")
+                if low is not None and spec.minimum is not None and low * scale < spec.minimum:
+                    self.say_param(param, f"allows {fmt(low)}, but {where} accepts at least {fmt(spec.minimum)}")
             elif spec.type == "COMBO" and param.type is ParamType.CHOICE:
                 refused = [c for c in param.choices if c not in (spec.choices or ())]
                 if refused:
-                    self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' offers '{refused[0]}', "
-                                         f"which {where} does not accept" + _offer(spec.choices or ()))  # fmt: skip
+                    offer = _offer(spec.choices or ())
+                    self.say_param(param, f"offers '{refused[0]}', which {where} does not accept{offer}")
 
 
 def _types_match(wanted: str, given: str) -> bool:
