@@ -73,8 +73,10 @@ def _node(
     output_node: bool = False,
     description: str = "",
     python_module: str = "nodes",
+    **extra: Any,
 ) -> dict[str, Any]:
     return {
+        "extra": extra,
         "name": name,
         "display_name": display_name,
         "category": category,
@@ -120,7 +122,9 @@ NODE_SPECS: dict[str, dict[str, Any]] = {
             _link("images", "IMAGE", tooltip="The images to save."),
             ("filename_prefix", "STRING", {"default": "ComfyUI", "tooltip": SAVE_PREFIX_TOOLTIP}),
         ], ["IMAGE"], output_names=["images"], hidden=_PNG_HIDDEN, output_node=True,
-            description="Saves the input images to your ComfyUI output directory."),
+            description="Saves the input images to your ComfyUI output directory.",
+            search_aliases=["save", "save image", "export image", "output image", "write image", "download"],
+            essentials_category="Basics"),
         _node("PreviewImage", "Preview Image", "image", [_link("images", "IMAGE")], ["IMAGE"],
               output_names=["images"], hidden=_PNG_HIDDEN, output_node=True,
               description="Preview the images without saving them to the ComfyUI output directory."),
@@ -270,4 +274,6 @@ def object_info_entry(class_type: str, lists: Callable[[str], list[str]]) -> dic
         "python_module": spec["python_module"],
         "category": spec["category"],
         "output_node": spec["output_node"],
+        "has_intermediate_output": False,
+        **copy.deepcopy(spec["extra"]),
     }
