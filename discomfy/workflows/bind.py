@@ -46,6 +46,8 @@ def bind(
     for name, declared in workflow.params.items():
         param = resolve_param(declared, models, workflow.name)
         given = params.get(name)
+        if isinstance(given, str) and not given.strip() and param.type is not ParamType.STR:
+            given = None  # a blank modal field or option means "not given", except for text
         if given is not None:
             values[name] = coerce(param, given)
         elif param.is_seed:

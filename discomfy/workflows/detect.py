@@ -99,7 +99,7 @@ class _Finder:
             self._sampler(main)
         seeds = [Target(s, SEED_INPUTS[c]) for s in self.samplers if (c := class_of(self.graph, s)) in SEED_INPUTS]
         seeds += [Target(n, SEED_NODES[class_of(self.graph, n)]) for n in nodes_of_class(self.graph, SEED_NODES)]
-        self._number("seed", [t for t in seeds if self._literal(t)], keep_default=False)
+        self._number("seed", seeds, keep_default=False)
         latents = nodes_of_class(self.graph, EMPTY_LATENTS)
         if latents:
             node = latents[0]
@@ -197,6 +197,7 @@ class _Finder:
         step: int | None = None,
         keep_default: bool = True,
     ) -> None:
+        targets = [t for t in targets if self._literal(t)]
         if not targets:
             return
         ptype, low, high = POLICY[pname]

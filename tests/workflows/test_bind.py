@@ -219,3 +219,11 @@ def test_an_optional_parameter_left_out_keeps_the_files_value(tmp_path: Path, mo
     (tmp_path / "w.toml").write_text('kind = "image"\n[params.steps]\ntype = "int"\ntarget = "5.steps"\n', "utf-8")
     bound = bind(load_workflows(tmp_path, models).get("w"), {}, models)
     assert bound.values["steps"] == 20 and bound.graph["5"]["inputs"]["steps"] == 20
+
+
+def test_a_blank_seed_is_chosen_like_a_missing_one(txt2img: Workflow, models: dict[str, str]) -> None:
+    assert "seed" in bind(txt2img, {"prompt": "x", "seed": "  "}, models).chosen
+
+
+def test_a_blank_number_takes_the_default(txt2img: Workflow, models: dict[str, str]) -> None:
+    assert bind(txt2img, {"prompt": "x", "steps": ""}, models).values["steps"] == 20

@@ -212,3 +212,9 @@ def test_a_graph_without_save_node_is_refused(txt2img_graph: Graph) -> None:
 
 def test_model_roles_in_the_graph_are_recorded(txt2img_graph: Graph) -> None:
     assert detect_workflow(txt2img_graph, "w").model_roles == {"checkpoint"}
+
+
+def test_a_size_fed_by_a_link_is_not_bound(txt2img_graph: Graph) -> None:
+    txt2img_graph["4"]["inputs"]["width"] = ["41", 0]
+    params = detect_workflow(txt2img_graph, "w").params
+    assert "width" not in params and "height" in params
