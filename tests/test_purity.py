@@ -10,6 +10,7 @@ PURE_MODULES = [
     "config.py",
     "errors.py",
     "bot/render.py",
+    "bot/limits.py",
     "comfy/types.py",
     "comfy/events.py",
     "comfy/protocol.py",
@@ -24,6 +25,10 @@ PURE_MODULES = [
     "workflows/bind.py",
     "workflows/validate.py",
     "workflows/registry.py",
+    "jobs/state.py",
+    "jobs/records.py",
+    "jobs/schema.py",
+    "jobs/fairqueue.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 
