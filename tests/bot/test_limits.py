@@ -1,7 +1,7 @@
 from types import MappingProxyType
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discomfy.bot.limits import Actor, Limits, RateLimiter, discord_time
@@ -92,6 +92,7 @@ def test_idle_users_are_forgotten() -> None:
     assert len(limiter) == 0
 
 
+@settings(deadline=None, database=None)
 @given(st.lists(st.floats(0, 600, allow_nan=False), max_size=80), st.integers(1, 6))
 def test_no_window_ever_holds_more_than_the_limit(offsets: list[float], limit: int) -> None:
     limiter = RateLimiter(limit)

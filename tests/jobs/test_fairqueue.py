@@ -1,7 +1,7 @@
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discomfy.jobs.fairqueue import FairQueue
@@ -157,6 +157,7 @@ OPS = st.lists(
 )
 
 
+@settings(deadline=None, database=None)
 @given(OPS)
 def test_every_pushed_job_leaves_exactly_once(ops: list[tuple[str, int, object]]) -> None:
     queue: FairQueue[Item] = FairQueue()
@@ -180,6 +181,7 @@ def test_every_pushed_job_leaves_exactly_once(ops: list[tuple[str, int, object]]
     assert sorted(left) == sorted(pushed)
 
 
+@settings(deadline=None, database=None)
 @given(OPS)
 def test_positions_predict_the_pops(ops: list[tuple[str, int, object]]) -> None:
     queue: FairQueue[Item] = FairQueue()

@@ -2,7 +2,7 @@ import dataclasses
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discomfy.jobs import state
@@ -191,6 +191,7 @@ FIELDS = st.fixed_dictionaries(
 )
 
 
+@settings(deadline=None, database=None)
 @given(st.lists(st.tuples(st.sampled_from(list(JobState)), FIELDS), max_size=30))
 def test_random_moves_never_reach_an_illegal_state(moves: list[tuple[JobState, dict[str, object]]]) -> None:
     job = make_job()
