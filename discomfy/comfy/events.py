@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from discomfy.comfy.types import OutputFile
 
@@ -80,9 +80,9 @@ class NodeState(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class NodeProgress:
-    """One node in ``progress_state``."""
+class NodeProgress(NamedTuple):
+    """One node in ``progress_state``. A named tuple, not a frozen dataclass: just as immutable, and twice as
+    fast to build, which counts here (one per node in every ``progress_state``, the most frequent message)."""
 
     node_id: str
     state: NodeState

@@ -128,6 +128,7 @@ class ProgressTracker:
         self._exact_position = False
         self._cached: set[str] = set()
         self._seen: set[str] = set()  # nodes we were told of, for graph-less counting
+        self._plan: tuple[set[str], float] | None = None  # (nodes to run, their weight); None: recompute
         self._done: set[str] = set()
         self._progress: dict[str, tuple[float, float]] = {}
         self._current: str | None = None
@@ -205,6 +206,7 @@ class ProgressTracker:
         if event.prompt_id == self.prompt_id:
             self._start(now)
             self._cached.update(event.nodes)
+            self._plan = None
 
     def _on_executing(self, event: Executing, now: float) -> None:
         if event.node is None:
@@ -225,7 +227,7 @@ class ProgressTracker:
         if self._current_key is not None and self._current_key != key:
             self._done.add(self._current_key)
         self._current, self._current_key = event.node, key
-        self._seen.add(key)
+        self._see(key)
 
     def _on_progress(self, event: Progress, now: float) -> None:
         # progress: old servers send neither prompt_id nor node; then it is the running prompt's (ours if we run).
@@ -249,9 +251,9 @@ class ProgressTracker:
             key = self._key_of(entry.node_id, entry.display_node_id, entry.real_node_id)
             if entry.state is NodeState.FINISHED:
                 self._done.add(key)
-                self._seen.add(key)
+                self._see(key)
             elif entry.state is NodeState.RUNNING:
-                self._seen.add(key)
+                self._see(key)
                 if entry.value is not None and entry.max is not None and entry.max > 1:
                     self._set_progress(key, entry.value, entry.max)  # 0/1 is only a placeholder
                 if self._current_key is None or self._current_key in self._done:
@@ -266,7 +268,7 @@ class ProgressTracker:
         if event.node is not None:
             key = self._key_of(event.node, event.display_node)
             self._done.add(key)
-            self._seen.add(key)
+            self._see(key)
 
     def _on_execution_success(self, event: ExecutionSuccess, now: float) -> None:
         if event.prompt_id == self.prompt_id:
@@ -309,8 +311,9 @@ class ProgressTracker:
     def _set_progress(self, key: str, value: float, maximum: float) -> None:
         self._progress[key] = (value, maximum)
         node = self._graph.nodes.get(key)
-        if (node is None or not node.is_sampler) and maximum >= 2:
-            self._weights[key] = max(self._weights.get(key, 1.0), PROGRESS_WEIGHT)
+        heavier = (node is None or not node.is_sampler) and maximum >= 2
+        if heavier and self._weights.get(key, 1.0) < PROGRESS_WEIGHT:
+            self._weights[key], self._plan = PROGRESS_WEIGHT, None
 
     def _add_output(self, output: OutputFile) -> None:
         self._outputs.setdefault((output.node_id, output.filename, output.subfolder, output.folder_type), output)
@@ -327,23 +330,29 @@ class ProgressTracker:
             self._current = self._current_key = None
         self._phase, self._queue_position = phase, None
 
-    def _to_run(self) -> set[str]:
-        if self._graph.nodes:
-            return self._graph.nodes.keys() - self._cached
-        return self._seen - self._cached
+    def _see(self, key: str) -> None:
+        if key not in self._seen:
+            self._seen.add(key)
+            self._plan = None
+
+    def _planned(self) -> tuple[set[str], float]:
+        if self._plan is None:
+            to_run = (self._graph.nodes.keys() if self._graph.nodes else self._seen) - self._cached
+            total = sum(self._weights.get(key, 1.0) for key in to_run)
+            if not self._graph.nodes:
+                total += 1.0  # without a graph, something always remains unknown
+            self._plan = (to_run, total)
+        return self._plan
 
     def _count(self) -> tuple[int, int]:
         if self._nodes_final is not None:
             return self._nodes_final
-        to_run = self._to_run()
+        to_run = self._planned()[0]
         return len(self._done & to_run), len(to_run)
 
     def _raw(self) -> float:
-        to_run = self._to_run()
+        to_run, total = self._planned()
         weights = self._weights
-        total = sum(weights.get(key, 1.0) for key in to_run)
-        if not self._graph.nodes:
-            total += 1.0  # without a graph, something always remains unknown
         done = sum(weights.get(key, 1.0) for key in self._done & to_run)
         for key, (value, maximum) in self._progress.items():
             if key in to_run and key not in self._done:

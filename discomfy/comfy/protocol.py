@@ -16,7 +16,6 @@ or a binary frame too short for its own header; keep state between frames; do I/
 from __future__ import annotations
 
 import json
-import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -82,24 +81,29 @@ def _decode_text(frame: str) -> Event:
 
 def _str(value: Any) -> str | None:
     """Node and prompt ids: strings; some servers and custom nodes send node ids as numbers."""
-    if isinstance(value, str):
+    if type(value) is str:  # the common case first: this runs for every field of every message
         return value
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return None
 
 
 def _num(value: Any) -> float | None:
-    """A finite number (ints stay ints, so ``3/8`` renders as such), or ``None``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A finite number (ints stay ints, so ``3/8`` renders as such), or ``None``. Runs for every value."""
+    if type(value) is int:  # exact type: a bool is not a number here
+        if -(2**53) < value < 2**53:
+            return int(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            return None
+    elif type(value) is not float:
         return None
-    try:
-        number = float(value)
-    except OverflowError:
+    if value - value != 0:  # inf and nan
         return None
-    if not math.isfinite(number):
-        return None
-    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    return int(value) if value.is_integer() and -(2**53) < value < 2**53 else float(value)
 
 
 def _int(value: Any) -> int | None:
