@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.stream import VideoStream
 from PIL import Image, ImageFilter, ImageOps
 
 
@@ -156,21 +157,25 @@ def save_video(path: Path, batch: ImageBatch, fps: float, container: str) -> Non
     codecs = {"mp4": ["libx264", "h264", "mpeg4"], "webm": ["libvpx-vp9", "libvpx"]}[container]
     width, height = batch.width - batch.width % 2 or 2, batch.height - batch.height % 2 or 2
     with av.open(str(path), mode="w", format=container) as out:
-        stream = None
+        stream: VideoStream | None = None
         for name in codecs:
             try:
-                stream = out.add_stream(name, rate=Fraction(round(fps * 1000), 1000))
+                candidate = out.add_stream(name, rate=Fraction(round(fps * 1000), 1000))
+                assert isinstance(candidate, VideoStream)
+                stream = candidate
                 break
             except (av.FFmpegError, ValueError):
                 continue
         if stream is None:
             raise RuntimeError(f"no {container} encoder available")
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"  # type: ignore[attr-defined]
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for img in batch.frames:
-            frame = av.VideoFrame.from_image(img.resize((width, height)) if img.size != (width, height) else img)
-            for packet in stream.encode(frame):  # type: ignore[attr-defined]
+            frame = av.VideoFrame.from_image(  # type: ignore[no-untyped-call]
+                img.resize((width, height)) if img.size != (width, height) else img
+            )
+            for packet in stream.encode(frame):
                 out.mux(packet)
-        for packet in stream.encode():  # type: ignore[attr-defined]
+        for packet in stream.encode():
             out.mux(packet)
 
 

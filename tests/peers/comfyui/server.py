@@ -152,7 +152,7 @@ class ComfyEmulator:
         if self.port == 0:
             server = site._server
             assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def _unlisten(self) -> None:
         await self.hub.close_all()

@@ -14,6 +14,7 @@ receives nothing (``dup_client_id.jsonl``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -163,13 +164,15 @@ class SocketHub:
         transport = ws._req.transport if ws._req is not None else None
         if transport is not None:
             transport.abort()
-        await ws.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 1.0)
 
     async def close_all(self) -> None:
         for ws in list(self.all_open):
             transport = ws._req.transport if ws._req is not None else None
             if transport is not None:
                 transport.abort()
-            await ws.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 1.0)
         self.sockets.clear()
         self.metadata.clear()
