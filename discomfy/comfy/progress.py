@@ -13,7 +13,8 @@ How it works:
 - The end: ``execution_success`` → DONE; on old servers without it, ``executing`` with ``node: null`` and our
   ``prompt_id`` → DONE, and so does one without any ``prompt_id`` while we run and were last told of a node of
   ours. ``execution_error`` → FAILED (reason: "NodeType: message"), ``execution_interrupted`` → CANCELLED.
-  Terminal phases are final: later events and marks change nothing.
+  Terminal phases are final: later events and marks change nothing. The one way back, RUNNING → QUEUED, is
+  ``mark_queued`` after a resubmission (the server lost the prompt).
 - Nodes: the total is the graph's nodes minus ``execution_cached`` ones. A node is done when ``executing``
   moves on from it, when it sends ``executed``, or when ``progress_state`` says finished. When we watched the
   prompt finish, the total becomes the count we saw done (the server skips nodes no output needs); when HTTP
@@ -157,7 +158,17 @@ class ProgressTracker:
         return self._publish(now)
 
     def mark_queued(self, position: int | None, now: float) -> Snapshot:
-        """HTTP says the prompt is pending, ``position`` jobs ahead. Ignored once running (phases never go back)."""
+        """The prompt is pending, ``position`` jobs ahead (``None``: unknown).
+
+        While running, this means it was submitted again (the server lost it): back to QUEUED with the node
+        count started over; ``fraction`` holds, and the new run fills the rest of the bar.
+        """
+        if self._phase is Phase.RUNNING:
+            self._phase, self._running_since = Phase.QUEUED, None
+            self._cached, self._seen, self._done, self._progress = set(), set(), set(), {}
+            self._current = self._current_key = self._plan = None
+            self._outputs, self._exact_position = {}, False
+            self._anchor = (0.0, self._fraction)
         if self._phase is Phase.QUEUED and position is not None:
             self._queue_position, self._exact_position = max(0, position), True
         return self._publish(now)
@@ -263,6 +274,7 @@ class ProgressTracker:
         # executed: a node finished with UI output (also re-sent for cached output nodes).
         if not self._claims(event.prompt_id):
             return
+        self._start(now)
         for output in event.outputs:
             self._add_output(output)
         if event.node is not None:

@@ -325,7 +325,28 @@ def test_exact_queue_position_from_http_only_shrinks_with_status() -> None:
     assert tracker.feed(Status(9), 1.0).queue_position == 2  # jobs queued after ours are not ahead
     assert tracker.feed(Status(2), 2.0).queue_position == 1
     assert tracker.mark_running(3.0).queue_position is None
-    assert tracker.mark_queued(5, 4.0).phase is Phase.RUNNING  # phases never go back
+
+
+def test_resubmitted_prompt_is_queued_again_and_starts_its_nodes_over() -> None:
+    run = run_named("ksampler", "6f97")
+    tracker = ProgressTracker(run.prompt_id, run.graph)
+    everything = list(frames(run))
+    first_half = [(t, f) for t, f in everything if t < 0.8]
+    for t, frame in first_half:
+        tracker.feed(decode(frame), t)
+    lost = tracker.snapshot
+    assert (lost.phase, lost.nodes_done, lost.step_value) == (Phase.RUNNING, 4, 3)
+    requeued = tracker.mark_queued(None, 1.0)
+    assert (requeued.phase, requeued.nodes_done, requeued.current_node, requeued.queue_position) == (
+        Phase.QUEUED,
+        0,
+        None,
+        None,
+    )
+    assert requeued.fraction == lost.fraction
+    snapshots = [requeued] + [tracker.feed(decode(frame), t + 1.0) for t, frame in everything if t < 1.33]
+    assert_monotone(snapshots)
+    assert tracker.snapshot.phase is Phase.DONE and tracker.snapshot.nodes_done == 7
 
 
 # --- old servers: no progress_state, no prompt_id in progress, no execution_success, type-1 previews only ----------
