@@ -144,14 +144,19 @@ class ProgressTracker:
         self._fraction = 0.0
         self._anchor = (0.0, 0.0)  # (raw, fraction) where the bar was last re-stretched
         self._key: tuple[Any, ...] = ()
-        self.snapshot = Snapshot(prompt_id, Phase.QUEUED, started_at=started_at)
+        self._snapshot = Snapshot(prompt_id, Phase.QUEUED, started_at=started_at)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The latest snapshot (what the last ``feed`` or ``mark_*`` returned)."""
+        return self._snapshot
 
     # --- the public surface -------------------------------------------------------------------------------------
 
     def feed(self, event: Event, now: float) -> Snapshot:
         """Apply one decoded websocket event; returns the latest snapshot (the same object if nothing changed)."""
         if self._phase in _TERMINAL:
-            return self.snapshot
+            return self._snapshot
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event, now)
@@ -401,7 +406,7 @@ class ProgressTracker:
         key: tuple[Any, ...] = (self._phase, self._queue_position, done, total, self._current, title, value, maximum)
         key += (self._previews, len(self._outputs), self._error, self._fraction)
         if key == self._key:
-            return self.snapshot
+            return self._snapshot
         self._key = key
         elapsed = max(0.0, now - self._started_at)
         eta = None
@@ -410,10 +415,10 @@ class ProgressTracker:
             running = now - since
             if running >= ETA_MIN_SECONDS:
                 eta = running * (1.0 - self._fraction) / self._fraction
-        self.snapshot = Snapshot(
+        self._snapshot = Snapshot(
             prompt_id=self.prompt_id,
             phase=self._phase,
-            revision=self.snapshot.revision + 1,
+            revision=self._snapshot.revision + 1,
             queue_position=self._queue_position,
             nodes_done=done,
             nodes_total=total,
@@ -434,7 +439,7 @@ class ProgressTracker:
             eta_seconds=eta,
             updated_at=now,
         )
-        return self.snapshot
+        return self._snapshot
 
 
 _HANDLERS: dict[type, Callable[[ProgressTracker, Any, float], None]] = {
