@@ -16,12 +16,12 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
 from discomfy.comfy.http import ComfyHTTP
 from discomfy.errors import ComfyError, ComfyUnavailableError
+from discomfy.workflows import models_on_server
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,6 @@ def pick_server(servers: Sequence[ServerState], needed_models: Iterable[str], ca
     if not candidates:
         return None
     return min(candidates, key=lambda s: (s.load, servers.index(s)))
-
-
-def models_in_object_info(info: dict[str, Any]) -> frozenset[str]:
-    """Every file a loader node offers: the choices of inputs named like ``ckpt_name``, ``model_name``, …"""
-    names: set[str] = set()
-    for node in info.values():
-        inputs = node.get("input") if isinstance(node, dict) else None
-        if not isinstance(inputs, dict):
-            continue
-        for group in ("required", "optional"):
-            specs = inputs.get(group)
-            if not isinstance(specs, dict):
-                continue
-            for input_name, spec in specs.items():
-                if input_name.endswith("_name") and isinstance(spec, list) and spec and isinstance(spec[0], list):
-                    names.update(str(choice) for choice in spec[0])
-    return frozenset(names)
 
 
 @dataclass
@@ -146,6 +129,14 @@ class ServerPool:
             except TimeoutError as exc:
                 raise NoServerError("every ComfyUI server stayed busy") from exc
 
+    def lease_on(self, url: str) -> Lease:
+        """A slot on one given server, whatever its load: for a job already there (reattached after a restart)."""
+        server = next((s for s in self.servers if s.url == url), None)
+        if server is None:
+            raise NoServerError(f"{url} is no longer in the configured ComfyUI servers")
+        server.in_flight += 1
+        return Lease(self, server, self._http[server.url])
+
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
@@ -161,7 +152,7 @@ class ServerPool:
             stats = await http.system_stats()
             queue = await http.queue()
             if not server.healthy or not server.models:
-                server.models = models_in_object_info(await http.object_info())
+                server.models = models_on_server(await http.object_info())
         except ComfyError as exc:
             if server.healthy:
                 log.warning("ComfyUI server %s is down: %s", server.url, exc)

@@ -1,4 +1,5 @@
-from discomfy.comfy.pool import ServerState, models_in_object_info, pick_server
+from discomfy.comfy.pool import ServerState, pick_server
+from discomfy.workflows import models_on_server
 
 
 def server(url: str, *, healthy: bool = True, in_flight: int = 0, queue: int = 0, models: tuple[str, ...] = ()):
@@ -29,11 +30,12 @@ def test_ties_go_to_the_first_listed_server() -> None:
     assert pick_server(servers, (), capacity=1) is servers[0]
 
 
-def test_models_are_read_from_loader_choices() -> None:
+def test_models_are_read_from_loader_choices_in_both_combo_forms() -> None:
     info = {
         "CheckpointLoaderSimple": {"input": {"required": {"ckpt_name": [["a.safetensors", "b.ckpt"], {}]}}},
         "UpscaleModelLoader": {"input": {"required": {"model_name": [["4x.pth"], {}]}}},
         "ImageScale": {"input": {"required": {"upscale_method": [["bilinear"], {}], "width": ["INT", {}]}}},
+        "NewLoader": {"input": {"required": {"lora_name": ["COMBO", {"options": ["x.safetensors"]}]}}},
         "Broken": {"input": None},
     }
-    assert models_in_object_info(info) == {"a.safetensors", "b.ckpt", "4x.pth"}
+    assert models_on_server(info) == {"a.safetensors", "b.ckpt", "4x.pth", "x.safetensors"}

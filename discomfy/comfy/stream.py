@@ -1,0 +1,299 @@
+"""One job on one ComfyUI server: its own websocket, exactly-once submission, live snapshots, outputs in hand.
+
+How it works:
+- A socket task keeps ``/ws?clientId=<job's client id>`` open for the job's life and puts raw frames on a
+  queue. On a drop it reconnects with backoff, always *after* the old socket has closed (a new socket with the
+  same clientId opened before the old one is gone can be unregistered by the old one's cleanup and receive
+  nothing), and marks the gap.
+- The main loop decodes frames and feeds the pure ``ProgressTracker``. After any gap, and whenever the socket
+  has been silent for ``silence_timeout``, it *reconciles*: it asks the server about our prompt_id
+  (``/api/jobs/{id}``, or queue + history on older servers) and tells the tracker what the server knows. So a
+  job that finished while the socket was down, or before it ever connected, is still collected.
+- Output files are fetched with ``/view`` as soon as an ``executed`` message names them; when the job is over,
+  the server's record of it (history is written just after the last websocket message) is authoritative, and
+  whatever was not fetched yet is fetched then, retrying until ``fetch_deadline``.
+- When the server no longer knows our prompt (it restarted and lost its queue), the stream ends with
+  ``JobLostError``, saying whether the job had started: the engine decides whether to submit it again.
+
+Never: submit without the job's prompt_id being known to the caller first (it is passed in), resend a
+submission without asking the server first (``submit_once``), or end without a terminal snapshot or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import websockets
+from websockets.asyncio.client import connect
+
+from discomfy.comfy.http import ComfyHTTP
+from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
+from discomfy.comfy.protocol import decode
+from discomfy.comfy.remote import submit_once
+from discomfy.comfy.types import OutputFile, RemoteJob, RemoteStatus
+from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError
+
+log = logging.getLogger(__name__)
+
+#: Sent first on every socket so the server sends previews with their node and prompt ids (binary type 4).
+FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+#: Previews and outputs can be large; ComfyUI itself allows 100 MiB uploads.
+MAX_FRAME = 64 * 1024 * 1024
+_GAP = object()
+TERMINAL = frozenset({Phase.DONE, Phase.FAILED, Phase.CANCELLED})
+
+
+class JobLostError(ComfyUnavailableError):
+    """The server no longer knows our prompt (it restarted and lost its queue), or stayed unreachable."""
+
+    user_message = "The image server restarted or went away while working on this, and the job was lost. Try again."
+
+    def __init__(self, message: str, *, started: bool) -> None:
+        super().__init__(message)
+        #: Had the job begun running? A job lost before it started can safely be submitted again.
+        self.started = started
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    output: OutputFile
+    data: bytes
+
+
+@dataclass(frozen=True)
+class JobResult:
+    snapshot: Snapshot
+    files: tuple[FetchedFile, ...] = ()
+
+    @property
+    def phase(self) -> Phase:
+        return self.snapshot.phase
+
+
+def ws_url(base_url: str, client_id: str) -> str:
+    parts = urlsplit(base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", f"clientId={client_id}", ""))
+
+
+def backoff_delay(attempt: int, first: float = 0.25, factor: float = 2.0, cap: float = 5.0) -> float:
+    """Reconnect backoff: ``first``, then doubling, capped. A plain function of the attempt number."""
+    return float(min(cap, first * factor**attempt))
+
+
+class JobStream:
+    """Follows one prompt on one server. ``run()`` yields snapshots; afterwards ``result`` holds the outcome."""
+
+    def __init__(
+        self,
+        http: ComfyHTTP,
+        *,
+        prompt_id: str,
+        client_id: str,
+        graph: Mapping[str, Any],
+        tracker: ProgressTracker,
+        extra_data: Mapping[str, Any] | None = None,
+        silence_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        unreachable_timeout: float = 120.0,
+        fetch_deadline: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        backoff: Callable[[int], float] = backoff_delay,
+    ) -> None:
+        self.http = http
+        self.prompt_id = prompt_id
+        self.client_id = client_id
+        self.graph = graph
+        self.tracker = tracker
+        self.extra_data = extra_data
+        self.silence_timeout = silence_timeout
+        self.connect_timeout = connect_timeout
+        self.unreachable_timeout = unreachable_timeout
+        self.fetch_deadline = fetch_deadline
+        self.clock = clock
+        self.backoff = backoff
+        self.result: JobResult | None = None
+        self.reconnects = 0
+        #: Set once the server told us (by events or by its queue) that our job runs.
+        self.started = False
+        #: Set by the engine when a cancel was sent: the server forgetting the prompt then means "cancelled".
+        self.cancel_requested = False
+        self._frames: asyncio.Queue[object] = asyncio.Queue()
+        self._connected = asyncio.Event()
+        self._submitted = False
+        self._unreachable_since: float | None = None
+        self._fetches: dict[OutputFile, asyncio.Task[bytes]] = {}
+
+    @property
+    def submitted(self) -> bool:
+        """The server has (or had) our prompt: submission landed, or we reattached to it."""
+        return self._submitted
+
+    def nudge(self) -> None:
+        """Ask the server about the job now (after a cancel, say) instead of waiting for news."""
+        self._frames.put_nowait(_GAP)
+
+    async def run(self, *, submit: bool = True) -> AsyncIterator[Snapshot]:
+        """Yields snapshots until the job is over; then ``self.result`` holds the last one and the files.
+
+        ``submit=False`` reattaches to a prompt submitted earlier (after a restart of the bot).
+        Raises ``JobLostError`` when the server lost the prompt, ``PromptRejectedError`` when it refused it.
+        """
+        socket = asyncio.create_task(self._socket_loop(), name=f"comfy-ws-{self.client_id}")
+        try:
+            with contextlib.suppress(TimeoutError):
+                # Submit only once our socket is registered, so no early message is missed; if it cannot
+                # connect, go on anyway: reconciliation through HTTP covers the silence.
+                await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+            if submit:
+                await submit_once(
+                    self.http,
+                    self.graph,
+                    prompt_id=self.prompt_id,
+                    client_id=self.client_id,
+                    extra_data=self.extra_data,
+                )
+            else:
+                self._frames.put_nowait(_GAP)
+            self._submitted = True
+            yield self.tracker.snapshot
+            async for snapshot in self._follow():
+                yield snapshot
+        finally:
+            socket.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await socket
+            for task in self._fetches.values():
+                task.cancel()
+
+    async def _follow(self) -> AsyncIterator[Snapshot]:
+        last = self.tracker.snapshot
+        while last.phase not in TERMINAL:
+            try:
+                item = await asyncio.wait_for(self._frames.get(), self.silence_timeout)
+            except TimeoutError:
+                item = _GAP
+            if item is _GAP:
+                snapshot = await self._reconcile()
+            else:
+                try:
+                    event = decode(item)  # type: ignore[arg-type]
+                except ComfyProtocolError as exc:
+                    log.warning("job %s: ignoring a frame we cannot read: %s", self.prompt_id, exc)
+                    continue
+                snapshot = self.tracker.feed(event, self.clock())
+            if snapshot.phase is Phase.RUNNING:
+                self.started = True
+            if snapshot is not last:
+                self._fetch_early(snapshot)
+                last = snapshot
+                yield snapshot
+        files = await self._collect(last) if last.phase is Phase.DONE else ()
+        self.result = JobResult(self.tracker.snapshot, files)
+
+    async def _reconcile(self) -> Snapshot:
+        """Ask the server what became of our prompt and tell the tracker."""
+        now = self.clock()
+        try:
+            job = await self.http.remote_job(self.prompt_id)
+        except ComfyError as exc:
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since > self.unreachable_timeout:
+                raise JobLostError(
+                    f"{self.http.base_url} unreachable for {now - self._unreachable_since:.0f} s: {exc}",
+                    started=self.started,
+                ) from exc
+            log.info("job %s: reconciling failed (%s); will try again", self.prompt_id, exc)
+            await asyncio.sleep(min(1.0, self.silence_timeout))
+            self._frames.put_nowait(_GAP)
+            return self.tracker.snapshot
+        self._unreachable_since = None
+        if job.status is RemoteStatus.DONE:
+            return self.tracker.mark_done(job.outputs, now)
+        if job.status is RemoteStatus.FAILED:
+            return self.tracker.mark_failed(job.error or "the workflow failed on the image server", now)
+        if job.status is RemoteStatus.CANCELLED:
+            return self.tracker.mark_cancelled(now)
+        if job.status is RemoteStatus.RUNNING:
+            self.started = True
+            return self.tracker.mark_running(now)
+        if job.status is RemoteStatus.UNKNOWN:
+            if self.cancel_requested:
+                # Removed from the queue by our cancel (POST /queue delete leaves no history).
+                return self.tracker.mark_cancelled(now)
+            raise JobLostError(f"{self.http.base_url} no longer knows prompt {self.prompt_id}", started=self.started)
+        return self.tracker.snapshot
+
+    def _fetch_early(self, snapshot: Snapshot) -> None:
+        """``executed`` named a saved file: start downloading it now, so the result is in hand sooner."""
+        for output in snapshot.outputs:
+            if not output.is_temporary and output not in self._fetches:
+                self._fetches[output] = asyncio.create_task(self.http.view(output), name=f"view-{output.filename}")
+
+    async def _collect(self, snapshot: Snapshot) -> tuple[FetchedFile, ...]:
+        """The job's saved outputs, from the server's record (which is written just after the last message)."""
+        record = await self._final_record()
+        outputs = record.outputs if record is not None and record.outputs else tuple(snapshot.outputs)
+        wanted = list(dict.fromkeys(o for o in outputs if not o.is_temporary))
+        data = await asyncio.gather(*(self._fetch(o) for o in wanted))
+        return tuple(FetchedFile(o, d) for o, d in zip(wanted, data, strict=True))
+
+    async def _fetch(self, output: OutputFile) -> bytes:
+        """One file, retried until ``fetch_deadline``: the file stays on the server, so patience loses nothing."""
+        deadline = self.clock() + self.fetch_deadline
+        attempt = 0
+        task = self._fetches.pop(output, None)
+        while True:
+            try:
+                if task is not None:
+                    return await task
+                return await self.http.view(output)
+            except ComfyError as exc:
+                task = None
+                if self.clock() > deadline:
+                    raise
+                log.warning("job %s: fetching %s failed (%s); retrying", self.prompt_id, output.filename, exc)
+                await asyncio.sleep(self.backoff(attempt))
+                attempt += 1
+
+    async def _final_record(self, attempts: int = 20) -> RemoteJob | None:
+        for attempt in range(attempts):
+            try:
+                job = await self.http.remote_job(self.prompt_id)
+            except ComfyError:
+                job = None
+            if job is not None and job.status.is_terminal:
+                return job
+            await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
+        return None
+
+    async def _socket_loop(self) -> None:
+        url = ws_url(self.http.base_url, self.client_id)
+        attempt = 0
+        while True:
+            try:
+                # ``async with`` returns only once the close handshake is done: the old registration is gone
+                # before we open the next socket with the same clientId.
+                async with connect(url, max_size=MAX_FRAME, open_timeout=self.connect_timeout) as ws:
+                    await ws.send(FEATURE_FLAGS)
+                    if self._submitted:
+                        # Anything may have happened while we were not listening (or before we first were).
+                        self._frames.put_nowait(_GAP)
+                    self._connected.set()
+                    attempt = 0
+                    async for frame in ws:
+                        self._frames.put_nowait(frame)
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                log.info("job %s: websocket to %s dropped: %s", self.prompt_id, self.http.base_url, exc)
+            self._connected.clear()
+            self.reconnects += 1
+            await asyncio.sleep(self.backoff(attempt))
+            attempt += 1
