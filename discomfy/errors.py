@@ -2,15 +2,24 @@
 
     DiscomfyError                    base: everything we raise on purpose
     ├── ConfigError                  the configuration is wrong; carries every problem found
-    │   └── MissingTokenError        no Discord bot token was given
+    │   ├── MissingTokenError        no Discord bot token was given
+    │   └── WorkflowError            a workflow file or manifest is broken (workflows/model.py)
     ├── UserError                    the user asked for something we refuse; ``user_message`` is shown as is
     │   ├── BadInputError            an option or attachment is invalid (names the option and the limit)
     │   ├── PermissionDeniedError    not the owner / not allowed in this channel or role
-    │   └── RateLimitedError         too many requests; ``retry_at`` says when to try again
-    └── ComfyError                   talking to a ComfyUI server went wrong
-        ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
-        ├── ComfyProtocolError       a message from the server could not be understood
-        └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
+    │   ├── RateLimitedError         too many requests; ``retry_at`` says when to try again
+    │   └── JobNotFoundError         no job with that id (jobs/store.py)
+    ├── ComfyError                   talking to a ComfyUI server went wrong
+    │   ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
+    │   │   ├── NoServerError        no healthy server has the models a workflow needs (comfy/pool.py)
+    │   │   └── JobLostError         the server forgot our prompt (a restart); ``started`` says if it ran
+    │   │                            (comfy/stream.py)
+    │   ├── ComfyProtocolError       a message from the server could not be understood
+    │   └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
+    ├── IllegalTransitionError       a job state move the state table forbids: a bug (jobs/state.py)
+    └── JobStoreError                the SQLite store failed (disk full, …) (jobs/store.py)
+
+Errors defined next to their adapter are drawn here too, so this stays the one picture of the tree.
 
 Rules: library exceptions (aiohttp, websockets, nextcord) are translated into this tree in one place per
 adapter, with ``raise ... from exc``. Every error that can reach a Discord user has a ``user_message``: short,
