@@ -1,0 +1,491 @@
+"""The output store: every result file on disk, with its row, before delivery starts — and nothing owed is lost.
+
+How it works:
+- Layout, under the data directory (``root``); rows store paths relative to it, with forward slashes:
+      outputs/<yyyy-mm>/<job_id>_<index>.<ext>   a job's results (month of saving, UTC)
+      inputs/<sha256>.<ext>                      temporary inputs (a Discord attachment), one per content
+  A write in progress is ``.<name>.<8 hex>.part`` next to its target (see ``outputs_files.write_atomic``).
+- ``save(job, files)`` writes every file (temporary file, fsync, rename; in one worker thread, which also hashes
+  and probes them), then adds one ``outputs`` row per file. It returns only when files and rows are both
+  there, so delivery starts from the disk, and a restart finds the rows (``JobStore.undelivered_outputs``).
+  If anything fails, the files and rows of that call are removed and ``OutputStoreError`` says why in user
+  words (disk full, folder unwritable). A re-save of the same job (after a restart) reuses identical files.
+- Caps (``max_files``, ``max_bytes``) count every file still on disk. ``enforce_caps`` (call it after each
+  delivery and on start) evicts only *delivered* files, oldest delivery first, that are not the source of an
+  active job (``JobStore.delivered_outputs_oldest_first`` leaves those out). Evicting deletes the file and
+  marks the row evicted (``JobStore.evict_output``); the row keeps its Discord attachment URL, so buttons on
+  the result fall back to the attachment. Undelivered files are never evicted, even past the cap.
+- Claiming a source: a job that uses a stored output as its source (upscale / animate: ``parent_id`` and
+  ``source_index``) must create its row inside ``async with store.claim_source(job_id, index) as source``.
+  Claims, eviction passes and reconciling share one asyncio lock, so an eviction pass that read its candidate
+  list before the row existed cannot delete the file after it: the pass either ends before the claim starts
+  or starts after the row exists (and the row, while its job is active, keeps the file out of the list).
+- ``reconcile`` (on start) matches the directory with the rows: leftover ``.part`` files are deleted; files
+  without a row are deleted once older than ``ORPHAN_AGE`` (younger ones may be a save between rename and
+  row); rows whose file is gone are marked evicted — for an undelivered one that is a lost result: logged as an
+  error, the job's ``error`` is set and the row is listed in the report for the caller to tell the user.
+- Inputs are stored once per content hash and counted: each ``save_input`` is one use, each
+  ``release_input`` gives one back, and the file goes with the last. On start, ``reconcile`` counts the
+  active jobs whose params mention an input's hash (its path or uploaded name) and removes the rest.
+
+Never: delete an undelivered file or the source of an active job; overwrite a file a row points at (a changed
+re-save gets a new name); leave a half-written file under a final name; run file I/O on the event loop (all
+of it goes through ``asyncio.to_thread``); let an ``OSError`` from saving escape untranslated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from discomfy.comfy.stream import FetchedFile
+from discomfy.comfy.types import MediaKind
+from discomfy.config import MIB, StorageSettings
+from discomfy.errors import DiscomfyError, UserError
+from discomfy.jobs.outputs_files import (
+    FoundFile,
+    Probe,
+    Writer,
+    default_writer,
+    extension_of,
+    has_content,
+    mime_of,
+    probe,
+    read_bytes,
+    remove,
+    remove_empty_dirs,
+    remove_quietly,
+    sha256_hex,
+    target_of_temp,
+    user_message_for,
+    walk_files,
+    write_atomic,
+)
+from discomfy.jobs.records import StoredOutput
+from discomfy.jobs.state import Job, JobId
+from discomfy.jobs.store import JobStore, JobStoreError
+
+log = logging.getLogger(__name__)
+
+#: A file without a row younger than this may be a save between its rename and its row: left alone.
+ORPHAN_AGE = 60.0
+#: Set as the job's ``error`` when reconciling finds one of its undelivered files gone.
+LOST_MESSAGE = "The result file of this job was lost from the bot's disk before it could be sent. Please run it again."
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class OutputStoreError(UserError):
+    """A result or input could not be saved (disk full, folder unwritable); nothing of it was left behind."""
+
+    def __init__(self, user_message: str, detail: str = "") -> None:
+        super().__init__(user_message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.user_message} ({self.detail})" if self.detail else self.user_message
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What ``reconcile`` did; counts of files unless said otherwise."""
+
+    temps_removed: int = 0
+    orphans_removed: int = 0
+    #: Files without a row, too young to be sure they are not a save in progress.
+    orphans_kept: int = 0
+    #: Delivered files missing from disk: their rows are now marked evicted (buttons use the attachment).
+    missing_delivered: int = 0
+    #: Undelivered files missing from disk (rows now marked evicted, job ``error`` set): tell their owners.
+    lost: tuple[StoredOutput, ...] = ()
+    inputs_removed: int = 0
+    inputs_in_use: int = 0
+
+    @property
+    def lost_jobs(self) -> frozenset[JobId]:
+        return frozenset(o.job_id for o in self.lost)
+
+    @property
+    def changed(self) -> bool:
+        return any((self.temps_removed, self.orphans_removed, self.missing_delivered, self.lost, self.inputs_removed))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    index: int
+    data: bytes
+    media: MediaKind
+    ext: str
+    #: Where the file goes, relative to root, unless a row already points there with other content.
+    rel: str
+    old: StoredOutput | None
+
+
+@dataclass(frozen=True)
+class _Written:
+    plan: _Plan
+    rel: str
+    sha256: str
+    mime: str
+    facts: Probe
+    #: The old row's file already had this content: nothing was written.
+    reused: bool
+
+
+class OutputStore:
+    """Result files and temporary inputs under ``root`` (the data directory), with rows in ``jobs``."""
+
+    def __init__(
+        self,
+        root: Path,
+        jobs: JobStore,
+        *,
+        max_files: int = 100,
+        max_bytes: int = 2048 * MIB,
+        clock: Callable[[], float] = time.time,
+        writer: Writer = default_writer,
+    ) -> None:
+        self.root = Path(root)
+        self.jobs = jobs
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._writer = writer
+        #: Eviction passes, source claims and reconciling: see "Claiming a source" above.
+        self._lock = asyncio.Lock()
+        self._inputs_lock = asyncio.Lock()
+        self._input_uses: dict[Path, int] = {}
+        #: Jobs whose ``save`` is running: their files may be on disk before their rows.
+        self._saving: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, storage: StorageSettings, jobs: JobStore, **kwargs: Any) -> OutputStore:
+        return cls(
+            storage.data_dir, jobs, max_files=storage.max_output_files, max_bytes=storage.max_output_bytes, **kwargs
+        )
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    @property
+    def inputs_dir(self) -> Path:
+        return self.root / "inputs"
+
+    def path(self, output: StoredOutput) -> Path:
+        rel = PurePosixPath(output.path)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"output path {output.path!r} is not inside the data directory")
+        return self.root.joinpath(*rel.parts)
+
+    # -- saving and reading results --
+
+    async def save(self, job: Job, files: Sequence[FetchedFile]) -> list[StoredOutput]:
+        """Write ``files`` (index = position) and their rows; both are there when this returns.
+
+        Raises ``OutputStoreError`` (with a user message) when the disk is full or the folder unwritable, or
+        the rows cannot be written; then nothing of this call is left on disk or in the database.
+        """
+        if not files:
+            return []
+        existing = {o.index: o for o in await self.jobs.outputs(job.id)}
+        month = time.strftime("%Y-%m", time.gmtime(self._clock()))
+        plans = []
+        for index, fetched in enumerate(files):
+            ext = extension_of(fetched.output.filename)
+            rel = f"outputs/{month}/{job.id}_{index}.{ext}"
+            plans.append(_Plan(index, fetched.data, fetched.output.kind, ext, rel, existing.get(index)))
+        self._saving[job.id] = self._saving.get(job.id, 0) + 1
+        try:
+            return await self._save(job, plans)
+        finally:
+            left = self._saving.pop(job.id) - 1
+            if left:
+                self._saving[job.id] = left
+
+    async def _save(self, job: Job, plans: list[_Plan]) -> list[StoredOutput]:
+        try:
+            written = await asyncio.to_thread(self._write_all, plans)
+        except OSError as exc:
+            log.error("job %s: could not save its %d output file(s): %s", job.id, len(plans), exc)
+            raise OutputStoreError(user_message_for(exc), f"saving outputs of job {job.id}: {exc}") from exc
+        now = self._clock()
+        stored: list[StoredOutput] = []
+        added: list[StoredOutput] = []
+        try:
+            for w in written:
+                old = w.plan.old
+                if w.reused and old is not None:
+                    stored.append(old)
+                    continue
+                if old is not None:
+                    await self.jobs.delete_output(job.id, old.index)
+                row = StoredOutput(
+                    job_id=job.id,
+                    index=w.plan.index,
+                    kind=w.facts.kind,
+                    path=w.rel,
+                    mime=w.mime,
+                    size=len(w.plan.data),
+                    sha256=w.sha256,
+                    created_at=now,
+                    width=w.facts.width,
+                    height=w.facts.height,
+                    duration=w.facts.duration,
+                )
+                added.append(await self.jobs.add_output(row))
+                stored.append(row)
+        except BaseException as exc:
+            for row in added:
+                with contextlib.suppress(DiscomfyError):
+                    await self.jobs.delete_output(row.job_id, row.index)
+            fresh = [self.root / w.rel for w in written if not w.reused]
+            await asyncio.to_thread(remove_quietly, fresh)
+            if isinstance(exc, JobStoreError):
+                log.error("job %s: could not record its output files: %s", job.id, exc)
+                raise OutputStoreError(exc.user_message, str(exc)) from exc
+            raise
+        # A changed re-save got new names: the old files have no row now.
+        replaced = [self.path(w.plan.old) for w in written if w.plan.old and not w.reused and w.plan.old.on_disk]
+        replaced = [p for p in replaced if p not in {self.root / w.rel for w in written}]
+        if replaced:
+            await asyncio.to_thread(remove_quietly, replaced)
+        log.info("job %s: saved %d output file(s), %d bytes", job.id, len(stored), sum(o.size for o in stored))
+        return stored
+
+    def _write_all(self, plans: list[_Plan]) -> list[_Written]:
+        """In a worker thread: hash, probe and write every file; on any error remove what this call wrote."""
+        done: list[_Written] = []
+        try:
+            for plan in plans:
+                sha = sha256_hex(plan.data)
+                mime = mime_of(plan.ext)
+                facts = probe(plan.data, plan.media, mime)
+                old = plan.old
+                old_path = self.path(old) if old is not None and old.on_disk else None
+                if old is not None and old_path is not None and old.sha256 == sha and has_content(old_path, sha):
+                    done.append(_Written(plan, old.path, sha, mime, facts, reused=True))
+                    continue
+                rel = plan.rel
+                if old is not None and old.path == rel:
+                    # Never overwrite a file a row points at: the new content gets its own name.
+                    rel = f"{rel[: -len(plan.ext) - 1]}_{sha[:8]}.{plan.ext}"
+                write_atomic(self.root / rel, plan.data, self._writer)
+                done.append(_Written(plan, rel, sha, mime, facts, reused=False))
+        except BaseException:
+            remove_quietly([self.root / w.rel for w in done if not w.reused])
+            raise
+        return done
+
+    async def read(self, output: StoredOutput) -> bytes | None:
+        """The file's bytes, or None when it was evicted or is missing on disk."""
+        if not output.on_disk:
+            return None
+        return await asyncio.to_thread(read_bytes, self.path(output))
+
+    async def source_of(self, job_id: str, index: int) -> StoredOutput | None:
+        """The row of output ``index`` of ``job_id`` (evicted ones too: then use its ``attachment_url``)."""
+        for output in await self.jobs.outputs(job_id):
+            if output.index == index:
+                return output
+        return None
+
+    async def mark_delivered(self, output: StoredOutput, attachment_url: str | None) -> StoredOutput:
+        """The file is on Discord. Call ``enforce_caps`` after the job's delivery is complete."""
+        return await self.jobs.mark_delivered(output.job_id, output.index, attachment_url)
+
+    @contextlib.asynccontextmanager
+    async def claim_source(self, job_id: str, index: int) -> AsyncIterator[StoredOutput | None]:
+        """Hold eviction off while the caller creates the job that uses output ``index`` of ``job_id``::
+
+            async with outputs.claim_source(parent.id, 0) as source:
+                if source is None: ...               # no such output
+                await jobs.create(child)             # parent_id=parent.id, source_index=0, state waiting
+            # from here the active child row keeps the file; it may be evicted once the child is finished
+
+        ``source.on_disk`` False means the file was already evicted: use ``source.attachment_url``. Do not call
+        ``enforce_caps`` or ``reconcile`` inside the block (the lock is not re-entrant).
+        """
+        async with self._lock:
+            yield await self.source_of(job_id, index)
+
+    # -- caps --
+
+    async def enforce_caps(self) -> list[StoredOutput]:
+        """Evict delivered files, oldest delivery first, until under both caps; return the evicted rows."""
+        async with self._lock:
+            stored = await self.jobs.stored_outputs()
+            count, total = len(stored), sum(o.size for o in stored)
+            if count <= self.max_files and total <= self.max_bytes:
+                return []
+            evicted: list[StoredOutput] = []
+            for candidate in await self.jobs.delivered_outputs_oldest_first():
+                if count <= self.max_files and total <= self.max_bytes:
+                    break
+                try:
+                    await asyncio.to_thread(remove, self.path(candidate))
+                except OSError as exc:
+                    log.warning("could not evict %s: %s", candidate.path, exc)
+                    continue
+                evicted.append(await self.jobs.evict_output(candidate.job_id, candidate.index))
+                count, total = count - 1, total - candidate.size
+            if evicted:
+                log.info("evicted %d delivered output file(s) to stay under the caps", len(evicted))
+            if count > self.max_files or total > self.max_bytes:
+                log.warning(
+                    "output store over its caps (%d files, %d bytes; caps %d, %d): the rest are undelivered "
+                    "or sources of active jobs, which are never evicted",
+                    count,
+                    total,
+                    self.max_files,
+                    self.max_bytes,
+                )
+            return evicted
+
+    # -- reconciling on start --
+
+    async def reconcile(self) -> ReconcileReport:
+        """Match the directory with the rows (see the module docstring); log and return what was done."""
+        async with self._lock, self._inputs_lock:
+            now = self._clock()
+            rows = await self.jobs.stored_outputs()
+            found = await asyncio.to_thread(lambda: list(walk_files(self.outputs_dir)))
+            on_disk = {f.path for f in found}
+            missing_delivered, lost = 0, []
+            for row in rows:
+                if self.path(row) in on_disk:
+                    continue
+                if row.delivered:
+                    await self.jobs.evict_output(row.job_id, row.index)
+                    missing_delivered += 1
+                    log.warning("reconcile: delivered file %s is missing; marked evicted", row.path)
+                else:
+                    lost.append(await self._mark_lost(row))
+            known = {self.path(row) for row in rows}
+            temps, removed, kept = 0, 0, 0
+            for file in found:
+                if file.path in known or self._being_saved(file.path):
+                    continue
+                if target_of_temp(file.path) is not None:
+                    temps += await self._remove_found(file, "an interrupted write")
+                elif now - file.mtime >= ORPHAN_AGE:
+                    removed += await self._remove_found(file, "a file without a row")
+                else:
+                    kept += 1
+            await asyncio.to_thread(remove_empty_dirs, self.outputs_dir)
+            inputs_removed, inputs_in_use, input_temps = await self._reconcile_inputs(now)
+            report = ReconcileReport(
+                temps_removed=temps + input_temps,
+                orphans_removed=removed,
+                orphans_kept=kept,
+                missing_delivered=missing_delivered,
+                lost=tuple(lost),
+                inputs_removed=inputs_removed,
+                inputs_in_use=inputs_in_use,
+            )
+        log.info("reconciled the output store: %s", report)
+        return report
+
+    async def _mark_lost(self, row: StoredOutput) -> StoredOutput:
+        log.error("reconcile: undelivered file %s of job %s is missing: that result is lost", row.path, row.job_id)
+        evicted = await self.jobs.evict_output(row.job_id, row.index)
+        job = await self.jobs.get(row.job_id)
+        if job.error is None:
+            await self.jobs.update(job.id, error=LOST_MESSAGE)
+        return evicted
+
+    def _being_saved(self, path: Path) -> bool:
+        target = target_of_temp(path) or path
+        return target.name.split("_", 1)[0] in self._saving
+
+    async def _remove_found(self, file: FoundFile, what: str) -> int:
+        try:
+            await asyncio.to_thread(remove, file.path)
+        except OSError as exc:
+            log.warning("reconcile: could not remove %s (%s): %s", file.path, what, exc)
+            return 0
+        log.info("reconcile: removed %s (%s)", file.path.relative_to(self.root), what)
+        return 1
+
+    async def _reconcile_inputs(self, now: float) -> tuple[int, int, int]:
+        """Count active jobs' uses of each input; remove unused inputs older than ``ORPHAN_AGE``, and temps."""
+        uses: dict[str, int] = {}
+        for job in await self.jobs.active():
+            for sha in set(_hashes_in(job.params.values())):
+                uses[sha] = uses.get(sha, 0) + 1
+        removed, in_use, temps = 0, 0, 0
+        for file in await asyncio.to_thread(lambda: list(walk_files(self.inputs_dir))):
+            if target_of_temp(file.path) is not None:
+                temps += await self._remove_found(file, "an interrupted write")
+                continue
+            count = uses.get(file.path.name.split(".", 1)[0], 0)
+            if count or file.path in self._input_uses:
+                self._input_uses[file.path] = max(count, self._input_uses.get(file.path, 0))
+                in_use += 1
+            elif now - file.mtime >= ORPHAN_AGE:
+                removed += await self._remove_found(file, "an input no active job uses")
+        return removed, in_use, temps
+
+    # -- temporary inputs --
+
+    async def save_input(self, data: bytes, extension: str) -> Path:
+        """Store an input once per content (``inputs/<sha256>.<ext>``) and count one use; return its path.
+
+        Give the use back with ``release_input`` when the job ends (delivered, failed or cancelled). Put the
+        returned path (or the name it is uploaded to ComfyUI as, which keeps the hash) in the job's params, so
+        a restart knows the input is still in use.
+        """
+        ext = extension_of(f"x.{extension.lstrip('.')}")
+        async with self._inputs_lock:
+            try:
+                path = await asyncio.to_thread(self._store_input, data, ext)
+            except OSError as exc:
+                log.error("could not save an input of %d bytes: %s", len(data), exc)
+                raise OutputStoreError(user_message_for(exc), f"saving an input: {exc}") from exc
+            self._input_uses[path] = self._input_uses.get(path, 0) + 1
+        return path
+
+    def _store_input(self, data: bytes, ext: str) -> Path:
+        path = self.inputs_dir / f"{sha256_hex(data)}.{ext}"
+        # Content-addressed and written atomically: a file of the right size under this name is this content.
+        if not (path.is_file() and path.stat().st_size == len(data)):
+            write_atomic(path, data, self._writer)
+        return path
+
+    async def release_input(self, path: Path) -> None:
+        """One use of an input is over; the file is removed when no use is left."""
+        path = Path(path)
+        if path.parent != self.inputs_dir:
+            log.warning("release_input: %s is not a stored input; left alone", path)
+            return
+        async with self._inputs_lock:
+            left = self._input_uses.get(path, 0) - 1
+            if left > 0:
+                self._input_uses[path] = left
+                return
+            self._input_uses.pop(path, None)
+            try:
+                await asyncio.to_thread(remove, path)
+            except OSError as exc:
+                log.warning("could not remove input %s: %s", path, exc)
+
+    def input_uses(self, path: Path) -> int:
+        """How many jobs of this process still use an input (0 once released)."""
+        return self._input_uses.get(Path(path), 0)
+
+
+def _hashes_in(values: Iterable[Any]) -> Iterable[str]:
+    """Every sha256 hex string inside job params (nested lists and dicts included)."""
+    for value in values:
+        if isinstance(value, str):
+            yield from _SHA256.findall(value)
+        elif isinstance(value, dict):
+            yield from _hashes_in(value.values())
+        elif isinstance(value, list | tuple):
+            yield from _hashes_in(value)
