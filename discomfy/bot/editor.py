@@ -1,0 +1,396 @@
+"""The one editor of one Discord message: coalescing, throttled, token-expiry aware, never losing the last state.
+
+How it works:
+- ``update(rendered)`` stores the latest state and wakes the editor's task; it never waits. States that arrive
+  while an edit is in flight or while the editor waits out ``min_interval`` replace each other: only the latest
+  is sent. Requests start at least ``min_interval`` apart (1.5 s: one editor stays well inside Discord's bucket
+  of ~5 edits per 5 s per channel, so under normal load it never meets a 429).
+- ``finish(rendered)`` queues the final state after whatever is in flight, waits its turn, sends it with retries
+  (transient failures: 5xx, connection errors, a 429 nextcord gave up on) with exponential backoff up to
+  ``final_deadline``, and returns the message id. ``close()`` stops the task (an unfinished update is dropped).
+- Routes, chosen per request (``route_for``):
+  1. the interaction webhook (``PATCH /webhooks/{app}/{token}/messages/@original``) while the token is usable:
+     created less than 15 min ago minus ``token_margin``. Its answer tells us the message id.
+  2. the channel message with the bot token (``PATCH /channels/{c}/messages/{m}``) once the token is near its end
+     or answered 401 / 50027 (or 10015), and we know the message id.
+  3. a fresh message in the channel (``POST /channels/{c}/messages``, a reply to the old one when it exists)
+     when the message is older than an hour and Discord refuses edits (30046), when it was deleted (10008), or
+     when the token is dead before we learnt the id. ``on_message_moved(new_id)`` is called; later edits go there.
+  ``on_message_id(id)`` is called whenever the id the editor writes to becomes known or changes (save it in the
+  job row: a restarted bot edits the channel message by id).
+- Files (see nextcord's ``http.py``): its ``edit_original_interaction_response`` cannot send components or an
+  ``attachments`` list, so every request here is made with ``client.http.request`` on nextcord's own ``Route``s
+  (its bucket handling and 429 waits included). A request with files is multipart: ``payload_json`` plus
+  ``files[n]``, and ``attachments`` lists ``{"id": n, "filename": ...}`` for each new file and ``{"id": <id>}``
+  for each existing attachment to keep; Discord removes the attachments not listed. Without files, an absent
+  ``attachments`` keeps them all and ``[]`` removes them all. So: a new preview replaces the old one, the final
+  result replaces the preview. Files the message already carries (same names, same bytes) are not sent again.
+- ``allowed_mentions`` is always ``{"parse": []}``: an edit never pings anyone.
+
+Never: block or slow the caller of ``update``; run two requests for one message at once; lose the final state
+to a transient failure; send a request without its ``allowed_mentions``; log the interaction token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+import nextcord
+from nextcord import utils
+from nextcord.http import Route
+
+from discomfy.bot.render_job import RenderedMessage
+from discomfy.errors import DiscomfyError
+from discomfy.jobs.state import INTERACTION_TOKEN_LIFETIME
+
+__all__ = ["EditTarget", "Failure", "MessageEditError", "MessageEditor", "RouteKind", "classify", "route_for"]
+
+log = logging.getLogger(__name__)
+
+#: Discord's JSON error codes the editor acts on.
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_WEBHOOK = 10015
+INVALID_WEBHOOK_TOKEN = 50027
+OLD_MESSAGE_EDIT_LIMIT = 30046
+NO_MENTIONS: dict[str, Any] = {"parse": []}
+
+
+class MessageEditError(DiscomfyError):
+    """The final state of a message could not be delivered (a permanent refusal, or retries ran out)."""
+
+    user_message = "The result could not be posted to Discord. Try `/show` with the job id in a moment."
+
+
+@dataclass(frozen=True)
+class EditTarget:
+    """Where the message lives and how it may be reached. ``token_created_at`` is a UNIX time."""
+
+    channel_id: int
+    message_id: int | None
+    application_id: int
+    token: str | None = field(repr=False)
+    token_created_at: float
+
+
+class RouteKind(StrEnum):
+    WEBHOOK = "webhook"
+    CHANNEL = "channel"
+    NEW_MESSAGE = "new_message"
+
+
+class Failure(StrEnum):
+    TOKEN_DEAD = "token_dead"  # 401 / 50027 / 10015 on the webhook: use the bot token from now on
+    MESSAGE_TOO_OLD = "message_too_old"  # 30046: post a fresh message
+    MESSAGE_GONE = "message_gone"  # 10008: deleted; post a fresh message
+    TRANSIENT = "transient"  # 5xx, 429 left over, connection trouble: try again later
+    PERMANENT = "permanent"  # anything else (400 invalid form, 403): this state cannot be sent
+
+
+#: Failures after which the next request takes another route (and is worth making at once).
+ROUTE_CHANGES = frozenset({Failure.TOKEN_DEAD, Failure.MESSAGE_TOO_OLD, Failure.MESSAGE_GONE})
+
+
+def classify(status: int | None, code: int, *, webhook: bool) -> Failure:
+    """What a failed request means; ``status`` is ``None`` for a connection error. The one retry policy."""
+    if status is None or status >= 500 or status == 429:
+        return Failure.TRANSIENT
+    if code == OLD_MESSAGE_EDIT_LIMIT:
+        return Failure.MESSAGE_TOO_OLD
+    if webhook and (status == 401 or code in (INVALID_WEBHOOK_TOKEN, UNKNOWN_WEBHOOK)):
+        return Failure.TOKEN_DEAD
+    if code == UNKNOWN_MESSAGE:
+        return Failure.MESSAGE_GONE
+    return Failure.PERMANENT
+
+
+def route_for(*, token_usable: bool, token_dead: bool, message_id: int | None, must_post: bool) -> RouteKind:
+    """The route the next request takes (rules 1–3 of the module docstring)."""
+    if must_post:
+        return RouteKind.NEW_MESSAGE
+    if token_usable and not token_dead:
+        return RouteKind.WEBHOOK
+    if message_id is not None:
+        return RouteKind.CHANNEL
+    # The token is near its end but we never learnt the id: the token may still work; if not, we post.
+    return RouteKind.NEW_MESSAGE if token_dead else RouteKind.WEBHOOK
+
+
+MovedCallback = Callable[[int], Awaitable[None] | None]
+
+
+class MessageEditor:
+    """Edits one message; see the module docstring. Create it inside the running event loop."""
+
+    def __init__(
+        self,
+        client: nextcord.Client,
+        target: EditTarget,
+        *,
+        min_interval: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        token_margin: float = 60.0,
+        on_message_moved: MovedCallback | None = None,
+        on_message_id: MovedCallback | None = None,
+        retry_base: float = 0.5,
+        retry_cap: float = 30.0,
+        final_deadline: float = 600.0,
+    ) -> None:
+        self._client = client
+        self._target = target
+        self.min_interval = min_interval
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._token_margin = token_margin
+        self._on_moved = on_message_moved
+        self._on_id = on_message_id
+        self._closed = False
+        self._retry_base, self._retry_cap, self._final_deadline = retry_base, retry_cap, final_deadline
+        self._message_id = target.message_id
+        self._token_dead = target.token is None
+        self._must_post = False
+        self._pending: RenderedMessage | None = None
+        self._final: RenderedMessage | None = None
+        self._finished: asyncio.Future[int] | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_request: float | None = None
+        # What the message carries now, as far as we know: our files and Discord's ids for them.
+        self._files: tuple[tuple[str, bytes], ...] = ()
+        self._attachment_ids: list[str] = []
+        self.edits = 0  # requests that succeeded, for logs and tests
+
+    @property
+    def message_id(self) -> int | None:
+        return self._message_id
+
+    # --- the public surface ---------------------------------------------------------------------------------
+
+    def update(self, rendered: RenderedMessage) -> None:
+        """The message should look like ``rendered`` soon. Never waits; a later update replaces this one."""
+        if self._closed or self._finished is not None:
+            return  # finished: the final state is the last word
+        self._pending = rendered
+        self._start()
+
+    async def finish(self, rendered: RenderedMessage) -> int:
+        """Sends ``rendered`` as the final state (after its turn, with retries) and returns the message id."""
+        if self._closed and self._finished is None:
+            raise MessageEditError("finish() after close()")
+        if self._finished is None:
+            self._finished = asyncio.get_running_loop().create_future()
+            self._final, self._pending = rendered, None
+            self._start()
+        return await asyncio.shield(self._finished)
+
+    async def close(self) -> None:
+        """Stops the editor; an update not yet sent is dropped, a ``finish`` still waiting fails."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_exception(MessageEditError("the editor was closed before the final edit"))
+
+    # --- the task -------------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="message-editor")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._pending is not None or (self._final is not None and not self._done()):
+                    await self._wait_turn()
+                    if self._final is not None and not self._done():
+                        await self._send_final(self._final)
+                    elif self._pending is not None:
+                        rendered, self._pending = self._pending, None
+                        await self._send_update(rendered)
+                if self._done():
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: never leave finish() waiting forever
+            log.exception("message editor for channel %s stopped", self._target.channel_id)
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_exception(MessageEditError(f"editor failed: {exc!r}"))
+
+    def _done(self) -> bool:
+        return self._finished is not None and self._finished.done()
+
+    async def _wait_turn(self) -> None:
+        if self._last_request is not None:
+            delay = self._last_request + self.min_interval - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def _send_update(self, rendered: RenderedMessage) -> None:
+        failure = await self._attempt(rendered)
+        if (failure is Failure.TRANSIENT or failure in ROUTE_CHANGES) and self._pending is None:
+            self._pending = rendered  # nothing newer came: try this one again on the next turn
+        elif failure is Failure.PERMANENT:
+            log.warning("progress edit refused for message %s; skipped", self._message_id)
+
+    async def _send_final(self, rendered: RenderedMessage) -> None:
+        assert self._finished is not None
+        deadline = self._clock() + self._final_deadline
+        delay = self._retry_base
+        while True:
+            failure = await self._attempt(rendered)
+            if failure is None:
+                assert self._message_id is not None
+                self._finished.set_result(self._message_id)
+                return
+            if failure is Failure.PERMANENT or self._clock() + delay > deadline:
+                self._finished.set_exception(MessageEditError(f"final edit not delivered ({failure})"))
+                return
+            if failure is Failure.TRANSIENT:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_cap)
+            # After a route change the next route is tried as soon as the throttle allows.
+            await self._wait_turn()
+
+    async def _attempt(self, rendered: RenderedMessage) -> Failure | None:
+        """One request by the route of the moment; ``None`` on success, else what went wrong (state updated)."""
+        usable = self._wall_clock() + self._token_margin < self._target.token_created_at + INTERACTION_TOKEN_LIFETIME
+        kind = route_for(
+            token_usable=usable, token_dead=self._token_dead, message_id=self._message_id, must_post=self._must_post
+        )
+        self._last_request = self._clock()
+        try:
+            answer = await self._request(kind, rendered)
+        except nextcord.HTTPException as exc:
+            failure = classify(exc.status, exc.code, webhook=kind is RouteKind.WEBHOOK)
+            log.info("%s edit of message %s: %s %s → %s", kind, self._message_id, exc.status, exc.code, failure)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            failure = classify(None, 0, webhook=kind is RouteKind.WEBHOOK)
+            log.info("%s edit of message %s: %r → %s", kind, self._message_id, exc, failure)
+        else:
+            await self._accepted(kind, rendered, answer)
+            return None
+        if failure is Failure.TOKEN_DEAD:
+            self._token_dead = True
+        elif failure in (Failure.MESSAGE_TOO_OLD, Failure.MESSAGE_GONE):
+            self._must_post = True
+        return failure
+
+    async def _accepted(self, kind: RouteKind, rendered: RenderedMessage, answer: Any) -> None:
+        self.edits += 1
+        self._files = self._files_after(rendered)
+        if isinstance(answer, dict):
+            if answer.get("id") is not None:
+                new_id = int(answer["id"])
+                old_id, self._message_id = self._message_id, new_id
+                if kind is RouteKind.NEW_MESSAGE:
+                    self._must_post = False
+                    await self._notify(self._on_moved, new_id)
+                if new_id != old_id:
+                    await self._notify(self._on_id, new_id)
+            self._attachment_ids = [str(a["id"]) for a in answer.get("attachments") or [] if "id" in a]
+
+    @staticmethod
+    async def _notify(callback: MovedCallback | None, message_id: int) -> None:
+        if callback is None:
+            return
+        try:
+            result = callback(message_id)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("message id callback failed for %s", message_id)
+
+    # --- requests -------------------------------------------------------------------------------------------
+
+    def _files_after(self, rendered: RenderedMessage) -> tuple[tuple[str, bytes], ...]:
+        if rendered.keep_attachments:
+            return self._files + rendered.files
+        return rendered.files
+
+    def _request(self, kind: RouteKind, rendered: RenderedMessage) -> Awaitable[Any]:
+        target = self._target
+        payload: dict[str, Any] = {
+            "content": rendered.content,
+            "embeds": list(rendered.embeds),
+            "components": list(rendered.components),
+            "allowed_mentions": NO_MENTIONS,
+        }
+        files = rendered.files
+        if kind is RouteKind.NEW_MESSAGE:
+            # A new message has none of the old attachments: upload everything it should carry.
+            files = self._files_after(rendered)
+            if self._message_id is not None:
+                payload["message_reference"] = {"message_id": str(self._message_id), "fail_if_not_exists": False}
+            route = Route("POST", "/channels/{channel_id}/messages", channel_id=target.channel_id)
+            return self._call(route, payload, files, kept=[])
+        if files and files == self._files and not rendered.keep_attachments:
+            files = ()  # the message already carries exactly these: leave them be (no "attachments" key)
+        elif rendered.keep_attachments:
+            if files:
+                payload["attachments"] = [{"id": i} for i in self._attachment_ids]
+        else:
+            payload["attachments"] = []
+        if kind is RouteKind.WEBHOOK:
+            assert target.token is not None
+            route = Route(
+                "PATCH",
+                "/webhooks/{application_id}/{interaction_token}/messages/@original",
+                application_id=target.application_id,
+                interaction_token=target.token,
+            )
+            return self._call(route, payload, files, kept=payload.get("attachments"), auth=None)
+        assert self._message_id is not None
+        route = Route(
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            channel_id=target.channel_id,
+            message_id=self._message_id,
+        )
+        return self._call(route, payload, files, kept=payload.get("attachments"))
+
+    async def _call(
+        self,
+        route: Route,
+        payload: dict[str, Any],
+        files: tuple[tuple[str, bytes], ...],
+        *,
+        kept: list[dict[str, Any]] | None,
+        auth: str | None = utils.MISSING,
+    ) -> Any:
+        http = self._client.http
+        if not files:
+            return await http.request(route, json=payload, auth=auth)
+        payload["attachments"] = list(kept or []) + [{"id": n, "filename": name} for n, (name, _) in enumerate(files)]
+        uploads = [nextcord.File(io.BytesIO(data), filename=name) for name, data in files]
+        form: list[dict[str, Any]] = [{"name": "payload_json", "value": utils.to_json(payload)}]
+        for n, upload in enumerate(uploads):
+            form.append(
+                {
+                    "name": f"files[{n}]",
+                    "value": upload.fp,
+                    "filename": upload.filename,
+                    "content_type": mimetypes.guess_type(upload.filename or "")[0] or "application/octet-stream",
+                }
+            )
+        try:
+            return await http.request(route, form=form, files=uploads, auth=auth)
+        finally:
+            for upload in uploads:
+                upload.close()

@@ -1,0 +1,360 @@
+"""Pure renderers for a job's message: the live progress message and the result message, as ``RenderedMessage``.
+
+How it works: ``render_progress(job, snapshot, ...)`` and ``render_result(job, uploads, ...)`` return a
+``RenderedMessage`` — the whole state of one Discord message (content, embeds and components as Discord JSON,
+the files it should carry). The message editor sends it; it never needs to know what a job is.
+
+- Phase in words, from the job's state first (ours) and the tracker's snapshot second (ComfyUI's): waiting in
+  our queue → sending → waiting at the image server (jobs ahead) → running → finishing; then cancelled,
+  failed (what happened, what to do), lost. A terminal job state always wins over the snapshot.
+- The bar and percent are floored from ``snapshot.fraction`` (never more than it says; the tracker never moves
+  it backwards, so neither does the bar). ETA is a ``<t:UNIX:R>`` timestamp: Discord counts it down without edits.
+- The preview (already shrunk, by ``preview.shrink_preview`` in a thread) is attached as ``preview.jpg`` and shown
+  as the embed's image. The caller passes the latest preview every time; the editor does not re-upload bytes the
+  message already has.
+- Results: files are never referenced from the embed, so a batch shows as Discord's gallery and a video gets
+  its player. Buttons: per-output **Upscale**/**Animate** (``U1``…/``A1``… for a batch, at most 10 outputs), then
+  **Reroll**, **Edit prompt**, **Info**, **Delete** for the whole job. Videos get no Upscale/Animate: animating a
+  video is meaningless, and upscaling one needs a per-frame workflow we do not ship (add the button with it).
+- User text (prompt, workflow, error) is escaped: markdown cannot break the layout and ``@everyone`` or
+  ``<@id>`` never mention anyone (and the editor sends ``allowed_mentions: {"parse": []}`` as well).
+
+Never: import nextcord or asyncio, do I/O, read a clock (``now`` is a UNIX time passed in), or exceed a Discord
+limit (content 2000, title 256, description 4096, field value 1024, embed total 6000, 10 files, 5×5 buttons,
+custom_id 100) — ``check_limits`` states them and the property tests hold the renderers to them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from discomfy.bot import custom_ids
+from discomfy.bot.custom_ids import ComponentAction
+from discomfy.bot.render import BAD_COLOUR, EMBED_COLOUR, OK_COLOUR, format_duration, truncate
+from discomfy.comfy.progress import Phase, Snapshot
+from discomfy.jobs.state import CANCELLABLE, Job, JobState
+
+__all__ = [
+    "PREVIEW_FILENAME",
+    "RenderedMessage",
+    "UploadLike",
+    "check_limits",
+    "escape_user_text",
+    "render_progress",
+    "render_result",
+]
+
+PREVIEW_FILENAME = "preview.jpg"
+BAR_CELLS = 20
+PROMPT_SHOWN = 1200  # raw characters; escaped at most doubles, well under the description's 4096
+MAX_FILES = 10  # Discord: attachments per message
+MAX_OUTPUT_BUTTONS = 10  # two rows of U, two of A, one for the job: Discord's 5 rows
+WAIT_COLOUR = 0x99AAB5
+GREY_COLOUR = 0x747F8D
+
+BUTTON_PRIMARY, BUTTON_SECONDARY, BUTTON_SUCCESS, BUTTON_DANGER = 1, 2, 3, 4
+
+
+class UploadLike(Protocol):
+    """A file to deliver (``discomfy.media.fit.Upload`` is one)."""
+
+    @property
+    def filename(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def mime(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """The whole state of one message. ``files`` are attachments to upload; ``keep_attachments`` says whether
+    the attachments the message already has stay (``False``: they are replaced by ``files``, or removed)."""
+
+    content: str = ""
+    embeds: tuple[dict[str, Any], ...] = ()
+    components: tuple[dict[str, Any], ...] = ()
+    files: tuple[tuple[str, bytes], ...] = ()
+    keep_attachments: bool = False
+
+
+# --- escaping --------------------------------------------------------------------------------------------------
+
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
+_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+
+
+def escape_user_text(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` raw characters, with markdown escaped and mentions defused.
+
+    Cut first, then escape, so an escape is never split; the result is at most ``2 * limit + 1`` long.
+    """
+    one_line = " ".join(text.split())
+    cut = truncate(one_line, limit)
+    escaped = _MARKDOWN.sub(r"\\\1", cut)
+    # A zero-width space after '@' keeps "@everyone" readable and harmless; '<' is escaped above, so
+    # "<@123>" and "<#123>" are shown as text, not as mentions.
+    return _MENTION.sub("@\u200b\\1", escaped)
+
+
+# --- progress --------------------------------------------------------------------------------------------------
+
+
+def _bar(fraction: float) -> tuple[str, int]:
+    fraction = min(1.0, max(0.0, fraction)) if math.isfinite(fraction) else 0.0
+    percent = math.floor(fraction * 100)
+    filled = math.floor(fraction * BAR_CELLS)
+    return "`" + "█" * filled + "░" * (BAR_CELLS - filled) + "`", percent
+
+
+def _count(value: float | None, maximum: float | None) -> str | None:
+    if value is None or maximum is None or maximum <= 0:
+        return None
+    return f"{int(min(value, maximum))}/{int(maximum)}"
+
+
+def _phase_words(job: Job, snapshot: Snapshot | None, our_queue_position: int | None) -> tuple[str, int]:
+    """A title and a colour for where the job is."""
+    state = job.state
+    if state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
+        return "⏹️ Cancelled", GREY_COLOUR
+    if state is JobState.FAILED or (snapshot is not None and snapshot.phase is Phase.FAILED):
+        return "❌ Failed", BAD_COLOUR
+    if state is JobState.LOST:
+        return "❓ Lost", BAD_COLOUR
+    if state is JobState.DELIVERED:
+        return "✅ Done", OK_COLOUR
+    if state is JobState.WAITING:
+        if our_queue_position:
+            ahead = "1 job" if our_queue_position == 1 else f"{our_queue_position} jobs"
+            return f"⏳ Waiting in our queue · {ahead} ahead", WAIT_COLOUR
+        return "⏳ Waiting in our queue · next", WAIT_COLOUR
+    if state is JobState.SUBMITTING:
+        return "📨 Sending to the image server", WAIT_COLOUR
+    if state is JobState.DELIVERING or (snapshot is not None and snapshot.phase is Phase.DONE):
+        return "📦 Finishing · uploading the result", EMBED_COLOUR
+    if snapshot is None or snapshot.phase is Phase.QUEUED or state is JobState.QUEUED:
+        position = snapshot.queue_position if snapshot is not None else None
+        if position:
+            ahead = "1 job" if position == 1 else f"{position} jobs"
+            return f"⏳ Waiting at the image server · {ahead} ahead", WAIT_COLOUR
+        return "⏳ Waiting at the image server", WAIT_COLOUR
+    return "⚙️ Running", EMBED_COLOUR
+
+
+def _prompt_line(job: Job) -> str:
+    prompt = job.params.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "*(no prompt)*"
+    return "> " + escape_user_text(prompt, PROMPT_SHOWN)
+
+
+def _failure_text(job: Job, snapshot: Snapshot | None) -> str:
+    if job.state is JobState.LOST:
+        what = job.error or "The image server no longer knows this job (it may have restarted)."
+        todo = "Nothing more will arrive for it: run the command again."
+    elif job.state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
+        return "Cancelled. Nothing more will be made for this job."
+    else:
+        what = job.error or (snapshot.error if snapshot is not None else None) or "The job could not be finished."
+        todo = "Try again, perhaps with other options; if it keeps failing, tell a moderator the job id below."
+    return f"**What happened:** {escape_user_text(what, 700)}\n**What to do:** {todo}"
+
+
+def _footer(job: Job) -> dict[str, str]:
+    return {"text": f"job {job.id}"}
+
+
+def render_progress(
+    job: Job,
+    snapshot: Snapshot | None,
+    *,
+    our_queue_position: int | None,
+    now: float,
+    preview_jpeg: bytes | None = None,
+) -> RenderedMessage:
+    """The live progress message of ``job`` (``snapshot`` is ``None`` before ComfyUI has the prompt)."""
+    title, colour = _phase_words(job, snapshot, our_queue_position)
+    failed = job.state in (JobState.FAILED, JobState.CANCELLED, JobState.LOST) or (
+        snapshot is not None and snapshot.phase in (Phase.FAILED, Phase.CANCELLED)
+    )
+    lines = [_prompt_line(job)]
+    fields: list[dict[str, Any]] = [
+        {"name": "Workflow", "value": escape_user_text(job.workflow, 200) or "—", "inline": True}
+    ]
+    if failed:
+        lines.append(_failure_text(job, snapshot))
+    else:
+        bar, percent = _bar(snapshot.fraction if snapshot is not None else 0.0)
+        lines.append(f"{bar} **{percent}%**")
+        detail = _running_detail(snapshot) if snapshot is not None and snapshot.phase is Phase.RUNNING else ""
+        if detail:
+            lines.append(detail)
+        fields.append({"name": "Elapsed", "value": format_duration(now - job.created_at), "inline": True})
+        if snapshot is not None and snapshot.phase is Phase.RUNNING and snapshot.eta_seconds is not None:
+            eta = now + max(0.0, snapshot.eta_seconds) if math.isfinite(snapshot.eta_seconds) else None
+            if eta is not None:
+                fields.append({"name": "Done", "value": f"<t:{math.ceil(eta)}:R>", "inline": True})
+    embed: dict[str, Any] = {
+        "title": truncate(title, 256),
+        "description": truncate("\n".join(lines), 4096),
+        "color": colour,
+        "fields": fields,
+        "footer": _footer(job),
+    }
+    files: tuple[tuple[str, bytes], ...] = ()
+    if preview_jpeg and not failed and job.state is not JobState.DELIVERED:
+        embed["image"] = {"url": f"attachment://{PREVIEW_FILENAME}"}
+        files = ((PREVIEW_FILENAME, preview_jpeg),)
+    components: tuple[dict[str, Any], ...] = ()
+    if job.state in CANCELLABLE and not failed and (snapshot is None or not snapshot.is_terminal):
+        cancel = _button("Cancel", custom_ids.encode(ComponentAction.CANCEL, job.id), BUTTON_DANGER, "✖️")
+        components = (_row([cancel]),)
+    return RenderedMessage(embeds=(embed,), components=components, files=files, keep_attachments=False)
+
+
+def _running_detail(snapshot: Snapshot) -> str:
+    parts: list[str] = []
+    if snapshot.current_title:
+        parts.append(f"**{escape_user_text(snapshot.current_title, 100)}**")
+    if (steps := _count(snapshot.step_value, snapshot.step_max)) is not None:
+        parts.append(f"step {steps}")
+    if (frames := _count(snapshot.frames_value, snapshot.frames_max)) is not None:
+        parts.append(f"frame {frames}")
+    if snapshot.nodes_total:
+        parts.append(f"node {min(snapshot.nodes_done + 1, snapshot.nodes_total)}/{snapshot.nodes_total}")
+    return " · ".join(parts)
+
+
+# --- result ----------------------------------------------------------------------------------------------------
+
+
+def _button(label: str, custom_id: str, style: int, emoji: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": 2, "style": style, "label": label, "custom_id": custom_id}
+    if emoji:
+        button["emoji"] = {"name": emoji}
+    return button
+
+
+def _row(buttons: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": 1, "components": list(buttons)}
+
+
+def _chunks(buttons: list[dict[str, Any]], size: int = 5) -> list[list[dict[str, Any]]]:
+    return [buttons[i : i + size] for i in range(0, len(buttons), size)]
+
+
+def result_components(job: Job, uploads: Sequence[UploadLike]) -> tuple[dict[str, Any], ...]:
+    """The buttons under a result: per-output Upscale/Animate rows, then the job's own row."""
+    images = [i for i, upload in enumerate(uploads[:MAX_OUTPUT_BUTTONS]) if upload.mime.startswith("image/")]
+    rows: list[list[dict[str, Any]]] = []
+    if len(uploads) == 1 and images:
+        rows.append(
+            [
+                _button("Upscale", custom_ids.encode(ComponentAction.UPSCALE, job.id, 0), BUTTON_SECONDARY, "🔍"),
+                _button("Animate", custom_ids.encode(ComponentAction.ANIMATE, job.id, 0), BUTTON_SECONDARY, "🎬"),
+            ]
+        )
+    elif images:
+        for action, letter in ((ComponentAction.UPSCALE, "U"), (ComponentAction.ANIMATE, "A")):
+            buttons = [
+                _button(f"{letter}{i + 1}", custom_ids.encode(action, job.id, i), BUTTON_SECONDARY) for i in images
+            ]
+            rows.extend(_chunks(buttons))
+    rows.append(
+        [
+            _button("Reroll", custom_ids.encode(ComponentAction.REROLL, job.id), BUTTON_PRIMARY, "🎲"),
+            _button("Edit prompt", custom_ids.encode(ComponentAction.EDIT, job.id), BUTTON_SECONDARY, "✏️"),
+            _button("Info", custom_ids.encode(ComponentAction.INFO, job.id), BUTTON_SECONDARY, "ℹ️"),
+            _button("Delete", custom_ids.encode(ComponentAction.DELETE, job.id), BUTTON_DANGER, "🗑️"),
+        ]
+    )
+    return tuple(_row(row) for row in rows)
+
+
+def _size(params: Mapping[str, Any]) -> str | None:
+    width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int) and not isinstance(width, bool):
+        return f"{width}×{height}"
+    return None
+
+
+def render_result(job: Job, uploads: Sequence[UploadLike], *, notes: Sequence[str] = (), now: float) -> RenderedMessage:
+    """The result message: what was made and how, the files, and the buttons under them."""
+    shown = list(uploads[:MAX_FILES])
+    videos = sum(1 for u in shown if u.mime.startswith("video/"))
+    if not shown:
+        what = "nothing (the workflow made no files)"
+    elif videos == len(shown):
+        what = "a video" if videos == 1 else f"{videos} videos"
+    else:
+        what = "an image" if len(shown) == 1 else f"{len(shown)} files"
+    lines = [_prompt_line(job), f"<@{int(job.owner_id)}> · {what}"]
+    if len(uploads) > MAX_FILES:
+        lines.append(f"Only the first {MAX_FILES} of {len(uploads)} files fit in one message.")
+    fields: list[dict[str, Any]] = [
+        {"name": "Workflow", "value": escape_user_text(job.workflow, 200) or "—", "inline": True}
+    ]
+    if job.seed is not None:
+        fields.append({"name": "Seed", "value": f"`{job.seed}`", "inline": True})
+    if (size := _size(job.params)) is not None:
+        fields.append({"name": "Size", "value": size, "inline": True})
+    took = format_duration(now - job.created_at)
+    if job.started_at is not None:
+        took += f" ({format_duration(now - job.started_at)} running)"
+    fields.append({"name": "Time taken", "value": took, "inline": True})
+    if notes:
+        text = "\n".join(f"• {escape_user_text(note, 200)}" for note in notes[:8])
+        fields.append({"name": "Notes", "value": truncate(text, 1024), "inline": False})
+    embed = {
+        "title": "✅ Done",
+        "description": truncate("\n".join(lines), 4096),
+        "color": OK_COLOUR,
+        "fields": fields,
+        "footer": _footer(job),
+    }
+    files = tuple((truncate(u.filename, 200) or f"output-{i}", u.data) for i, u in enumerate(shown))
+    return RenderedMessage(
+        embeds=(embed,), components=result_components(job, shown), files=files, keep_attachments=False
+    )
+
+
+# --- limits ----------------------------------------------------------------------------------------------------
+
+
+def check_limits(message: RenderedMessage) -> list[str]:
+    """Every Discord limit ``message`` breaks (empty: it can be sent). Used by the tests and by the editor's log."""
+    problems: list[str] = []
+    if len(message.content) > 2000:
+        problems.append("content over 2000")
+    if len(message.embeds) > 10:
+        problems.append("more than 10 embeds")
+    total = 0
+    for embed in message.embeds:
+        title, description = embed.get("title", ""), embed.get("description", "")
+        footer = embed.get("footer", {}).get("text", "")
+        fields = embed.get("fields", [])
+        problems += ["title over 256"] * (len(title) > 256) + ["description over 4096"] * (len(description) > 4096)
+        problems += ["footer over 2048"] * (len(footer) > 2048) + ["more than 25 fields"] * (len(fields) > 25)
+        total += len(title) + len(description) + len(footer)
+        for field in fields:
+            if len(field["name"]) > 256 or len(field["value"]) > 1024 or not field["value"]:
+                problems.append(f"field {field['name'][:20]!r} out of bounds")
+            total += len(field["name"]) + len(field["value"])
+    if total > 6000:
+        problems.append("embeds over 6000 in total")
+    if len(message.components) > 5:
+        problems.append("more than 5 action rows")
+    for row in message.components:
+        if not 1 <= len(row["components"]) <= 5:
+            problems.append("an action row without 1..5 components")
+        for item in row["components"]:
+            if len(item.get("custom_id", "")) > 100 or len(item.get("label", "")) > 80:
+                problems.append("a custom_id over 100 or a label over 80")
+    if len(message.files) > MAX_FILES:
+        problems.append("more than 10 files")
+    return problems
