@@ -84,7 +84,7 @@ class RenderedMessage:
 
 # --- escaping --------------------------------------------------------------------------------------------------
 
-_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<])")
 _MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 
 
