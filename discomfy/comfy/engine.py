@@ -100,10 +100,13 @@ class Engine:
         on_submit: SubmitHook | None = None,
         attach_to: str | None = None,
         was_running: bool = False,
+        lease: Lease | None = None,
     ) -> JobRun:
         """A run of ``spec``. ``attach_to`` (a server url) follows a prompt submitted before a restart of the
-        bot instead of submitting it; ``was_running`` says whether it had been seen running then."""
-        run = JobRun(self, spec, on_submit=on_submit, attach_to=attach_to, was_running=was_running)
+        bot instead of submitting it; ``was_running`` says whether it had been seen running then. ``lease`` is a
+        slot already taken for this job (``ServerPool.try_acquire``), used by its first attempt; the run gives
+        it back when it ends, so the run must be iterated."""
+        run = JobRun(self, spec, on_submit=on_submit, attach_to=attach_to, was_running=was_running, lease=lease)
         self.runs[spec.job_id] = run
         return run
 
@@ -125,6 +128,7 @@ class JobRun:
         on_submit: SubmitHook | None,
         attach_to: str | None,
         was_running: bool,
+        lease: Lease | None = None,
     ) -> None:
         self.engine = engine
         self.spec = spec
@@ -139,6 +143,7 @@ class JobRun:
         self._cancel = asyncio.Event()
         self._stream: JobStream | None = None
         self._lease: Lease | None = None
+        self._given_lease = lease
         self._iterated = False
 
     @property
@@ -195,6 +200,9 @@ class JobRun:
             if self._lease is not None:
                 self._lease.release()
                 self._lease = None
+            if self._given_lease is not None:
+                self._given_lease.release()
+                self._given_lease = None
             if self.result is None:
                 self.result = JobResult(self.tracker.snapshot)
             self.engine.runs.pop(self.spec.job_id, None)
@@ -241,6 +249,12 @@ class JobRun:
         """A server slot, or None when the job was cancelled while waiting for one."""
         if self._attach and self.server is not None:
             return self.engine.pool.lease_on(self.server)
+        given, self._given_lease = self._given_lease, None
+        if given is not None:
+            if self._cancel.is_set():
+                given.release()
+                return None
+            return given
         acquiring = asyncio.ensure_future(
             self.engine.pool.acquire(self.spec.needed_models, wait=self.engine.options.slot_wait)
         )

@@ -129,6 +129,18 @@ class ServerPool:
             except TimeoutError as exc:
                 raise NoServerError("every ComfyUI server stayed busy") from exc
 
+    def try_acquire(self, needed_models: Iterable[str] = ()) -> Lease | None:
+        """A slot on the best server right now, or None when none is free; never waits.
+
+        For a scheduler that keeps its own queue (``jobs/service.py``): it decides the order, then takes the
+        slot in the same step, so no other waiter can take it in between.
+        """
+        server = pick_server(self.servers, needed_models, self.capacity)
+        if server is None:
+            return None
+        server.in_flight += 1
+        return Lease(self, server, self._http[server.url])
+
     def lease_on(self, url: str) -> Lease:
         """A slot on one given server, whatever its load: for a job already there (reattached after a restart)."""
         server = next((s for s in self.servers if s.url == url), None)

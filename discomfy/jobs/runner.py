@@ -1,0 +1,310 @@
+"""One job's task: follow its engine run, keep its row true to what ComfyUI says, then store and deliver.
+
+How it works:
+- ``state_for`` (pure) maps each engine snapshot onto the state table: queued at ComfyUI → ``queued`` (only
+  once the submission landed, i.e. after our ``on_submit`` hook fired), running → ``running``, done →
+  ``delivering``, failed → ``failed`` (or ``lost`` when the engine says the server lost the job), cancelled →
+  ``cancelled``. A snapshot that would make an illegal move (the engine's "queued again" after a server lost a
+  running job, say) changes nothing: the next ``on_submit`` moves the row to ``submitting`` instead.
+- The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST.
+- Every snapshot goes to the observer through a ``ProgressRelay``: latest-wins, on its own task, so a slow
+  observer sees fewer snapshots but never slows the job, and a failing one is logged and ignored.
+- Done: the row moves to ``delivering``, the files go to the output sink, then ``observer.deliver`` is called,
+  retried with backoff for a bounded time; the row becomes ``delivered`` only after it returned. If it keeps
+  failing the row stays ``delivering`` and the next start delivers the stored outputs again.
+- An unexpected exception ends the job ``failed`` with a reference id that is also in the log, with the trace.
+
+Never: cancel a job at ComfyUI because our task was cancelled (that is a shutdown: the job is reattached on the
+next start), change a row's state except through the store (and so the state table), or let an observer's
+exception reach the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from discomfy.comfy.engine import Engine, JobRun
+from discomfy.comfy.progress import Phase, Snapshot
+from discomfy.comfy.stream import FetchedFile, JobLostError
+from discomfy.jobs.records import StoredOutput
+from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend
+from discomfy.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+S = JobState
+
+
+class JobObserver(Protocol):
+    """What the bot implements: the progress message and the delivery of results."""
+
+    async def on_progress(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None: ...
+
+    async def deliver(self, job: Job, outputs: Sequence[StoredOutput]) -> None:
+        """Put the outputs on Discord; raise to have it retried later (the outputs stay stored)."""
+        ...
+
+    async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
+        """The job failed, was cancelled or was lost (``job.error`` says why): tell the user."""
+        ...
+
+
+class OutputSink(Protocol):
+    """Where a finished job's files are kept (``jobs/outputs.py`` ``OutputStore``)."""
+
+    async def save(self, job: Job, files: Sequence[FetchedFile]) -> list[StoredOutput]: ...
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(60.0, 2.0 * 2**attempt))
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    #: How often the dispatcher looks at the pool even when nothing woke it (health changes, resubmissions).
+    poll_interval: float = 0.5
+    #: Ask ComfyUI for preview images of our jobs.
+    previews: bool = True
+    #: Fair-queue weights per kind (``fairqueue.DEFAULT_WEIGHTS`` for the rest).
+    weights: Mapping[JobKind, int] | None = None
+    #: One ``deliver`` call may take this long before it counts as failed.
+    deliver_timeout: float = 300.0
+    #: Delivery is retried for this long, then left for the next start.
+    deliver_give_up_after: float = 600.0
+    deliver_backoff: Callable[[int], float] = field(default=_backoff)
+    #: ``cancel`` waits this long for the engine to confirm before returning the row as it is.
+    cancel_wait: float = 15.0
+    #: Before delivering or reporting an end, pending progress is given this long to reach the observer.
+    flush_timeout: float = 5.0
+
+
+def lost_or_failed(snapshot: Snapshot) -> JobState:
+    return S.LOST if snapshot.error == JobLostError.user_message else S.FAILED
+
+
+def state_for(current: JobState, snapshot: Snapshot, *, landed: bool) -> JobState | None:
+    """The state a snapshot moves the row to, or None when it changes nothing. Pure."""
+    phase = snapshot.phase
+    if current in TERMINAL or current is S.DELIVERING:
+        return None
+    if phase is Phase.QUEUED:
+        return S.QUEUED if current is S.SUBMITTING and landed else None
+    if phase is Phase.RUNNING:
+        return S.RUNNING if current in (S.SUBMITTING, S.QUEUED) else None
+    if phase is Phase.DONE:
+        return S.DELIVERING if current in (S.SUBMITTING, S.QUEUED, S.RUNNING) else None
+    if phase is Phase.CANCELLED:
+        return S.CANCELLED if current in CANCELLABLE else None
+    return lost_or_failed(snapshot)
+
+
+def waiting_snapshot(job: Job) -> Snapshot:
+    """What the observer is given for a job still in our own queue (no ComfyUI snapshot exists yet)."""
+    return Snapshot(prompt_id=job.prompt_id or "", phase=Phase.QUEUED)
+
+
+class ProgressRelay:
+    """Latest-wins delivery of progress to the observer, on its own task."""
+
+    def __init__(self, observer: JobObserver, job_id: str) -> None:
+        self.observer = observer
+        self.job_id = job_id
+        self._latest: tuple[Job, Snapshot, int | None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def post(self, job: Job, snapshot: Snapshot, position: int | None) -> None:
+        self._latest = (job, snapshot, position)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._pump(), name=f"progress-{self.job_id}")
+
+    async def _pump(self) -> None:
+        while self._latest is not None:
+            (job, snapshot, position), self._latest = self._latest, None
+            try:
+                await self.observer.on_progress(job, snapshot, position)
+            except Exception:
+                log.exception("job %s: the observer failed on a progress update (ignored)", self.job_id)
+
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Let the pending update reach the observer (bounded), so it comes before the end."""
+        task = self._task
+        if task is None or task.done():
+            return
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            log.warning("job %s: the observer took over %.0f s on a progress update; going on", self.job_id, timeout)
+            await self.close()
+
+    async def close(self) -> None:
+        self._latest = None
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@dataclass
+class RunnerDeps:
+    store: JobStore
+    engine: Engine
+    outputs: OutputSink
+    observer: JobObserver
+    options: ServiceOptions
+    #: Called whenever a job's server slot may have freed up (the dispatcher looks again).
+    wake: Callable[[], None]
+
+
+class JobRunner:
+    """The task of one job. ``job`` is kept current (the bot's ``set_message`` amends it too)."""
+
+    def __init__(self, deps: RunnerDeps, job: Job, relay: ProgressRelay, run: JobRun | None = None) -> None:
+        self.deps = deps
+        self.job = job
+        self.relay = relay
+        self.run = run
+        self._landed = False
+
+    async def on_submit(self, server_url: str, prompt_id: str) -> None:
+        """The engine's hook: the row names the server and the prompt *before* the prompt is sent."""
+        self.job = await self.deps.store.transition(
+            self.job.id, S.SUBMITTING, server_url=server_url, prompt_id=PromptId(prompt_id)
+        )
+        self._landed = True
+        log.info("job %s: submitting to %s as prompt %s", self.job.id, server_url, prompt_id)
+
+    async def follow(self) -> None:
+        """Follow the engine run to its end, then deliver or report the end."""
+        assert self.run is not None
+        await self._guarded(self._follow(self.run))
+
+    async def redeliver(self) -> None:
+        """A ``delivering`` row after a restart: deliver its stored outputs. With none stored (the bot stopped
+        while saving), ``run`` (attached to the finished prompt) fetches the files from the server again."""
+        await self._guarded(self._redeliver())
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail_unexpectedly(exc)
+        finally:
+            await self.relay.close()
+            self.deps.wake()
+
+    async def _follow(self, run: JobRun) -> None:
+        iterator = aiter(run)
+        try:
+            async for snapshot in iterator:
+                await self._apply(snapshot)
+                self.relay.post(self.job, snapshot, None)
+        except Exception:
+            if not run.finished:
+                await run.cancel()  # we can no longer follow it: do not leave it running unwatched
+            raise
+        finally:
+            if isinstance(iterator, AsyncGenerator):
+                await iterator.aclose()
+        result = run.result
+        assert result is not None
+        await self.relay.flush(self.deps.options.flush_timeout)
+        if self.job.state is S.DELIVERING and result.phase is Phase.DONE:
+            await self._store_and_deliver(result.files)
+            return
+        if self.job.state not in TERMINAL:
+            # Done but the files could not be fetched, or an end the state table had no move for.
+            error = result.snapshot.error or "The image server finished, but its result could not be fetched."
+            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=error)
+        await self._ended(result.snapshot)
+
+    async def _apply(self, snapshot: Snapshot) -> None:
+        new = state_for(self.job.state, snapshot, landed=self._landed)
+        if new is None:
+            return
+        error = None
+        if new in (S.FAILED, S.LOST):
+            error = snapshot.error or "The image server could not finish this job."
+        fields = {"error": error} if error else {}
+        self.job = await self.deps.store.transition(self.job.id, new, **fields)
+
+    async def _store_and_deliver(self, files: Sequence[FetchedFile]) -> None:
+        if not files:
+            self.job = await self.deps.store.transition(
+                self.job.id, S.FAILED, error="The workflow finished without saving any picture or video."
+            )
+            await self._ended(None)
+            return
+        stored = await self.deps.outputs.save(self.job, files)
+        await self._deliver(stored)
+
+    async def _redeliver(self) -> None:
+        stored = await self.deps.store.outputs(self.job.id)
+        if stored:
+            await self._deliver(stored)
+            return
+        if self.run is None:
+            raise RuntimeError("a delivering job has no stored outputs and no server to fetch them from")
+        async for _ in self.run:
+            pass
+        result = self.run.result
+        if result is None or result.phase is not Phase.DONE:
+            error = "The result was lost: the image server no longer has it. Please try again."
+            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=error)
+            await self._ended(None if result is None else result.snapshot)
+            return
+        await self._store_and_deliver(result.files)
+
+    async def _deliver(self, outputs: Sequence[StoredOutput]) -> None:
+        options = self.deps.options
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + options.deliver_give_up_after
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(options.deliver_timeout):
+                    await self.deps.observer.deliver(self.job, outputs)
+                break
+            except Exception as exc:
+                delay = options.deliver_backoff(attempt)
+                attempt += 1
+                if loop.time() + delay > give_up_at:
+                    log.error(
+                        "job %s: delivery failed %d times (last: %r); it stays 'delivering' and is tried again "
+                        "on the next start",
+                        self.job.id,
+                        attempt,
+                        exc,
+                    )
+                    return
+                log.warning("job %s: delivery failed (%r); retrying in %.1f s", self.job.id, exc, delay)
+                await asyncio.sleep(delay)
+        self.job = await self.deps.store.transition(self.job.id, S.DELIVERED)
+        log.info("job %s: delivered (%d file(s))", self.job.id, len(outputs))
+
+    async def _ended(self, snapshot: Snapshot | None) -> None:
+        log.info("job %s: ended %s%s", self.job.id, self.job.state, f" ({self.job.error})" if self.job.error else "")
+        try:
+            await self.deps.observer.on_ended(self.job, snapshot)
+        except Exception:
+            log.exception("job %s: the observer failed on the job's end (ignored)", self.job.id)
+
+    async def _fail_unexpectedly(self, exc: Exception) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("job %s: unexpected error [ref %s]", self.job.id, ref, exc_info=exc)
+        message = f"Something went wrong on our side (reference {ref}). Please try again."
+        if self.job.state in TERMINAL:
+            return
+        try:
+            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=message)
+        except Exception:
+            log.exception("job %s: could not record the failure [ref %s]", self.job.id, ref)
+            self.job = amend(self.job, error=message)
+        await self._ended(None)

@@ -1,0 +1,421 @@
+"""The job service: between the bot and the engine. Admits jobs, queues them fairly, runs them, survives restarts.
+
+How it works:
+- ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), the workflow (the kind's default when
+  none is named; its fallback when no healthy server has its models), ``bind`` (a ``BadInputError`` names the
+  option), then the row is written in state ``waiting`` with every bound value, the chosen seed included, so
+  binding the stored params again gives the same graph. Only then is the job pushed to our ``FairQueue``.
+- The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
+  takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
+  by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
+  changes. Each job then runs as its own task (``runner.JobRunner``); waiting jobs hear their place in our queue
+  through the observer whenever it changes.
+- ``start`` reattaches every active row, oldest first: ``waiting`` → our queue again; ``submitting`` / ``queued``
+  / ``running`` → ``engine.start(attach_to=row.server_url)``, which asks the server about our prompt_id and, if
+  the server lost it, submits it again (not started) or reports it lost (started); ``delivering`` → the stored
+  outputs are delivered again (fetched from the server again when none were stored).
+- ``cancel`` is checked here (owner or Manage Messages): a waiting job leaves our queue; one at a server is
+  cancelled through the engine, and the final row is returned once the engine confirmed (bounded wait).
+
+Never: cancel anything at ComfyUI on ``close`` (a shutdown; the next ``start`` reattaches), send a job whose
+row was not written first, or let a caller see anything but a ``UserError`` for a refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from discomfy.bot.limits import Actor, Limits
+from discomfy.comfy.engine import Engine, InputImage, JobSpec
+from discomfy.comfy.pool import Lease, pick_server
+from discomfy.config import Settings
+from discomfy.errors import BadInputError, ComfyError, UserError
+from discomfy.jobs.fairqueue import FairQueue
+from discomfy.jobs.runner import (
+    JobObserver,
+    JobRunner,
+    OutputSink,
+    ProgressRelay,
+    RunnerDeps,
+    ServiceOptions,
+    waiting_snapshot,
+)
+from discomfy.jobs.state import (
+    AT_SERVER,
+    ChannelId,
+    GuildId,
+    InteractionRef,
+    Job,
+    JobAction,
+    JobId,
+    JobKind,
+    JobState,
+    MessageId,
+    UserId,
+    amend,
+    new_job_id,
+    new_prompt_id,
+)
+from discomfy.jobs.store import JobStore
+from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
+
+__all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
+
+log = logging.getLogger(__name__)
+
+#: Rebuilds a job's input images after a restart (from the output store or the Discord attachment).
+InputLoader = Callable[[Job], Awaitable[tuple[InputImage, ...]]]
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a command or a button asks for."""
+
+    owner_id: int
+    guild_id: int | None
+    channel_id: int
+    interaction: InteractionRef | None
+    #: None: the default workflow of ``kind``.
+    workflow: str | None
+    kind: Kind
+    action: JobAction
+    params: Mapping[str, Any]
+    parent_id: str | None = None
+    source_index: int | None = None
+    #: Input images, already named by content hash. Image options left empty are filled from these, in order.
+    inputs: tuple[InputImage, ...] = ()
+
+
+@dataclass
+class _Waiting:
+    """A job in our own queue, with what it needs to start."""
+
+    job: Job
+    spec: JobSpec
+    relay: ProgressRelay
+    announced: int | None = None
+
+
+async def _no_inputs(job: Job) -> tuple[InputImage, ...]:
+    return ()
+
+
+async def _refuse_resubmit(server_url: str, prompt_id: str) -> None:
+    raise ComfyError(f"prompt {prompt_id} is finished; its result is not made again on {server_url}")
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        engine: Engine,
+        registry: Registry,
+        outputs: OutputSink,
+        observer: JobObserver,
+        limits: Limits,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        options: ServiceOptions | None = None,
+        load_inputs: InputLoader = _no_inputs,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.registry = registry
+        self.outputs = outputs
+        self.observer = observer
+        self.limits = limits
+        self.settings = settings
+        self.clock = clock
+        self.options = options or ServiceOptions()
+        self.load_inputs = load_inputs
+        self._queue: FairQueue[Job] = FairQueue(self.options.weights)
+        self._waiting: dict[str, _Waiting] = {}
+        self._runners: dict[str, JobRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake_event = asyncio.Event()
+        self._queue_changed = False
+        self._admit = asyncio.Lock()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._closing = False
+        self._deps = RunnerDeps(store, engine, outputs, observer, self.options, self._wake)
+
+    # -- life ------------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Reattach every active job (oldest first), then start dispatching."""
+        done: Counter[str] = Counter()
+        for job in await self.store.active():
+            if job.id in self._waiting or job.id in self._runners:
+                continue
+            try:
+                done[await self._reattach(job)] += 1
+            except Exception as exc:
+                await self._fail_at_start(job, exc)
+                done["failed"] += 1
+        if done:
+            log.info("job service: on start, %s", ", ".join(f"{n} {what}" for what, n in sorted(done.items())))
+        self._queue_changed = True
+        self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="job-dispatcher")
+
+    async def close(self) -> None:
+        """Stop dispatching and following. Jobs at ComfyUI keep running there; the next ``start`` reattaches."""
+        self._closing = True
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+            self._dispatcher = None
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiting in self._waiting.values():
+            await waiting.relay.close()
+
+    # -- the bot's calls -------------------------------------------------------------------------------------
+
+    async def submit(self, request: JobRequest, actor: Actor) -> Job:
+        """Admit, bind and record a job, then queue it. Refusals are ``UserError``s (``BadInputError``, …)."""
+        if self._closing:
+            raise UserError("I'm restarting right now; please try again in a minute.")
+        async with self._admit:  # counts and the new row together, or two requests could both pass the cap
+            now = self.clock()
+            self.limits.admit_job(actor, await self.store.counts(), now)
+            workflow = self._choose_workflow(request)
+            bound = bind(workflow, self._with_inputs(workflow, request), self.settings.models)
+            seed = bound.values.get("seed")
+            job = Job(
+                id=new_job_id(),
+                owner_id=UserId(request.owner_id),
+                channel_id=ChannelId(request.channel_id),
+                workflow=workflow.name,
+                kind=JobKind(workflow.kind.value),
+                action=request.action,
+                created_at=now,
+                guild_id=None if request.guild_id is None else GuildId(request.guild_id),
+                interaction=request.interaction,
+                params=_recorded(bound),
+                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                parent_id=None if request.parent_id is None else JobId(request.parent_id),
+                source_index=request.source_index,
+            )
+            await self.store.create(job)
+        self._enqueue(job, self._spec(job, bound, request.inputs))
+        log.info("job %s: %s by %s with %s, waiting", job.id, job.action, job.owner_id, job.workflow)
+        return job
+
+    async def cancel(self, job_id: str, actor: Actor) -> Job:
+        """Cancel for its owner or a moderator; returns the row as it ends (unchanged if already finished)."""
+        job = await self.store.get(job_id)
+        self.limits.check_owner_or_moderator(actor, job.owner_id)
+        if job.terminal:
+            return job
+        waiting = self._waiting.pop(job_id, None)
+        if waiting is not None:
+            self._queue.remove(JobId(job_id))
+            self._queue_changed = True
+            self._wake()
+            await waiting.relay.close()
+            job = await self.store.transition(job_id, JobState.CANCELLED)
+            log.info("job %s: cancelled while waiting in our queue", job_id)
+            await self._notify_ended(job)
+            return job
+        runner, task = self._runners.get(job_id), self._tasks.get(job_id)
+        if runner is not None and task is not None:
+            if runner.job.state is JobState.DELIVERING:
+                raise UserError("Too late to cancel: the result is already on its way.")
+            if runner.run is not None:
+                log.info("job %s: cancel asked by %s", job_id, actor.user_id)
+                await runner.run.cancel()
+                await asyncio.wait({task}, timeout=self.options.cancel_wait)
+            return await self.store.get(job_id)
+        if job.state is JobState.DELIVERING:
+            raise UserError("Too late to cancel: the result is already on its way.")
+        raise UserError("I can't cancel this job right now; please try again in a moment.")
+
+    def position(self, job_id: str) -> int | None:
+        """The job's place in our own queue (1 = next), or None when it is not waiting there."""
+        return self._queue.position_of(JobId(job_id))
+
+    async def set_message(self, job_id: str, message_id: int) -> Job:
+        """The bot's progress message for this job (which becomes the result message)."""
+        job = await self.store.update(job_id, message_id=MessageId(message_id))
+        if (waiting := self._waiting.get(job_id)) is not None:
+            waiting.job = amend(waiting.job, message_id=job.message_id)
+        if (runner := self._runners.get(job_id)) is not None:
+            runner.job = amend(runner.job, message_id=job.message_id)
+        return job
+
+    # -- workflows -------------------------------------------------------------------------------------------
+
+    def _choose_workflow(self, request: JobRequest) -> Workflow:
+        name = request.workflow
+        if name is None:
+            default = self.registry.default(request.kind)
+            if default is None:
+                raise UserError(f"No {request.kind.value} workflow is installed; ask an admin to add one.")
+            name = default.name
+        workflow = self.registry.get(name)
+        if workflow.kind is not request.kind:
+            raise BadInputError(f"The {name} workflow makes {workflow.kind.value}, not {request.kind.value}.")
+        healthy = [s for s in self.engine.pool.servers if s.healthy]
+        if not healthy:
+            return workflow  # every server is down: wait in our queue for one to come back
+        for candidate in self.registry.with_fallbacks(name):
+            needed = self.registry.needed_models(candidate.name)
+            if any(needed <= s.models for s in healthy):
+                return candidate
+        raise UserError(f"No image server has the models the {name} workflow needs right now; tell an admin.")
+
+    @staticmethod
+    def _with_inputs(workflow: Workflow, request: JobRequest) -> dict[str, Any]:
+        params = dict(request.params)
+        empty = [p.name for p in workflow.params.values() if p.type is ParamType.IMAGE and not params.get(p.name)]
+        for name, image in zip(empty, request.inputs, strict=False):
+            params[name] = image.load_image_value
+        return params
+
+    def _spec(
+        self, job: Job, bound: BoundGraph, inputs: tuple[InputImage, ...], prompt_id: str | None = None
+    ) -> JobSpec:
+        return JobSpec(
+            job_id=job.id,
+            prompt_id=prompt_id or new_prompt_id(),
+            graph=bound.graph,
+            needed_models=bound.models,
+            inputs=inputs,
+            preview=self.options.previews,
+        )
+
+    async def _respec(self, job: Job) -> JobSpec:
+        """The job's graph again, from its stored params (the seed is among them, so it is the same graph)."""
+        bound = bind(self.registry.get(job.workflow), job.params, self.settings.models)
+        return self._spec(job, bound, await self.load_inputs(job), job.prompt_id)
+
+    # -- dispatch --------------------------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job, spec: JobSpec) -> None:
+        self._waiting[job.id] = _Waiting(job, spec, ProgressRelay(self.observer, job.id))
+        self._queue.push(job)
+        self._queue_changed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._wake_event.set()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake_event.clear()
+            try:
+                self._dispatch_ready()
+                if self._queue_changed:
+                    self._queue_changed = False
+                    self._announce_positions()
+            except Exception:
+                log.exception("job dispatcher: unexpected error; going on")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_event.wait(), self.options.poll_interval)
+
+    def _dispatch_ready(self) -> None:
+        pool = self.engine.pool
+
+        def can_run(job: Job) -> bool:
+            return pick_server(pool.servers, self._waiting[job.id].spec.needed_models, pool.capacity) is not None
+
+        while (job := self._queue.pop_next(can_run)) is not None:
+            waiting = self._waiting.pop(job.id)
+            self._queue_changed = True
+            lease = pool.try_acquire(waiting.spec.needed_models)  # no await since can_run: the slot is there
+            self._launch(waiting.job, waiting.spec, waiting.relay, lease=lease)
+
+    def _announce_positions(self) -> None:
+        for place, queued in enumerate(self._queue.order(), start=1):
+            waiting = self._waiting.get(queued.id)
+            if waiting is not None and waiting.announced != place:
+                waiting.announced = place
+                waiting.relay.post(waiting.job, waiting_snapshot(waiting.job), place)
+
+    def _launch(
+        self,
+        job: Job,
+        spec: JobSpec,
+        relay: ProgressRelay,
+        *,
+        lease: Lease | None = None,
+        attach_to: str | None = None,
+        was_running: bool = False,
+    ) -> None:
+        runner = JobRunner(self._deps, job, relay)
+        runner.run = self.engine.start(
+            spec, on_submit=runner.on_submit, lease=lease, attach_to=attach_to, was_running=was_running
+        )
+        self._track(runner, asyncio.create_task(runner.follow(), name=f"job-{job.id}"))
+
+    def _track(self, runner: JobRunner, task: asyncio.Task[None]) -> None:
+        job_id = runner.job.id
+        self._runners[job_id], self._tasks[job_id] = runner, task
+
+        def forget(_: asyncio.Task[None]) -> None:
+            if self._tasks.get(job_id) is task:
+                del self._tasks[job_id], self._runners[job_id]
+            self._wake()
+
+        task.add_done_callback(forget)
+
+    # -- restart ---------------------------------------------------------------------------------------------
+
+    async def _reattach(self, job: Job) -> str:
+        if job.state is JobState.WAITING:
+            self._enqueue(job, await self._respec(job))
+            log.info("job %s: back in our queue after a restart", job.id)
+            return "back in the queue"
+        if job.state in AT_SERVER:
+            if not (job.server_url and job.prompt_id):
+                raise RuntimeError(f"a {job.state} row without a server or prompt_id")
+            spec = await self._respec(job)
+            relay = ProgressRelay(self.observer, job.id)
+            self._launch(job, spec, relay, attach_to=job.server_url, was_running=job.state is JobState.RUNNING)
+            log.info("job %s: reattached to prompt %s on %s (%s)", job.id, job.prompt_id, job.server_url, job.state)
+            return "reattached"
+        # delivering: outputs stored (or to fetch again from the finished prompt)
+        runner = JobRunner(self._deps, job, ProgressRelay(self.observer, job.id))
+        if not await self.store.outputs(job.id) and job.server_url and job.prompt_id:
+            spec = await self._respec(job)
+            runner.run = self.engine.start(spec, on_submit=_refuse_resubmit, attach_to=job.server_url, was_running=True)
+        self._track(runner, asyncio.create_task(runner.redeliver(), name=f"deliver-{job.id}"))
+        log.info("job %s: delivering its result again after a restart", job.id)
+        return "delivered again"
+
+    async def _fail_at_start(self, job: Job, exc: Exception) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("job %s: could not be resumed after a restart [ref %s]", job.id, ref, exc_info=exc)
+        if isinstance(exc, UserError):
+            message = f"This job could not be resumed after a restart: {exc.user_message}"
+        else:
+            message = f"This job could not be resumed after a restart (reference {ref})."
+        try:
+            job = await self.store.transition(job.id, JobState.FAILED, error=message)
+        except Exception:
+            log.exception("job %s: could not record the failure [ref %s]", job.id, ref)
+            return
+        await self._notify_ended(job)
+
+    async def _notify_ended(self, job: Job) -> None:
+        try:
+            await self.observer.on_ended(job, None)
+        except Exception:
+            log.exception("job %s: the observer failed on the job's end (ignored)", job.id)
+
+
+def _recorded(bound: BoundGraph) -> dict[str, Any]:
+    """The bound values worth storing: plain JSON values (not links), so binding them again is the same."""
+    return {k: v for k, v in bound.values.items() if isinstance(v, str | int | float | bool)}

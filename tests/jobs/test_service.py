@@ -1,0 +1,428 @@
+"""The job service against the ComfyUI emulator, a real pool and engine, a real SQLite store and the shipped
+workflows: jobs are admitted, queued fairly, run, stored and delivered once, cancelled on request, and survive
+a restart of the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from discomfy.bot.limits import Actor, Limits
+from discomfy.comfy.engine import Engine, EngineOptions
+from discomfy.comfy.pool import ServerPool
+from discomfy.comfy.progress import Snapshot
+from discomfy.comfy.stream import FetchedFile
+from discomfy.config import DEFAULT_MODELS, LimitSettings, PermissionSettings, Settings
+from discomfy.errors import BadInputError, PermissionDeniedError, RateLimitedError
+from discomfy.jobs.records import OutputKind, StoredOutput
+from discomfy.jobs.runner import ServiceOptions, state_for
+from discomfy.jobs.service import JobRequest, JobService
+from discomfy.jobs.state import ChannelId, Job, JobAction, JobState, UserId
+from discomfy.jobs.store import JobStore
+from discomfy.workflows import Kind, Registry, load_workflows
+from tests.peers.comfyui import ComfyEmulator
+
+pytestmark = pytest.mark.timeout(40)
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+FAST_STREAM = {"silence_timeout": 0.5, "connect_timeout": 2.0, "unreachable_timeout": 3.0, "fetch_deadline": 5.0}
+FAST = ServiceOptions(
+    poll_interval=0.05,
+    previews=False,
+    deliver_backoff=lambda attempt: 0.02,
+    deliver_give_up_after=20.0,
+    cancel_wait=5.0,
+    flush_timeout=1.0,
+)
+S = JobState
+
+
+# -- the rig: our own protocols, recorded --------------------------------------------------------------------
+
+
+class RecordingStore(JobStore):
+    """The real store, remembering every state move (and how many prompts the emulator had seen by then)."""
+
+    emulator: ComfyEmulator | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.moves: list[tuple[str, JobState, Job, int]] = []
+
+    async def transition(self, job_id: str, new_state: JobState, **fields: Any) -> Job:
+        job = await super().transition(job_id, new_state, **fields)
+        self.moves.append((job_id, new_state, job, posts(self.emulator) if self.emulator else 0))
+        return job
+
+    def path_of(self, job_id: str) -> list[JobState]:
+        return [state for jid, state, _, _ in self.moves if jid == job_id]
+
+
+class DiskSink:
+    """A small output sink: each file to disk and a row in the store."""
+
+    def __init__(self, store: JobStore, root: Path) -> None:
+        self.store, self.root = store, root
+        self.saved: list[str] = []
+        self.fail_with: Exception | None = None
+
+    async def save(self, job: Job, files: Sequence[FetchedFile]) -> list[StoredOutput]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        stored = []
+        for index, file in enumerate(files):
+            name = f"{job.id}-{index}.png"
+            await asyncio.to_thread((self.root / name).write_bytes, file.data)
+            output = StoredOutput(
+                job.id, index, OutputKind.IMAGE, f"outputs/{name}", "image/png", len(file.data),
+                hashlib.sha256(file.data).hexdigest(), time.time(),
+            )  # fmt: skip
+            stored.append(await self.store.add_output(output))
+        self.saved.append(job.id)
+        return stored
+
+
+@dataclass
+class Recorder:
+    """The bot's side, recorded: progress, deliveries (with what the store held then) and ends."""
+
+    store: JobStore
+    progress: list[tuple[str, JobState, Snapshot, int | None]] = field(default_factory=list)
+    deliveries: list[tuple[str, list[StoredOutput], list[StoredOutput]]] = field(default_factory=list)
+    ended: list[Job] = field(default_factory=list)
+    fail_deliveries: int = 0
+    fail_progress: bool = False
+
+    async def on_progress(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
+        self.progress.append((job.id, job.state, snapshot, our_queue_position))
+        if self.fail_progress:
+            raise RuntimeError("the observer broke")
+
+    async def deliver(self, job: Job, outputs: Sequence[StoredOutput]) -> None:
+        self.deliveries.append((job.id, list(outputs), await self.store.outputs(job.id)))
+        if self.fail_deliveries:
+            self.fail_deliveries -= 1
+            raise ConnectionError("Discord is down")
+
+    async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
+        self.ended.append(job)
+
+    def delivered(self, job_id: str) -> list[list[StoredOutput]]:
+        return [outputs for jid, outputs, _ in self.deliveries if jid == job_id]
+
+
+@dataclass
+class Rig:
+    service: JobService
+    store: RecordingStore
+    observer: Recorder
+    sink: DiskSink
+    engine: Engine
+
+    async def close(self) -> None:
+        await self.service.close()
+        await self.engine.pool.close()
+        await self.store.close()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_workflows(WORKFLOWS, DEFAULT_MODELS)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def open_rig(
+    comfyui_emulator: ComfyEmulator, registry: Registry, session: aiohttp.ClientSession, tmp_path: Path
+) -> Callable[..., Any]:
+    async def open_(*, capacity: int = 2, per_user: int = 3, options: ServiceOptions = FAST, **recorder: Any) -> Rig:
+        store = await RecordingStore.open(tmp_path / "jobs.sqlite3")
+        store.emulator = comfyui_emulator
+        pool = ServerPool([comfyui_emulator.url], session, capacity=capacity, health_interval=0.2, timeout=5.0)
+        await pool.start()
+        engine = Engine(pool, EngineOptions(stream=FAST_STREAM))
+        limit_settings = LimitSettings(max_jobs_per_user=per_user, max_jobs_total=50)
+        settings = Settings(limits=limit_settings)
+        observer = Recorder(store, **recorder)
+        (tmp_path / "outputs").mkdir(exist_ok=True)
+        sink = DiskSink(store, tmp_path / "outputs")
+        service = JobService(
+            store=store,
+            engine=engine,
+            registry=registry,
+            outputs=sink,
+            observer=observer,
+            limits=Limits(limit_settings, PermissionSettings()),
+            settings=settings,
+            options=options,
+        )
+        await service.start()
+        return Rig(service, store, observer, sink, engine)
+
+    return open_
+
+
+def actor(user: int, *, moderator: bool = False) -> Actor:
+    return Actor(UserId(user), ChannelId(500), can_manage_messages=moderator)
+
+
+def request(owner: int, **params: Any) -> JobRequest:
+    values = {"prompt": f"a red fox for {owner}", "width": 256, "height": 256, "steps": 4, **params}
+    return JobRequest(owner, 1, 500, None, None, Kind.IMAGE, JobAction.GENERATE, values)
+
+
+def posts(emu: ComfyEmulator) -> int:
+    return sum(1 for r in emu.requests if r.method == "POST" and r.path == "/prompt")
+
+
+def executions(emu: ComfyEmulator, prompt_id: str | None) -> int:
+    return sum(
+        1
+        for r in emu.ws_log
+        if r.direction in ("out", "lost")
+        and r.type == "execution_start"
+        and isinstance(r.data, dict)
+        and r.data.get("prompt_id") == prompt_id
+    )
+
+
+async def until(store: JobStore, job_id: str, *states: JobState, timeout: float = 20.0) -> Job:  # noqa: ASYNC109
+    async with asyncio.timeout(timeout):
+        while True:
+            job = await store.get(job_id)
+            if job.state in states:
+                return job
+            await asyncio.sleep(0.02)
+
+
+async def slow(emu: ComfyEmulator) -> None:
+    emu.config.step_duration = 0.05
+
+
+# -- the happy path -------------------------------------------------------------------------------------------
+
+
+async def test_a_job_goes_from_waiting_to_delivered_with_its_row_written_before_each_step(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    rig: Rig = await open_rig()
+    job = await rig.service.submit(request(1), actor(1))
+    assert job.state is S.WAITING and isinstance(job.seed, int) and job.params["seed"] == job.seed
+    done = await until(rig.store, job.id, S.DELIVERED, S.FAILED)
+    await rig.close()
+
+    assert done.state is S.DELIVERED, done.error
+    path = rig.store.path_of(job.id)
+    assert path[0] is S.SUBMITTING and path[-2:] == [S.DELIVERING, S.DELIVERED]
+    assert set(path[1:-2]) <= {S.QUEUED, S.RUNNING}
+    _, _, submitting, posts_then = rig.store.moves[0]
+    assert submitting.server_url == comfyui_emulator.url and submitting.prompt_id == done.prompt_id
+    assert posts_then == 0  # written before the emulator saw the POST
+    assert executions(comfyui_emulator, done.prompt_id) == 1
+    [(_, outputs, stored_then)] = rig.observer.deliveries
+    assert outputs == stored_then and len(outputs) == 1  # saved before deliver was called
+    assert rig.observer.progress and all(jid == job.id for jid, *_ in rig.observer.progress)
+    assert rig.observer.ended == []
+
+
+async def test_twenty_jobs_from_five_users_start_in_turns_and_the_per_user_cap_refuses_the_fifth(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    rig: Rig = await open_rig(capacity=1, per_user=4)
+    await slow(emu)
+    blocker = await rig.service.submit(request(99, steps=20), actor(99))
+    await until(rig.store, blocker.id, S.RUNNING)
+    jobs = [
+        await rig.service.submit(request(user, prompt=f"job {n}"), actor(user))
+        for user in range(1, 6)
+        for n in range(4)
+    ]
+    with pytest.raises(RateLimitedError) as refused:
+        await rig.service.submit(request(1), actor(1))
+    assert "4 jobs" in refused.value.user_message
+    assert [rig.service.position(j.id) for j in jobs[:5]] == [1, 6, 11, 16, 2]
+    emu.config.step_duration = 0.002
+    for job in jobs:
+        assert (await until(rig.store, job.id, S.DELIVERED, S.FAILED, timeout=30)).state is S.DELIVERED
+    await rig.close()
+
+    started = [jid for jid, state, _, _ in rig.store.moves if state is S.SUBMITTING and jid != blocker.id]
+    owners = {j.id: j.owner_id for j in jobs}
+    assert [owners[jid] for jid in started] == [1, 2, 3, 4, 5] * 4
+    assert len(rig.observer.deliveries) == 21
+    waiting_updates = [pos for jid, _, _, pos in rig.observer.progress if jid == jobs[-1].id and pos is not None]
+    assert waiting_updates[0] == 20 and waiting_updates[-1] == 1  # it heard its place go down
+
+
+# -- cancel -------------------------------------------------------------------------------------------------------
+
+
+async def test_cancel_while_waiting_in_our_queue_sends_nothing_and_a_stranger_is_refused(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    rig: Rig = await open_rig(capacity=1)
+    await slow(emu)
+    first = await rig.service.submit(request(1, steps=20), actor(1))
+    await until(rig.store, first.id, S.RUNNING)
+    waiting = await rig.service.submit(request(2), actor(2))
+    assert rig.service.position(waiting.id) == 1
+    with pytest.raises(PermissionDeniedError):
+        await rig.service.cancel(waiting.id, actor(3))
+    cancelled = await rig.service.cancel(waiting.id, actor(2))
+    assert cancelled.state is S.CANCELLED and rig.service.position(waiting.id) is None
+    assert [j.id for j in rig.observer.ended] == [waiting.id]
+    emu.config.step_duration = 0.002
+    await until(rig.store, first.id, S.DELIVERED)
+    await rig.close()
+    assert not any(r.json and r.json.get("client_id") == waiting.id for r in emu.requests)
+
+
+async def test_a_moderator_cancels_a_running_job_at_the_server(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    rig: Rig = await open_rig()
+    await slow(emu)
+    job = await rig.service.submit(request(1, steps=30), actor(1))
+    running = await until(rig.store, job.id, S.RUNNING)
+    with pytest.raises(PermissionDeniedError):
+        await rig.service.cancel(job.id, actor(2))
+    cancelled = await rig.service.cancel(job.id, actor(2, moderator=True))
+    await rig.close()
+    assert cancelled.state is S.CANCELLED
+    assert emu.queue.history[running.prompt_id]["status"]["status_str"] == "error"  # interrupted
+    assert [j.id for j in rig.observer.ended] == [job.id] and rig.observer.deliveries == []
+
+
+# -- restart ------------------------------------------------------------------------------------------------------
+
+
+async def test_after_a_restart_the_running_job_is_reattached_and_the_waiting_one_runs(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    first_life: Rig = await open_rig(capacity=1)
+    await slow(emu)
+    running = await first_life.service.submit(request(1, steps=30), actor(1))
+    waiting = await first_life.service.submit(request(2), actor(2))
+    at_server = await until(first_life.store, running.id, S.RUNNING)
+    assert (await first_life.store.get(waiting.id)).state is S.WAITING
+    await first_life.close()
+    assert [i.prompt_id for i in emu.queue.running_items()] == [at_server.prompt_id]  # still running there
+
+    second_life: Rig = await open_rig(capacity=1)
+    emu.config.step_duration = 0.002
+    for job in (running, waiting):
+        assert (await until(second_life.store, job.id, S.DELIVERED, S.FAILED)).state is S.DELIVERED
+    await second_life.close()
+    assert executions(emu, at_server.prompt_id) == 1  # followed, not run again
+    assert len(second_life.observer.delivered(running.id)) == 1
+    assert len(second_life.observer.delivered(waiting.id)) == 1
+    assert second_life.store.path_of(running.id)[-2:] == [S.DELIVERING, S.DELIVERED]
+    assert second_life.observer.progress[0][0] in (running.id, waiting.id)  # resumed messages
+
+
+async def test_a_job_left_delivering_is_delivered_again_from_its_stored_outputs(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    first_life: Rig = await open_rig(fail_deliveries=1000)
+    job = await first_life.service.submit(request(1), actor(1))
+    await until(first_life.store, job.id, S.DELIVERING)
+    await comfyui_emulator.wait_for(lambda: first_life.observer.deliveries, timeout=10)
+    await first_life.close()
+    stored = first_life.observer.deliveries[0][1]
+
+    second_life: Rig = await open_rig()
+    done = await until(second_life.store, job.id, S.DELIVERED)
+    await second_life.close()
+    assert done.state is S.DELIVERED
+    assert second_life.observer.delivered(job.id) == [stored]
+    assert first_life.sink.saved == [job.id] and second_life.sink.saved == []  # stored once
+
+
+# -- delivery, bad input, observers and surprises -----------------------------------------------------------------
+
+
+async def test_a_delivery_that_fails_twice_is_retried_and_delivered_once_with_the_same_outputs(
+    open_rig: Callable[..., Any],
+) -> None:
+    rig: Rig = await open_rig(fail_deliveries=2)
+    job = await rig.service.submit(request(1), actor(1))
+    done = await until(rig.store, job.id, S.DELIVERED, S.FAILED)
+    await rig.close()
+    assert done.state is S.DELIVERED
+    attempts = rig.observer.delivered(job.id)
+    assert len(attempts) == 3 and attempts[0] == attempts[1] == attempts[2]
+    assert rig.sink.saved == [job.id] and rig.store.path_of(job.id).count(S.DELIVERED) == 1
+
+
+async def test_bad_params_are_refused_naming_the_option_and_nothing_is_stored_or_sent(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    rig: Rig = await open_rig()
+    with pytest.raises(BadInputError) as bad:
+        await rig.service.submit(request(1, steps=500), actor(1))
+    with pytest.raises(BadInputError, match="colour"):
+        await rig.service.submit(request(1, colour="red"), actor(1))
+    counts = await rig.store.counts()
+    await asyncio.sleep(0.1)
+    await rig.close()
+    assert "steps" in bad.value.user_message
+    assert counts.total == 0 and posts(comfyui_emulator) == 0
+
+
+async def test_an_observer_that_raises_on_progress_does_not_break_the_job(open_rig: Callable[..., Any]) -> None:
+    rig: Rig = await open_rig(fail_progress=True)
+    job = await rig.service.submit(request(1), actor(1))
+    done = await until(rig.store, job.id, S.DELIVERED, S.FAILED)
+    await rig.close()
+    assert done.state is S.DELIVERED and rig.observer.progress
+    assert len(rig.observer.delivered(job.id)) == 1
+
+
+async def test_an_unexpected_error_fails_the_job_with_a_reference_id_in_the_log(
+    open_rig: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    rig: Rig = await open_rig()
+    rig.sink.fail_with = OSError("disk on fire")
+    job = await rig.service.submit(request(1), actor(1))
+    failed = await until(rig.store, job.id, S.FAILED, S.DELIVERED)
+    await rig.close()
+    assert failed.state is S.FAILED and failed.error and "reference" in failed.error
+    ref = failed.error.split("reference ")[1][:8]
+    assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
+    assert [j.id for j in rig.observer.ended] == [job.id]
+
+
+def test_snapshots_map_onto_the_state_table() -> None:
+    from discomfy.comfy.progress import Phase
+    from discomfy.comfy.stream import JobLostError
+
+    def snap(phase: Phase, error: str | None = None) -> Snapshot:
+        return Snapshot(prompt_id="p", phase=phase, error=error)
+
+    assert state_for(S.WAITING, snap(Phase.QUEUED), landed=False) is None
+    assert state_for(S.SUBMITTING, snap(Phase.QUEUED), landed=False) is None
+    assert state_for(S.SUBMITTING, snap(Phase.QUEUED), landed=True) is S.QUEUED
+    assert state_for(S.RUNNING, snap(Phase.QUEUED), landed=True) is None  # sent again: on_submit moves it
+    assert state_for(S.QUEUED, snap(Phase.RUNNING), landed=True) is S.RUNNING
+    assert state_for(S.RUNNING, snap(Phase.DONE), landed=True) is S.DELIVERING
+    assert state_for(S.RUNNING, snap(Phase.FAILED, "KSampler: boom"), landed=True) is S.FAILED
+    assert state_for(S.RUNNING, snap(Phase.FAILED, JobLostError.user_message), landed=True) is S.LOST
+    assert state_for(S.WAITING, snap(Phase.CANCELLED), landed=False) is S.CANCELLED
+    assert state_for(S.DELIVERING, snap(Phase.FAILED, "x"), landed=True) is None
