@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from discomfy.comfy.engine import Engine, JobRun
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.comfy.stream import FetchedFile, JobLostError
+from discomfy.errors import DiscomfyError
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend
 from discomfy.jobs.store import JobStore
@@ -56,9 +57,15 @@ class JobObserver(Protocol):
 
 
 class OutputSink(Protocol):
-    """Where a finished job's files are kept (``jobs/outputs.py`` ``OutputStore``)."""
+    """Where a finished job's files are kept (``jobs/outputs.py`` ``OutputStore`` is one)."""
 
     async def save(self, job: Job, files: Sequence[FetchedFile]) -> list[StoredOutput]: ...
+
+    async def read(self, output: StoredOutput) -> bytes | None: ...
+
+    def claim_source(self, job_id: str, index: int) -> contextlib.AbstractAsyncContextManager[StoredOutput | None]:
+        """Held while the row of a job made from output ``index`` of ``job_id`` is created (no eviction)."""
+        ...
 
 
 def _backoff(attempt: int) -> float:
@@ -299,7 +306,10 @@ class JobRunner:
     async def _fail_unexpectedly(self, exc: Exception) -> None:
         ref = uuid.uuid4().hex[:8]
         log.error("job %s: unexpected error [ref %s]", self.job.id, ref, exc_info=exc)
-        message = f"Something went wrong on our side (reference {ref}). Please try again."
+        if isinstance(exc, DiscomfyError):  # ours, with words for the user (disk full, database, …)
+            message = f"{exc.user_message} (reference {ref})"
+        else:
+            message = f"Something went wrong on our side (reference {ref}). Please try again."
         if self.job.state in TERMINAL:
             return
         try:

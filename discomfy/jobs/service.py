@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from discomfy.bot.limits import Actor, Limits
-from discomfy.comfy.engine import Engine, InputImage, JobSpec
+from discomfy.comfy.engine import UPLOAD_SUBFOLDER, Engine, InputImage, JobSpec
 from discomfy.comfy.pool import Lease, pick_server
 from discomfy.config import Settings
 from discomfy.errors import BadInputError, ComfyError, UserError
@@ -104,10 +104,6 @@ class _Waiting:
     announced: int | None = None
 
 
-async def _no_inputs(job: Job) -> tuple[InputImage, ...]:
-    return ()
-
-
 async def _refuse_resubmit(server_url: str, prompt_id: str) -> None:
     raise ComfyError(f"prompt {prompt_id} is finished; its result is not made again on {server_url}")
 
@@ -125,7 +121,7 @@ class JobService:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         options: ServiceOptions | None = None,
-        load_inputs: InputLoader = _no_inputs,
+        load_inputs: InputLoader | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -136,7 +132,7 @@ class JobService:
         self.settings = settings
         self.clock = clock
         self.options = options or ServiceOptions()
-        self.load_inputs = load_inputs
+        self.load_inputs = load_inputs or self._source_inputs
         self._queue: FairQueue[Job] = FairQueue(self.options.weights)
         self._waiting: dict[str, _Waiting] = {}
         self._runners: dict[str, JobRunner] = {}
@@ -208,7 +204,14 @@ class JobService:
                 parent_id=None if request.parent_id is None else JobId(request.parent_id),
                 source_index=request.source_index,
             )
-            await self.store.create(job)
+            if job.parent_id is not None and job.source_index is not None:
+                # The source must not be evicted between reading it and our row existing (outputs.py).
+                async with self.outputs.claim_source(job.parent_id, job.source_index) as source:
+                    if source is None:
+                        raise UserError("I can't find that result any more; it may have been deleted.")
+                    await self.store.create(job)
+            else:
+                await self.store.create(job)
         self._enqueue(job, self._spec(job, bound, request.inputs))
         log.info("job %s: %s by %s with %s, waiting", job.id, job.action, job.owner_id, job.workflow)
         return job
@@ -300,6 +303,22 @@ class JobService:
         """The job's graph again, from its stored params (the seed is among them, so it is the same graph)."""
         bound = bind(self.registry.get(job.workflow), job.params, self.settings.models)
         return self._spec(job, bound, await self.load_inputs(job), job.prompt_id)
+
+    async def _source_inputs(self, job: Job) -> tuple[InputImage, ...]:
+        """The default input loader after a restart: a job made from a stored output reads it back. Other
+        inputs are not needed to follow a prompt, and ComfyUI keeps uploaded files in its input folder."""
+        if job.parent_id is None or job.source_index is None:
+            return ()
+        source = [o for o in await self.store.outputs(job.parent_id) if o.index == job.source_index]
+        data = await self.outputs.read(source[0]) if source else None
+        if data is None:
+            return ()
+        names = {v for v in job.params.values() if isinstance(v, str) and v.startswith(f"{UPLOAD_SUBFOLDER}/")}
+        for name in names:
+            image = InputImage.from_bytes(data, name.rsplit(".", 1)[-1])
+            if image.load_image_value == name:
+                return (image,)
+        return ()
 
     # -- dispatch --------------------------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@ a restart of the bot."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,18 +15,19 @@ import aiohttp
 import pytest
 
 from discomfy.bot.limits import Actor, Limits
-from discomfy.comfy.engine import Engine, EngineOptions
+from discomfy.comfy.engine import Engine, EngineOptions, InputImage
 from discomfy.comfy.pool import ServerPool
 from discomfy.comfy.progress import Snapshot
 from discomfy.comfy.stream import FetchedFile
 from discomfy.config import DEFAULT_MODELS, LimitSettings, PermissionSettings, Settings
-from discomfy.errors import BadInputError, PermissionDeniedError, RateLimitedError
-from discomfy.jobs.records import OutputKind, StoredOutput
+from discomfy.errors import BadInputError, PermissionDeniedError, RateLimitedError, UserError
+from discomfy.jobs.outputs import OutputStore
+from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.runner import ServiceOptions, state_for
 from discomfy.jobs.service import JobRequest, JobService
-from discomfy.jobs.state import ChannelId, Job, JobAction, JobState, UserId
+from discomfy.jobs.state import ChannelId, Job, JobAction, JobKind, JobState, UserId, new_job_id, new_prompt_id
 from discomfy.jobs.store import JobStore
-from discomfy.workflows import Kind, Registry, load_workflows
+from discomfy.workflows import Kind, Registry, bind, load_workflows
 from tests.peers.comfyui import ComfyEmulator
 
 pytestmark = pytest.mark.timeout(40)
@@ -66,28 +66,19 @@ class RecordingStore(JobStore):
         return [state for jid, state, _, _ in self.moves if jid == job_id]
 
 
-class DiskSink:
-    """A small output sink: each file to disk and a row in the store."""
+class CountingOutputs(OutputStore):
+    """The real output store, counting its saves; ``fail_with`` makes the next saves raise."""
 
-    def __init__(self, store: JobStore, root: Path) -> None:
-        self.store, self.root = store, root
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.saved: list[str] = []
         self.fail_with: Exception | None = None
 
     async def save(self, job: Job, files: Sequence[FetchedFile]) -> list[StoredOutput]:
         if self.fail_with is not None:
             raise self.fail_with
-        stored = []
-        for index, file in enumerate(files):
-            name = f"{job.id}-{index}.png"
-            await asyncio.to_thread((self.root / name).write_bytes, file.data)
-            output = StoredOutput(
-                job.id, index, OutputKind.IMAGE, f"outputs/{name}", "image/png", len(file.data),
-                hashlib.sha256(file.data).hexdigest(), time.time(),
-            )  # fmt: skip
-            stored.append(await self.store.add_output(output))
         self.saved.append(job.id)
-        return stored
+        return await super().save(job, files)
 
 
 @dataclass
@@ -124,7 +115,7 @@ class Rig:
     service: JobService
     store: RecordingStore
     observer: Recorder
-    sink: DiskSink
+    sink: CountingOutputs
     engine: Engine
 
     async def close(self) -> None:
@@ -157,8 +148,7 @@ def open_rig(
         limit_settings = LimitSettings(max_jobs_per_user=per_user, max_jobs_total=50)
         settings = Settings(limits=limit_settings)
         observer = Recorder(store, **recorder)
-        (tmp_path / "outputs").mkdir(exist_ok=True)
-        sink = DiskSink(store, tmp_path / "outputs")
+        sink = CountingOutputs(tmp_path / "data", store)
         service = JobService(
             store=store,
             engine=engine,
@@ -426,3 +416,71 @@ def test_snapshots_map_onto_the_state_table() -> None:
     assert state_for(S.RUNNING, snap(Phase.FAILED, JobLostError.user_message), landed=True) is S.LOST
     assert state_for(S.WAITING, snap(Phase.CANCELLED), landed=False) is S.CANCELLED
     assert state_for(S.DELIVERING, snap(Phase.FAILED, "x"), landed=True) is None
+
+
+async def test_on_start_a_prompt_the_server_never_got_is_sent_and_a_running_one_it_forgot_is_lost(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator, registry: Registry, tmp_path: Path
+) -> None:
+    """Rows as a crash leaves them: one written 'submitting' just before its POST, one 'running' at a server
+    that has since restarted (and forgot it)."""
+    values = bind(
+        registry.get("txt2img"),
+        {"prompt": "a crash", "width": 256, "height": 256, "steps": 4, "seed": 5},
+        DEFAULT_MODELS,
+    ).values
+    rows = []
+    async with JobStore(tmp_path / "jobs.sqlite3") as store:
+        for state in (S.SUBMITTING, S.RUNNING):
+            job = await store.create(
+                Job(
+                    new_job_id(),
+                    UserId(1),
+                    ChannelId(500),
+                    "txt2img",
+                    JobKind.IMAGE,
+                    JobAction.GENERATE,
+                    time.time(),
+                    params=values,
+                    seed=5,
+                )
+            )
+            await store.transition(job.id, S.SUBMITTING, server_url=comfyui_emulator.url, prompt_id=new_prompt_id())
+            if state is S.RUNNING:
+                await store.transition(job.id, S.RUNNING)
+            rows.append(job)
+    never_sent, forgotten = rows
+
+    rig: Rig = await open_rig()
+    sent = await until(rig.store, never_sent.id, S.DELIVERED, S.FAILED, S.LOST)
+    lost = await until(rig.store, forgotten.id, S.DELIVERED, S.FAILED, S.LOST)
+    await rig.close()
+    assert sent.state is S.DELIVERED and executions(comfyui_emulator, sent.prompt_id) == 1
+    assert rig.store.path_of(never_sent.id)[0] is S.SUBMITTING  # sent again, recorded first
+    assert lost.state is S.LOST and lost.error and "lost" in lost.error
+    assert executions(comfyui_emulator, lost.prompt_id) == 0  # a started job is not run twice behind our back
+    assert [j.id for j in rig.observer.ended] == [forgotten.id]
+
+
+async def test_an_upscale_of_a_stored_result_uploads_it_and_is_delivered(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    rig: Rig = await open_rig()
+    parent = await rig.service.submit(request(1), actor(1))
+    await until(rig.store, parent.id, S.DELIVERED)
+    [source] = await rig.store.outputs(parent.id)
+    data = await rig.sink.read(source)
+    assert data is not None
+    image = InputImage.from_bytes(data, "png")
+    upscale = JobRequest(2, 1, 500, None, None, Kind.UPSCALE, JobAction.UPSCALE, {"scale": 2}, parent.id, 0, (image,))
+    child = await rig.service.submit(upscale, actor(2))
+    assert child.workflow == "upscale" and child.params["image"] == image.load_image_value
+    done = await until(rig.store, child.id, S.DELIVERED, S.FAILED)
+    with pytest.raises(UserError, match="can't find"):
+        await rig.service.submit(
+            JobRequest(2, 1, 500, None, None, Kind.UPSCALE, JobAction.UPSCALE, {}, parent.id, 7, (image,)), actor(2)
+        )
+    with pytest.raises(BadInputError, match="makes image"):
+        await rig.service.submit(JobRequest(2, 1, 500, None, "txt2img", Kind.UPSCALE, JobAction.UPSCALE, {}), actor(2))
+    await rig.close()
+    assert done.state is S.DELIVERED, done.error
+    assert any(r.path == "/upload/image" for r in comfyui_emulator.requests)
