@@ -29,13 +29,14 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from discomfy.comfy.engine import Engine, JobRun
+from discomfy.comfy.engine import Engine, InputImage, JobRun, JobSpec
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.comfy.stream import FetchedFile, JobLostError
-from discomfy.errors import DiscomfyError
+from discomfy.errors import ComfyError, DiscomfyError
 from discomfy.jobs.records import StoredOutput
-from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend
+from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend, new_prompt_id
 from discomfy.jobs.store import JobStore
+from discomfy.workflows import BoundGraph, ParamType, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,33 @@ def state_for(current: JobState, snapshot: Snapshot, *, landed: bool) -> JobStat
         return S.DELIVERING if current in (S.SUBMITTING, S.QUEUED, S.RUNNING) else None
     if phase is Phase.CANCELLED:
         return S.CANCELLED if current in CANCELLABLE else None
-    return lost_or_failed(snapshot)
+    return S.FAILED if current is S.WAITING else lost_or_failed(snapshot)  # never sent: nothing to lose
+
+
+def params_with_inputs(workflow: Workflow, params: Mapping[str, Any], inputs: Sequence[InputImage]) -> dict[str, Any]:
+    """The request's params, with image options left empty filled from ``inputs``, in order."""
+    given = dict(params)
+    empty = [p.name for p in workflow.params.values() if p.type is ParamType.IMAGE and not given.get(p.name)]
+    for name, image in zip(empty, inputs, strict=False):
+        given[name] = image.load_image_value
+    return given
+
+
+def recorded_params(bound: BoundGraph) -> dict[str, Any]:
+    """The bound values worth storing: plain JSON values (not links), so binding them again is the same."""
+    return {k: v for k, v in bound.values.items() if isinstance(v, str | int | float | bool)}
+
+
+def job_spec(
+    job: Job, bound: BoundGraph, inputs: tuple[InputImage, ...], *, preview: bool, prompt_id: str | None = None
+) -> JobSpec:
+    """What the engine runs: job id = websocket clientId; a new prompt_id unless the row already has one."""
+    return JobSpec(job.id, prompt_id or new_prompt_id(), bound.graph, bound.models, inputs, preview)
+
+
+async def refuse_resubmit(server_url: str, prompt_id: str) -> None:
+    """The ``on_submit`` of a run that only fetches a finished job's files again: never send it anew."""
+    raise ComfyError(f"prompt {prompt_id} is finished; its result is not made again on {server_url}")
 
 
 def waiting_snapshot(job: Job) -> Snapshot:

@@ -37,7 +37,7 @@ from discomfy.bot.limits import Actor, Limits
 from discomfy.comfy.engine import UPLOAD_SUBFOLDER, Engine, InputImage, JobSpec
 from discomfy.comfy.pool import Lease, pick_server
 from discomfy.config import Settings
-from discomfy.errors import BadInputError, ComfyError, UserError
+from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.fairqueue import FairQueue
 from discomfy.jobs.runner import (
     JobObserver,
@@ -46,6 +46,10 @@ from discomfy.jobs.runner import (
     ProgressRelay,
     RunnerDeps,
     ServiceOptions,
+    job_spec,
+    params_with_inputs,
+    recorded_params,
+    refuse_resubmit,
     waiting_snapshot,
 )
 from discomfy.jobs.state import (
@@ -62,10 +66,9 @@ from discomfy.jobs.state import (
     UserId,
     amend,
     new_job_id,
-    new_prompt_id,
 )
 from discomfy.jobs.store import JobStore
-from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
+from discomfy.workflows import Kind, Registry, Workflow, bind
 
 __all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
 
@@ -102,10 +105,6 @@ class _Waiting:
     spec: JobSpec
     relay: ProgressRelay
     announced: int | None = None
-
-
-async def _refuse_resubmit(server_url: str, prompt_id: str) -> None:
-    raise ComfyError(f"prompt {prompt_id} is finished; its result is not made again on {server_url}")
 
 
 class JobService:
@@ -187,7 +186,7 @@ class JobService:
             now = self.clock()
             self.limits.admit_job(actor, await self.store.counts(), now)
             workflow = self._choose_workflow(request)
-            bound = bind(workflow, self._with_inputs(workflow, request), self.settings.models)
+            bound = bind(workflow, params_with_inputs(workflow, request.params, request.inputs), self.settings.models)
             seed = bound.values.get("seed")
             job = Job(
                 id=new_job_id(),
@@ -199,7 +198,7 @@ class JobService:
                 created_at=now,
                 guild_id=None if request.guild_id is None else GuildId(request.guild_id),
                 interaction=request.interaction,
-                params=_recorded(bound),
+                params=recorded_params(bound),
                 seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
                 parent_id=None if request.parent_id is None else JobId(request.parent_id),
                 source_index=request.source_index,
@@ -212,7 +211,7 @@ class JobService:
                     await self.store.create(job)
             else:
                 await self.store.create(job)
-        self._enqueue(job, self._spec(job, bound, request.inputs))
+        self._enqueue(job, job_spec(job, bound, request.inputs, preview=self.options.previews))
         log.info("job %s: %s by %s with %s, waiting", job.id, job.action, job.owner_id, job.workflow)
         return job
 
@@ -279,30 +278,10 @@ class JobService:
                 return candidate
         raise UserError(f"No image server has the models the {name} workflow needs right now; tell an admin.")
 
-    @staticmethod
-    def _with_inputs(workflow: Workflow, request: JobRequest) -> dict[str, Any]:
-        params = dict(request.params)
-        empty = [p.name for p in workflow.params.values() if p.type is ParamType.IMAGE and not params.get(p.name)]
-        for name, image in zip(empty, request.inputs, strict=False):
-            params[name] = image.load_image_value
-        return params
-
-    def _spec(
-        self, job: Job, bound: BoundGraph, inputs: tuple[InputImage, ...], prompt_id: str | None = None
-    ) -> JobSpec:
-        return JobSpec(
-            job_id=job.id,
-            prompt_id=prompt_id or new_prompt_id(),
-            graph=bound.graph,
-            needed_models=bound.models,
-            inputs=inputs,
-            preview=self.options.previews,
-        )
-
     async def _respec(self, job: Job) -> JobSpec:
         """The job's graph again, from its stored params (the seed is among them, so it is the same graph)."""
         bound = bind(self.registry.get(job.workflow), job.params, self.settings.models)
-        return self._spec(job, bound, await self.load_inputs(job), job.prompt_id)
+        return job_spec(job, bound, await self.load_inputs(job), prompt_id=job.prompt_id, preview=self.options.previews)
 
     async def _source_inputs(self, job: Job) -> tuple[InputImage, ...]:
         """The default input loader after a restart: a job made from a stored output reads it back. Other
@@ -409,7 +388,7 @@ class JobService:
         runner = JobRunner(self._deps, job, ProgressRelay(self.observer, job.id))
         if not await self.store.outputs(job.id) and job.server_url and job.prompt_id:
             spec = await self._respec(job)
-            runner.run = self.engine.start(spec, on_submit=_refuse_resubmit, attach_to=job.server_url, was_running=True)
+            runner.run = self.engine.start(spec, on_submit=refuse_resubmit, attach_to=job.server_url, was_running=True)
         self._track(runner, asyncio.create_task(runner.redeliver(), name=f"deliver-{job.id}"))
         log.info("job %s: delivering its result again after a restart", job.id)
         return "delivered again"
@@ -433,8 +412,3 @@ class JobService:
             await self.observer.on_ended(job, None)
         except Exception:
             log.exception("job %s: the observer failed on the job's end (ignored)", job.id)
-
-
-def _recorded(bound: BoundGraph) -> dict[str, Any]:
-    """The bound values worth storing: plain JSON values (not links), so binding them again is the same."""
-    return {k: v for k, v in bound.values.items() if isinstance(v, str | int | float | bool)}

@@ -415,6 +415,7 @@ def test_snapshots_map_onto_the_state_table() -> None:
     assert state_for(S.RUNNING, snap(Phase.FAILED, "KSampler: boom"), landed=True) is S.FAILED
     assert state_for(S.RUNNING, snap(Phase.FAILED, JobLostError.user_message), landed=True) is S.LOST
     assert state_for(S.WAITING, snap(Phase.CANCELLED), landed=False) is S.CANCELLED
+    assert state_for(S.WAITING, snap(Phase.FAILED, JobLostError.user_message), landed=False) is S.FAILED
     assert state_for(S.DELIVERING, snap(Phase.FAILED, "x"), landed=True) is None
 
 
