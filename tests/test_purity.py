@@ -29,6 +29,7 @@ PURE_MODULES = [
     "jobs/records.py",
     "jobs/schema.py",
     "jobs/fairqueue.py",
+    "media/plan.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 

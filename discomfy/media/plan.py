@@ -279,7 +279,8 @@ def output_name(original: str, fmt: str, taken: set[str]) -> str:
 
 def format_size(size: int) -> str:
     if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MiB"
+        mib = size / (1024 * 1024)
+        return f"{mib:.0f} MiB" if mib == round(mib) else f"{mib:.1f} MiB"
     if size >= 1024:
         return f"{size / 1024:.0f} KiB"
     return f"{size} B"

@@ -94,6 +94,7 @@ def probe_animation(data: bytes) -> VideoProbe:
         delays = []
         for index in range(int(getattr(im, "n_frames", 1))):
             im.seek(index)
+            im.load()  # WebP sets a frame's duration only once it is loaded
             delays.append(plan.frame_delay_ms(im.info.get("duration")))
         source = plan.VideoSource(im.width, im.height, sum(delays) / 1000, len(delays), has_audio=False)
         rate = Fraction(max(1, min(50, round(1000 / min(delays)))))
@@ -162,6 +163,7 @@ class _FrameEncoder:
             at = 0.0
             for index in range(int(getattr(im, "n_frames", 1))):
                 im.seek(index)
+                im.load()
                 picture = av.VideoFrame.from_image(flatten(im))  # type: ignore[no-untyped-call]  # untyped in PyAV's stub
                 self.put_video(picture, at)
                 at += plan.frame_delay_ms(im.info.get("duration")) / 1000
