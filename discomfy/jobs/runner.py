@@ -13,6 +13,8 @@ How it works:
   retried with backoff for a bounded time; the row becomes ``delivered`` only after it returned. If it keeps
   failing the row stays ``delivering`` and the next start delivers the stored outputs again.
 - An unexpected exception ends the job ``failed`` with a reference id that is also in the log, with the trace.
+- Also here, for the service: the observer and output-sink protocols, ``ServiceOptions``, and building a job's
+  ``JobSpec`` from its bound graph (``job_spec``; ``recorded_params`` is what the row keeps to bind it again).
 
 Never: cancel a job at ComfyUI because our task was cancelled (that is a shutdown: the job is reattached on the
 next start), change a row's state except through the store (and so the state table), or let an observer's
