@@ -24,9 +24,10 @@ How it works:
   without a row are deleted once older than ``ORPHAN_AGE`` (younger ones may be a save between rename and
   row); rows whose file is gone are marked evicted — for an undelivered one that is a lost result: logged as an
   error, the job's ``error`` is set and the row is listed in the report for the caller to tell the user.
-- Inputs are stored once per content hash and counted: each ``save_input`` is one use, each
-  ``release_input`` gives one back, and the file goes with the last. On start, ``reconcile`` counts the
-  active jobs whose params mention an input's hash (its path or uploaded name) and removes the rest.
+- Inputs (``outputs_inputs.py``) are stored once per content hash and counted: each ``save_input`` is one
+  use, each ``release_input`` gives one back, and the file goes with the last. On start, ``reconcile`` counts
+  the active jobs whose params mention an input's hash (its path or uploaded name) and removes the rest.
+- The blocking work (writing, probing with Pillow / PyAV, walking, removing) is in ``outputs_files.py``.
 
 Never: delete an undelivered file or the source of an active job; overwrite a file a row points at (a changed
 re-save gets a new name); leave a half-written file under a final name; run file I/O on the event loop (all
@@ -38,9 +39,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -48,9 +48,9 @@ from typing import Any
 from discomfy.comfy.stream import FetchedFile
 from discomfy.comfy.types import MediaKind
 from discomfy.config import MIB, StorageSettings
-from discomfy.errors import DiscomfyError, UserError
+from discomfy.errors import DiscomfyError
 from discomfy.jobs.outputs_files import (
-    FoundFile,
+    OutputStoreError,
     Probe,
     Writer,
     default_writer,
@@ -61,6 +61,7 @@ from discomfy.jobs.outputs_files import (
     read_bytes,
     remove,
     remove_empty_dirs,
+    remove_found,
     remove_quietly,
     sha256_hex,
     target_of_temp,
@@ -68,9 +69,12 @@ from discomfy.jobs.outputs_files import (
     walk_files,
     write_atomic,
 )
+from discomfy.jobs.outputs_inputs import InputFiles
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import Job, JobId
 from discomfy.jobs.store import JobStore, JobStoreError
+
+__all__ = ["LOST_MESSAGE", "ORPHAN_AGE", "OutputStore", "OutputStoreError", "ReconcileReport"]
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +82,6 @@ log = logging.getLogger(__name__)
 ORPHAN_AGE = 60.0
 #: Set as the job's ``error`` when reconciling finds one of its undelivered files gone.
 LOST_MESSAGE = "The result file of this job was lost from the bot's disk before it could be sent. Please run it again."
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-class OutputStoreError(UserError):
-    """A result or input could not be saved (disk full, folder unwritable); nothing of it was left behind."""
-
-    def __init__(self, user_message: str, detail: str = "") -> None:
-        super().__init__(user_message)
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"{self.user_message} ({self.detail})" if self.detail else self.user_message
 
 
 @dataclass(frozen=True)
@@ -159,8 +151,7 @@ class OutputStore:
         self._writer = writer
         #: Eviction passes, source claims and reconciling: see "Claiming a source" above.
         self._lock = asyncio.Lock()
-        self._inputs_lock = asyncio.Lock()
-        self._input_uses: dict[Path, int] = {}
+        self._inputs = InputFiles(self.root / "inputs", writer)
         #: Jobs whose ``save`` is running: their files may be on disk before their rows.
         self._saving: dict[str, int] = {}
 
@@ -176,7 +167,7 @@ class OutputStore:
 
     @property
     def inputs_dir(self) -> Path:
-        return self.root / "inputs"
+        return self._inputs.directory
 
     def path(self, output: StoredOutput) -> Path:
         rel = PurePosixPath(output.path)
@@ -352,7 +343,7 @@ class OutputStore:
 
     async def reconcile(self) -> ReconcileReport:
         """Match the directory with the rows (see the module docstring); log and return what was done."""
-        async with self._lock, self._inputs_lock:
+        async with self._lock:
             now = self._clock()
             rows = await self.jobs.stored_outputs()
             found = await asyncio.to_thread(lambda: list(walk_files(self.outputs_dir)))
@@ -373,21 +364,21 @@ class OutputStore:
                 if file.path in known or self._being_saved(file.path):
                     continue
                 if target_of_temp(file.path) is not None:
-                    temps += await self._remove_found(file, "an interrupted write")
+                    temps += await asyncio.to_thread(remove_found, file, "an interrupted write")
                 elif now - file.mtime >= ORPHAN_AGE:
-                    removed += await self._remove_found(file, "a file without a row")
+                    removed += await asyncio.to_thread(remove_found, file, "a file without a row")
                 else:
                     kept += 1
             await asyncio.to_thread(remove_empty_dirs, self.outputs_dir)
-            inputs_removed, inputs_in_use, input_temps = await self._reconcile_inputs(now)
+            inputs = await self._inputs.reconcile(await self.jobs.active(), now, ORPHAN_AGE)
             report = ReconcileReport(
-                temps_removed=temps + input_temps,
+                temps_removed=temps + inputs.temps_removed,
                 orphans_removed=removed,
                 orphans_kept=kept,
                 missing_delivered=missing_delivered,
                 lost=tuple(lost),
-                inputs_removed=inputs_removed,
-                inputs_in_use=inputs_in_use,
+                inputs_removed=inputs.removed,
+                inputs_in_use=inputs.in_use,
             )
         log.info("reconciled the output store: %s", report)
         return report
@@ -404,34 +395,6 @@ class OutputStore:
         target = target_of_temp(path) or path
         return target.name.split("_", 1)[0] in self._saving
 
-    async def _remove_found(self, file: FoundFile, what: str) -> int:
-        try:
-            await asyncio.to_thread(remove, file.path)
-        except OSError as exc:
-            log.warning("reconcile: could not remove %s (%s): %s", file.path, what, exc)
-            return 0
-        log.info("reconcile: removed %s (%s)", file.path.relative_to(self.root), what)
-        return 1
-
-    async def _reconcile_inputs(self, now: float) -> tuple[int, int, int]:
-        """Count active jobs' uses of each input; remove unused inputs older than ``ORPHAN_AGE``, and temps."""
-        uses: dict[str, int] = {}
-        for job in await self.jobs.active():
-            for sha in set(_hashes_in(job.params.values())):
-                uses[sha] = uses.get(sha, 0) + 1
-        removed, in_use, temps = 0, 0, 0
-        for file in await asyncio.to_thread(lambda: list(walk_files(self.inputs_dir))):
-            if target_of_temp(file.path) is not None:
-                temps += await self._remove_found(file, "an interrupted write")
-                continue
-            count = uses.get(file.path.name.split(".", 1)[0], 0)
-            if count or file.path in self._input_uses:
-                self._input_uses[file.path] = max(count, self._input_uses.get(file.path, 0))
-                in_use += 1
-            elif now - file.mtime >= ORPHAN_AGE:
-                removed += await self._remove_found(file, "an input no active job uses")
-        return removed, in_use, temps
-
     # -- temporary inputs --
 
     async def save_input(self, data: bytes, extension: str) -> Path:
@@ -439,53 +402,14 @@ class OutputStore:
 
         Give the use back with ``release_input`` when the job ends (delivered, failed or cancelled). Put the
         returned path (or the name it is uploaded to ComfyUI as, which keeps the hash) in the job's params, so
-        a restart knows the input is still in use.
+        a restart knows the input is still in use. Raises ``OutputStoreError`` on a full disk.
         """
-        ext = extension_of(f"x.{extension.lstrip('.')}")
-        async with self._inputs_lock:
-            try:
-                path = await asyncio.to_thread(self._store_input, data, ext)
-            except OSError as exc:
-                log.error("could not save an input of %d bytes: %s", len(data), exc)
-                raise OutputStoreError(user_message_for(exc), f"saving an input: {exc}") from exc
-            self._input_uses[path] = self._input_uses.get(path, 0) + 1
-        return path
-
-    def _store_input(self, data: bytes, ext: str) -> Path:
-        path = self.inputs_dir / f"{sha256_hex(data)}.{ext}"
-        # Content-addressed and written atomically: a file of the right size under this name is this content.
-        if not (path.is_file() and path.stat().st_size == len(data)):
-            write_atomic(path, data, self._writer)
-        return path
+        return await self._inputs.save(data, extension)
 
     async def release_input(self, path: Path) -> None:
         """One use of an input is over; the file is removed when no use is left."""
-        path = Path(path)
-        if path.parent != self.inputs_dir:
-            log.warning("release_input: %s is not a stored input; left alone", path)
-            return
-        async with self._inputs_lock:
-            left = self._input_uses.get(path, 0) - 1
-            if left > 0:
-                self._input_uses[path] = left
-                return
-            self._input_uses.pop(path, None)
-            try:
-                await asyncio.to_thread(remove, path)
-            except OSError as exc:
-                log.warning("could not remove input %s: %s", path, exc)
+        await self._inputs.release(path)
 
     def input_uses(self, path: Path) -> int:
         """How many jobs of this process still use an input (0 once released)."""
-        return self._input_uses.get(Path(path), 0)
-
-
-def _hashes_in(values: Iterable[Any]) -> Iterable[str]:
-    """Every sha256 hex string inside job params (nested lists and dicts included)."""
-    for value in values:
-        if isinstance(value, str):
-            yield from _SHA256.findall(value)
-        elif isinstance(value, dict):
-            yield from _hashes_in(value.values())
-        elif isinstance(value, list | tuple):
-            yield from _hashes_in(value)
+        return self._inputs.uses(path)

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import hashlib
 import io
+import logging
 import mimetypes
 import os
 import re
@@ -28,7 +29,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from discomfy.comfy.types import MediaKind
+from discomfy.errors import UserError
 from discomfy.jobs.records import OutputKind
+
+log = logging.getLogger("discomfy.jobs.outputs")
 
 #: Temporary files of writes in progress end with this; ``reconcile`` removes leftovers of interrupted writes.
 TEMP_SUFFIX = ".part"
@@ -155,10 +159,9 @@ def target_of_temp(temp: Path) -> Path | None:
 
 def write_atomic(target: Path, data: bytes, writer: Writer = default_writer) -> None:
     """``target`` holds exactly ``data`` afterwards, or is untouched and no temporary file is left."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = _create(temp)
         with os.fdopen(fd, "wb") as file:
             writer(file, data)
             file.flush()
@@ -169,6 +172,19 @@ def write_atomic(target: Path, data: bytes, writer: Writer = default_writer) -> 
             temp.unlink()
         raise
     fsync_dir(target.parent)
+
+
+def _create(temp: Path) -> int:
+    """Create ``temp`` exclusively, making its directory; once more if the directory vanished in between
+    (``reconcile`` removes empty month directories)."""
+    for attempt in (1, 2):
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def fsync_dir(directory: Path) -> None:
@@ -188,6 +204,18 @@ def remove(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def remove_found(file: FoundFile, what: str) -> int:
+    """Delete a file found while reconciling, logging it; 1 if it was removed, else 0."""
+    try:
+        path_existed = remove(file.path)
+    except OSError as exc:
+        log.warning("reconcile: could not remove %s (%s): %s", file.path, what, exc)
+        return 0
+    if path_existed:
+        log.info("reconcile: removed %s (%s)", file.path, what)
+    return int(path_existed)
 
 
 def remove_quietly(paths: list[Path]) -> None:
@@ -237,6 +265,18 @@ def remove_empty_dirs(directory: Path) -> None:
 
 
 # -- errors --
+
+
+class OutputStoreError(UserError):
+    """A result or input could not be saved (disk full, folder unwritable); nothing of it was left behind."""
+
+    def __init__(self, user_message: str, detail: str = "") -> None:
+        super().__init__(user_message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.user_message} ({self.detail})" if self.detail else self.user_message
+
 
 DISK_FULL = "The bot's disk is full, so this result could not be saved. An admin has to free space."
 UNWRITABLE = "The bot can't write to its storage folder, so this result could not be saved. An admin has to fix it."

@@ -9,10 +9,11 @@ import io
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -81,7 +82,7 @@ def outputs(data_dir: Path, jobs: JobStore) -> OutputStore:
     return OutputStore(data_dir, jobs, max_files=3)
 
 
-async def new_job(jobs: JobStore, number: int, **fields: object) -> Job:
+async def new_job(jobs: JobStore, number: int, **fields: Any) -> Job:
     return await jobs.create(make_job(number, **fields))
 
 
@@ -557,3 +558,24 @@ async def test_a_video_gets_its_size_and_duration(outputs: OutputStore, jobs: Jo
     [video] = await outputs.save(await new_job(jobs, 1), [fetched(mp4(), "clip.mp4", MediaKind.VIDEO)])
     assert (video.kind, video.mime, video.width, video.height) == (OutputKind.VIDEO, "video/mp4", 64, 48)
     assert video.duration == pytest.approx(1.0, abs=0.15)
+
+
+async def test_reconcile_leaves_a_save_in_progress_alone(data_dir: Path, jobs: JobStore) -> None:
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_writer(file: BinaryIO, data: bytes) -> None:
+        file.write(data)
+        writing.set()
+        release.wait(10)
+
+    store = OutputStore(data_dir, jobs, writer=slow_writer)
+    job = await new_job(jobs, 1)
+    saving = asyncio.create_task(store.save(job, [blob(1)]))
+    assert await asyncio.to_thread(writing.wait, 10)
+    [temp] = [p for p in (data_dir / "outputs").rglob("*.part")]
+    age(temp, 3600)
+    report = await store.reconcile()
+    assert report.temps_removed == 0 and temp.exists()
+    release.set()
+    [row] = await saving
+    assert store.path(row).read_bytes() == blob(1).data
