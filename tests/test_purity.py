@@ -11,6 +11,8 @@ PURE_MODULES = [
     "errors.py",
     "bot/render.py",
     "bot/limits.py",
+    "bot/custom_ids.py",
+    "bot/render_job.py",
     "comfy/types.py",
     "comfy/events.py",
     "comfy/protocol.py",
