@@ -287,12 +287,15 @@ def render_result(job: Job, uploads: Sequence[UploadLike], *, notes: Sequence[st
     """The result message: what was made and how, the files, and the buttons under them."""
     shown = list(uploads[:MAX_FILES])
     videos = sum(1 for u in shown if u.mime.startswith("video/"))
+    images = sum(1 for u in shown if u.mime.startswith("image/"))
     if not shown:
         what = "nothing (the workflow made no files)"
     elif videos == len(shown):
         what = "a video" if videos == 1 else f"{videos} videos"
+    elif images == len(shown):
+        what = "an image" if images == 1 else f"{images} images"
     else:
-        what = "an image" if len(shown) == 1 else f"{len(shown)} files"
+        what = f"{len(shown)} files"
     lines = [_prompt_line(job), f"<@{int(job.owner_id)}> · {what}"]
     if len(uploads) > MAX_FILES:
         lines.append(f"Only the first {MAX_FILES} of {len(uploads)} files fit in one message.")

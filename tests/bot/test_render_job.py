@@ -241,6 +241,7 @@ def test_batch_buttons_name_each_image() -> None:
     refs = [decode(c) for c in custom_ids(message)[:8]]
     assert [r.index for r in refs if r] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert len(message.files) == 4 and check_limits(message) == []
+    assert "4 images" in embed(message)["description"]
 
 
 def test_a_batch_of_ten_fills_exactly_five_rows() -> None:
@@ -354,3 +355,22 @@ def test_odd_fractions_and_etas_do_not_break_rendering(bad: float) -> None:
         check_limits(message) == []
         and check_limits(render_progress(make_job(), snapshot, our_queue_position=None, now=T0)) == []
     )
+
+
+# --- the preview shrinker (not pure: Pillow; callers run it in a thread) -----------------------------------------
+
+
+def test_shrink_preview_makes_a_small_jpeg_and_refuses_garbage() -> None:
+    import io
+
+    from PIL import Image
+
+    from discomfy.bot.preview import PreviewError, shrink_preview
+
+    source = io.BytesIO()
+    Image.new("RGBA", (1024, 512), (200, 10, 10, 128)).save(source, format="PNG")
+    small = shrink_preview(source.getvalue(), max_side=384)
+    with Image.open(io.BytesIO(small)) as image:
+        assert (image.format, image.size) == ("JPEG", (384, 192))
+    with pytest.raises(PreviewError):
+        shrink_preview(b"not a picture")
