@@ -8,7 +8,8 @@
     │   ├── BadInputError            an option or attachment is invalid (names the option and the limit)
     │   ├── PermissionDeniedError    not the owner / not allowed in this channel or role
     │   ├── RateLimitedError         too many requests; ``retry_at`` says when to try again
-    │   └── JobNotFoundError         no job with that id (jobs/store.py)
+    │   ├── JobNotFoundError         no job with that id (jobs/store.py)
+    │   └── OutputStoreError         a result could not be saved: disk full, folder unwritable (jobs/outputs_files.py)
     ├── ComfyError                   talking to a ComfyUI server went wrong
     │   ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
     │   │   ├── NoServerError        no healthy server has the models a workflow needs (comfy/pool.py)
@@ -17,7 +18,10 @@
     │   ├── ComfyProtocolError       a message from the server could not be understood
     │   └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
     ├── IllegalTransitionError       a job state move the state table forbids: a bug (jobs/state.py)
-    └── JobStoreError                the SQLite store failed (disk full, …) (jobs/store.py)
+    ├── JobStoreError                the SQLite store failed (disk full, …) (jobs/store.py)
+    ├── MediaError                   Pillow / PyAV could not read or write a file; never leaves media/ (media/errors.py)
+    ├── PreviewError                 a preview picture could not be shrunk; the preview is skipped (bot/preview.py)
+    └── MessageEditError             the final state of a Discord message could not be delivered (bot/editor.py)
 
 Errors defined next to their adapter are drawn here too, so this stays the one picture of the tree.
 
