@@ -1,17 +1,30 @@
-"""The nextcord client: owns the shared aiohttp session and the command cogs, and closes everything it opened.
+"""The nextcord client: owns the shared aiohttp session, the services behind the bot and the command cogs, and
+closes everything it opened.
 
-Only guild events are needed (interactions arrive regardless of intents), so no privileged intents are asked.
+Start: ``start(token)`` logs in, opens the services (store, output store, ComfyUI pool, workflows, job service —
+which reattaches the jobs a previous run left), then connects to the gateway. Component presses and modal
+submits whose custom_id is ours go to ``components.handle_component``; everything else to nextcord's own
+application-command processing. Only guild events are needed (interactions arrive regardless of intents), so no
+privileged intents are asked.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import nextcord
 
+from discomfy.bot.custom_ids import decode
+from discomfy.comfy.engine import EngineOptions
 from discomfy.config import Settings
+from discomfy.errors import UserError
+
+if TYPE_CHECKING:
+    from discomfy.bot.jobs_cog import JobCommands
+    from discomfy.bot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +41,13 @@ def invite_url(application_id: int) -> str:
 
 
 class DiscomfyBot(nextcord.Client):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine_options: EngineOptions | None = None,
+        editor_interval: float = 1.5,
+    ) -> None:
         intents = nextcord.Intents.none()
         intents.guilds = True
         super().__init__(
@@ -38,11 +57,17 @@ class DiscomfyBot(nextcord.Client):
         )
         self.settings = settings
         self.started_at = time.monotonic()
+        self.services: Services | None = None
+        self._engine_options = engine_options
+        self._editor_interval = editor_interval
         self._session: aiohttp.ClientSession | None = None
         # Imported here: the cogs import this module for typing.
         from discomfy.bot.commands import CoreCommands
+        from discomfy.bot.jobs_cog import JobCommands
 
         self.add_cog(CoreCommands(self))
+        self.job_commands: JobCommands = JobCommands(self)
+        self.add_cog(self.job_commands)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -55,13 +80,48 @@ class DiscomfyBot(nextcord.Client):
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at
 
+    def require_services(self) -> Services:
+        if self.services is None:
+            raise UserError("I'm still starting up; please try again in a few seconds.")
+        return self.services
+
+    async def start(self, token: str, *, reconnect: bool = True) -> None:
+        await self.login(token)
+        from discomfy.bot.services import Services
+
+        self.services = await Services.open(
+            self.settings,
+            self,
+            self.session,
+            engine_options=self._engine_options,
+            editor_interval=self._editor_interval,
+        )
+        await self.connect(reconnect=reconnect)
+
     async def on_ready(self) -> None:
         user = self.user
         log.info("connected to Discord as %s (id %s) in %d guild(s)", user, user.id if user else "?", len(self.guilds))
         if self.application_id:
             log.info("invite link: %s", invite_url(self.application_id))
 
+    async def on_interaction(self, interaction: nextcord.Interaction[Any]) -> None:
+        if interaction.type in (nextcord.InteractionType.component, nextcord.InteractionType.modal_submit):
+            data: Any = interaction.data if isinstance(interaction.data, dict) else {}
+            ref = decode(data.get("custom_id"))
+            if ref is not None:
+                from discomfy.bot.components import handle_component
+
+                await handle_component(self, interaction, ref)
+                return
+        await self.process_application_commands(interaction)
+
     async def close(self) -> None:
+        if self.services is not None:
+            services, self.services = self.services, None
+            try:
+                await services.close()
+            except Exception:
+                log.exception("closing the services failed")
         if self._session is not None and not self._session.closed:
             await self._session.close()
         await super().close()

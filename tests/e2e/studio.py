@@ -1,0 +1,93 @@
+"""The whole bot end to end: the real nextcord client against the Discord emulator, the ComfyUI emulator behind.
+
+``studio`` (a fixture of ``tests/e2e/conftest.py``) starts a ComfyUI emulator and a ``DiscomfyBot`` whose settings
+point at both emulators, with its data in ``tmp_path``. ``studio.restart()`` closes the bot (jobs at ComfyUI keep
+running) and starts a new one on the same data directory, as a process restart would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from discomfy.bot.client import DiscomfyBot
+from discomfy.comfy.engine import EngineOptions
+from discomfy.config import ComfySettings, DiscordSettings, LimitSettings, Settings, StorageSettings
+from tests.peers.comfyui import ComfyEmulator
+from tests.peers.discord import DiscordEmulator, NextcordRunner
+from tests.peers.discord.interactions import InteractionRecord
+from tests.peers.discord.messages import StoredMessage
+
+T = TypeVar("T")
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+FAST_STREAM = {"silence_timeout": 0.5, "connect_timeout": 2.0, "unreachable_timeout": 5.0, "fetch_deadline": 5.0}
+
+
+def studio_settings(discord: DiscordEmulator, comfy: ComfyEmulator, data_dir: Path, **limits: Any) -> Settings:
+    return Settings(
+        discord=DiscordSettings(token=discord.bot_token, api_base=discord.api_base, guild_ids=(discord.guild.id,)),
+        comfyui=ComfySettings(servers=(comfy.url,), request_timeout=5.0, max_jobs_per_server=1),
+        storage=StorageSettings(data_dir=data_dir),
+        limits=replace(LimitSettings(), **limits),
+        workflows_dir=WORKFLOWS,
+    )
+
+
+@dataclass
+class Studio:
+    discord: DiscordEmulator
+    comfy: ComfyEmulator
+    runner: NextcordRunner
+    settings: Settings
+    editor_interval: float = 1.5
+    bot: DiscomfyBot | None = None
+    bots: list[DiscomfyBot] = field(default_factory=list)
+
+    async def start(self) -> DiscomfyBot:
+        bot = DiscomfyBot(
+            self.settings, engine_options=EngineOptions(stream=FAST_STREAM), editor_interval=self.editor_interval
+        )
+        self.bot = bot
+        self.bots.append(bot)
+        await self.runner(bot, timeout=20.0)
+        return bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.runner.close(self.bot)
+            self.bot = None
+
+    async def restart(self) -> DiscomfyBot:
+        await self.stop()
+        return await self.start()
+
+    async def until(self, condition: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:  # noqa: ASYNC109
+        """Polls a condition on either side (bot or emulators) until it holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not within {timeout}s: {what or condition}")
+            await asyncio.sleep(0.02)
+
+    def message(self, interaction: InteractionRecord) -> StoredMessage | None:
+        return self.discord.original_message(interaction)
+
+    async def result(self, interaction: InteractionRecord, timeout: float = 30.0) -> StoredMessage:  # noqa: ASYNC109
+        """The interaction's message once it carries the finished result (its attachments and buttons)."""
+
+        def done() -> StoredMessage | None:
+            message = self.message(interaction)
+            title = message.embeds[0].get("title", "") if message and message.embeds else ""
+            return message if message and "Done" in title and message.attachments else None
+
+        return await self.until(done, timeout, "a result message")
+
+    def responses_429(self) -> list[Any]:
+        return [r for r in self.discord.requests if r.status == 429]
