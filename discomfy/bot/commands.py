@@ -35,7 +35,9 @@ class CoreCommands(nextcord.ClientCog):
     async def status(self, interaction: Interaction[DiscomfyBot]) -> None:
         await interaction.response.defer(ephemeral=True)
         servers = await asyncio.gather(*(self._probe(url) for url in self.bot.settings.comfyui.servers))
-        embed = status_embed(servers, uptime_seconds=self.bot.uptime_seconds)
+        services = self.bot.services
+        queued = (await services.store.counts()).total if services is not None else None
+        embed = status_embed(servers, uptime_seconds=self.bot.uptime_seconds, queued_jobs=queued)
         await interaction.edit_original_message(embed=nextcord.Embed.from_dict(embed))
 
     async def _probe(self, url: str) -> ServerStatus:

@@ -60,7 +60,7 @@ def status_embed(
         "title": "discomfy status",
         "description": truncate(
             f"**{up}/{len(servers)}** ComfyUI servers up"
-            + (f" · **{queued_jobs}** jobs waiting in our queue" if queued_jobs is not None else "")
+            + (f" · **{queued_jobs}** jobs queued or running" if queued_jobs is not None else "")
             + f"\nUptime {format_duration(uptime_seconds)}",
             4096,
         ),
