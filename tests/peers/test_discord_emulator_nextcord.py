@@ -135,6 +135,27 @@ async def test_slash_command_options_of_every_type_reach_the_callback(
     assert interaction.app_permissions.attach_files and interaction.locale == "en-US"
 
 
+async def test_added_member_runs_commands_as_themselves(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    client = make_client(emu)
+    received = future()
+
+    @client.slash_command(description="Who am I")
+    async def whoami(interaction: nextcord.Interaction) -> None:
+        await interaction.response.send_message("ok", ephemeral=True)
+        received.set_result(interaction)
+
+    await run_nextcord(client)
+    dave = emu.add_member("dave", roles=[emu.roles["Moderator"]])
+    await emu.send_slash_command("dave", "general", "whoami")
+
+    interaction = await asyncio.wait_for(received, 5)
+    assert interaction.user.id == dave.id and interaction.user.name == "dave"
+    assert interaction.permissions.manage_messages
+
+
 async def test_attachment_option_is_downloaded_by_the_client(
     discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
 ) -> None:

@@ -32,7 +32,8 @@ The world
 ``emu.guild`` with roles ``emu.roles`` (``@everyone``, ``Moderator`` with Manage Messages, the bot's managed
 role), text channels ``emu.channels["general"]`` and ``["renders"]``, members ``emu.users["alice"]`` (Moderator),
 ``["bob"]``, ``["carol"]`` and the bot (``emu.bot_user``, token ``emu.bot_token``, ``emu.application_id``).
-Users and channels can be passed by name to the driving methods.
+``emu.add_member(name, roles=())`` adds another human member. Users and channels can be passed by name to
+the driving methods.
 
 Driving the bot (each returns an :class:`InteractionRecord` with a fresh id and token)
 ------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ from .interactions import (
 )
 from .limits import SELECT_TYPES
 from .messages import StoredAttachment, StoredMessage
-from .models import Channel, Guild, Role, User
+from .models import Channel, Guild, Member, Role, User
 from .records import GatewayRecord, RequestRecord
+from .snowflake import iso_timestamp
 from .state import EmulatorConfig, EmulatorState
 
 UserLike = User | str
@@ -123,6 +124,20 @@ class DiscordEmulator:
     @property
     def roles(self) -> dict[str, Role]:
         return self.state.world.roles
+
+    def add_member(self, name: str, roles: Sequence[Role] = ()) -> User:
+        """A new human member of the guild (``@everyone`` plus ``roles``), usable by name like ``alice``.
+
+        No GUILD_MEMBER_ADD is dispatched: interactions carry the member, which is all a bot without the
+        privileged members intent ever sees.
+        """
+        if name in self.users:
+            raise ValueError(f"{name} is already a member")
+        user = User(self.state.ids.next(), name, name.capitalize())
+        joined_at = self.guild.members[0].joined_at if self.guild.members else iso_timestamp(time.time())
+        self.guild.members.append(Member(user, tuple(role.id for role in roles), joined_at))
+        self.users[name] = user
+        return user
 
     def _user(self, user: UserLike) -> User:
         return self.users[user] if isinstance(user, str) else user
