@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -63,9 +64,12 @@ def solid(width: int, height: int, color: int) -> Image.Image:
     return Image.new("RGB", (width, height), ((color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF))
 
 
-def picture(width: int, height: int, seed: int, text: str = "") -> Image.Image:
-    """A deterministic picture for a seed and prompt: a two-colour gradient."""
+def picture(width: int, height: int, seed: int, text: str = "", *, noise: bool = False) -> Image.Image:
+    """A deterministic picture for a seed and prompt: a two-colour gradient, or RGB noise (``noise``: it does not
+    compress, so its PNG is as big as its pixels)."""
     digest = hashlib.sha256(f"{seed}:{text}".encode()).digest()
+    if noise:
+        return Image.frombytes("RGB", (width, height), random.Random(digest).randbytes(width * height * 3))
     a, b = tuple(digest[0:3]), tuple(digest[3:6])
     grad = Image.linear_gradient("L").resize((width, height))
     return Image.composite(Image.new("RGB", (width, height), a), Image.new("RGB", (width, height), b), grad)

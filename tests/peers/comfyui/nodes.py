@@ -301,7 +301,8 @@ async def ksampler_advanced(
 
 @node("VAEDecode")
 async def vae_decode(ctx: NodeContext, samples: Latent, vae: Any) -> NodeResult:
-    img = await ctx.blocking(media.picture, samples.width, samples.height, samples.seed, samples.text)
+    noise = ctx.run.emu.config.noisy_pictures
+    img = await ctx.blocking(media.picture, samples.width, samples.height, samples.seed, samples.text, noise=noise)
     return (ImageBatch([img] * samples.batch_size),), None
 
 

@@ -43,13 +43,16 @@ class EmulatorConfig:
     seconds per sampler step / per frame. ``preview_method``: the server's ``--preview-method`` (``None`` = only
     when a prompt's ``extra_data.preview_method`` asks). ``legacy``: an old server (no ``execution_success``,
     ``progress_state``, ``prompt_id`` in ``progress``, targeted interrupt, ``/api/jobs``, ``feature_flags``).
-    ``dup_client_id_bug``: keep ComfyUI's reconnect race (on by default, as the real server)."""
+    ``dup_client_id_bug``: keep ComfyUI's reconnect race (on by default, as the real server).
+    ``noisy_pictures``: VAEDecode draws random noise (fixed by seed and prompt) instead of a gradient, so a saved
+    PNG is about ``3 × width × height`` bytes — for benchmarks that need big files (576×576 ≈ 1 MB)."""
 
     models: dict[str, list[str]] = field(default_factory=_default_models)
     step_duration: float = 0.005
     preview_method: str | None = None
     legacy: bool = False
     dup_client_id_bug: bool = True
+    noisy_pictures: bool = False
 
 
 class ComfyEmulator:
