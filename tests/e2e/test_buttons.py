@@ -1,0 +1,237 @@
+"""The buttons and modals end to end: Cancel, Upscale, Animate, Reroll, Edit prompt, Info, Delete, /jobs, /show.
+
+Each test drives the real nextcord client through the Discord emulator (a member clicks, submits a modal) and
+checks both sides: what the user sees on Discord and what happened at the ComfyUI emulator or in our store.
+In the emulator ``alice`` is a Moderator (Manage Messages); ``bob`` and ``carol`` are plain members.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import av
+import pytest
+from PIL import Image
+
+from discomfy.bot.custom_ids import ComponentAction, encode
+from discomfy.jobs.state import Job, JobState
+from tests.e2e.studio import WORKFLOWS, Studio, studio_settings
+from tests.peers.comfyui import ComfyEmulator
+from tests.peers.discord import DiscordEmulator, NextcordRunner
+from tests.peers.discord.interactions import InteractionRecord, ResponseType
+from tests.peers.discord.messages import StoredMessage
+
+pytestmark = pytest.mark.timeout(60)
+
+SMALL = {"steps": 2, "width": 256, "height": 256}
+
+
+def make_studio(
+    discord: DiscordEmulator, comfy: ComfyEmulator, runner: NextcordRunner, data: Path, **limits: Any
+) -> Studio:
+    return Studio(discord, comfy, runner, studio_settings(discord, comfy, data, **limits), editor_interval=0.2)
+
+
+@pytest.fixture
+async def studio(
+    discord_emulator: DiscordEmulator, comfy: ComfyEmulator, run_nextcord: NextcordRunner, tmp_path: Path
+) -> AsyncIterator[Studio]:
+    """Roomy limits (a test presses many buttons) and a quick editor, so the tests stay short."""
+    s = make_studio(
+        discord_emulator, comfy, run_nextcord, tmp_path / "data", commands_per_minute=100, max_jobs_per_user=10
+    )
+    yield s
+    await s.stop()
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+
+def job_id_of(message: StoredMessage) -> str:
+    found = re.search(r"job (\w+)", message.embeds[0]["footer"]["text"])
+    assert found, message.embeds
+    return found.group(1)
+
+
+async def job_of(studio: Studio, message: StoredMessage) -> Job:
+    assert studio.bot is not None and studio.bot.services is not None
+    return await studio.bot.services.store.get(job_id_of(message))
+
+
+def title(message: StoredMessage | None) -> str:
+    return message.embeds[0].get("title", "") if message and message.embeds else ""
+
+
+def labels(message: StoredMessage) -> list[str]:
+    return [str(c.get("label")) for c in message.buttons]
+
+
+async def generate(studio: Studio, user: str = "bob", **options: Any) -> InteractionRecord:
+    interaction = await studio.discord.send_slash_command(
+        user, "general", "generate", {"prompt": "a fox in the snow", **SMALL, **options}
+    )
+    await studio.discord.wait_for_response(interaction)
+    return interaction
+
+
+async def result_of(studio: Studio, user: str = "bob", **options: Any) -> StoredMessage:
+    return await studio.result(await generate(studio, user, **options))
+
+
+async def answer(studio: Studio, interaction: InteractionRecord) -> StoredMessage:
+    """The (finished) message that answers a press: an ephemeral reply, or a deferred one once filled in."""
+
+    def ready() -> StoredMessage | None:
+        message = studio.message(interaction)
+        return message if message is not None and not message.loading else None
+
+    return await studio.until(ready, 20.0, "an answer to the press")
+
+
+async def ephemeral_text(studio: Studio, interaction: InteractionRecord) -> str:
+    message = await answer(studio, interaction)
+    assert message.ephemeral, message
+    return message.content or " ".join(e.get("description", "") for e in message.embeds)
+
+
+async def running(studio: Studio, interaction: InteractionRecord) -> StoredMessage:
+    """The job's progress message once ComfyUI is running it (a Cancel button on it)."""
+
+    def now_running() -> StoredMessage | None:
+        message = studio.message(interaction)
+        return message if "Running" in title(message) and message and message.buttons else None
+
+    return await studio.until(now_running, 20.0, "a running job")
+
+
+def cancel_id(message: StoredMessage) -> str:
+    return encode(ComponentAction.CANCEL, job_id_of(message))
+
+
+def interrupted(studio: Studio, prompt_id: str) -> bool:
+    return any(
+        r.direction == "out" and r.type == "execution_interrupted" and (r.data or {}).get("prompt_id") == prompt_id
+        for r in studio.comfy.ws_log
+    )
+
+
+async def modal_from(studio: Studio, user: str, message: StoredMessage, custom_id: str) -> InteractionRecord:
+    press = await studio.discord.click_button(user, message, custom_id)
+    await studio.discord.wait_for_response(press)
+    assert press.response_type is ResponseType.MODAL, (press.responses, press.refusals)
+    return press
+
+
+# --- Cancel ------------------------------------------------------------------------------------------------
+
+
+async def test_cancel_while_running_interrupts_the_prompt_and_says_cancelled(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.1
+    await studio.start()
+    job_interaction = await generate(studio, steps=60)
+    progress = await running(studio, job_interaction)
+    job = await job_of(studio, progress)
+    assert job.prompt_id is not None
+
+    press = await studio.discord.click_button("bob", progress, cancel_id(progress))
+
+    assert "Cancelled" in await ephemeral_text(studio, press)
+    await studio.until(lambda: interrupted(studio, job.prompt_id or ""), what="execution_interrupted")
+    final = await studio.until(lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled")
+    assert final
+    message = studio.message(job_interaction)
+    assert message is not None and message.buttons == []
+    assert (await job_of(studio, message)).state is JobState.CANCELLED
+
+
+async def occupy_comfyui(comfy: ComfyEmulator, steps: int = 400) -> str:
+    """Someone else's long prompt, sent straight to ComfyUI: our next prompt queues behind it there."""
+    graph = json.loads((WORKFLOWS / "txt2img.json").read_text())
+    graph["1"]["inputs"]["ckpt_name"] = "v1-5-pruned-emaonly.safetensors"
+    graph["4"]["inputs"].update(width=64, height=64)
+    graph["5"]["inputs"]["steps"] = steps
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{comfy.url}/prompt", json={"prompt": graph, "client_id": "someone-else"}) as r:
+            assert r.status == 200, await r.text()
+            return str((await r.json())["prompt_id"])
+
+
+async def test_cancel_while_queued_at_comfyui_removes_the_prompt_from_its_queue(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.05
+    await studio.start()
+    foreign = await occupy_comfyui(studio.comfy)
+    job_interaction = await generate(studio)
+
+    def queued_there() -> StoredMessage | None:
+        message = studio.message(job_interaction)
+        return message if "Waiting at the image server" in title(message) else None
+
+    progress = await studio.until(queued_there, what="our prompt queued at ComfyUI")
+    job = await job_of(studio, progress)
+    assert job.prompt_id in [item.prompt_id for item in studio.comfy.queue.pending]
+
+    press = await studio.discord.click_button("bob", progress, cancel_id(progress))
+
+    assert "Cancelled" in await ephemeral_text(studio, press)
+    assert "Cancelled" in title(studio.message(job_interaction)) or await studio.until(
+        lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled"
+    )
+    assert job.prompt_id not in [item.prompt_id for item in studio.comfy.queue.pending]
+    assert job.prompt_id not in studio.comfy.queue.history
+    assert foreign in [item.prompt_id for item in studio.comfy.queue.running_items()], "someone else's job runs on"
+
+
+async def test_cancel_while_waiting_in_our_queue_never_sends_the_prompt(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.1
+    await studio.start()
+    first = await generate(studio, steps=60)
+    await running(studio, first)
+    second = await generate(studio)
+
+    def waiting_here() -> StoredMessage | None:
+        message = studio.message(second)
+        return message if "Waiting in our queue" in title(message) and message and message.buttons else None
+
+    progress = await studio.until(waiting_here, what="the second job waiting in our queue")
+    press = await studio.discord.click_button("bob", progress, cancel_id(progress))
+
+    assert "Cancelled" in await ephemeral_text(studio, press)
+    await studio.until(lambda: "Cancelled" in title(studio.message(second)), what="cancelled")
+    job = await job_of(studio, progress)
+    assert job.state is JobState.CANCELLED and job.prompt_id is None
+    assert len([r for r in studio.comfy.requests if r.method == "POST" and r.route.endswith("/prompt")]) == 1
+    assert "Running" in title(studio.message(first)), "the first job is not disturbed"
+
+
+async def test_cancel_by_another_member_is_refused_and_the_job_runs_on(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.05
+    await studio.start()
+    job_interaction = await generate(studio, steps=20)
+    progress = await running(studio, job_interaction)
+
+    press = await studio.discord.click_button("carol", progress, cancel_id(progress))
+
+    text = await ephemeral_text(studio, press)
+    assert "Only the person who started this job" in text
+    message = await studio.result(job_interaction)
+    assert (await job_of(studio, message)).state is JobState.DELIVERED
+    assert not any(r.type == "execution_interrupted" for r in studio.comfy.ws_log)
+
+
+async def test_cancel_by_a_moderator_cancels_someone_elses_job(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.1
+    await studio.start()
+    job_interaction = await generate(studio, "bob", steps=60)
+    progress = await running(studio, job_interaction)
+
+    press = await studio.discord.click_button("alice", progress, cancel_id(progress))
+
+    assert "Cancelled" in await ephemeral_text(studio, press)
+    await studio.until(lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled")
+    assert (await job_of(studio, progress)).state is JobState.CANCELLED
