@@ -113,9 +113,19 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+def _bounds(param: Param) -> str:
+    """`` between 1 and 4`` (or `` of at least 1``…): so a refusal of a non-number still says what would do."""
+    low, high = param.minimum, param.maximum
+    if low is not None and high is not None:
+        return f" between {fmt(low)} and {fmt(high)}"
+    if low is not None:
+        return f" of at least {fmt(low)}"
+    return f" of at most {fmt(high)}" if high is not None else ""
+
+
 def _to_int(param: Param, value: Any) -> int:
     if isinstance(value, bool):
-        raise BadInputError(f"{param.name} must be a whole number (you gave {value}).")
+        raise BadInputError(f"{param.name} must be a whole number{_bounds(param)} (you gave {value}).")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -125,7 +135,7 @@ def _to_int(param: Param, value: Any) -> int:
             return int(value.strip())
         except ValueError:
             pass
-    raise BadInputError(f"{param.name} must be a whole number (you gave {_shown(value)}).")
+    raise BadInputError(f"{param.name} must be a whole number{_bounds(param)} (you gave {_shown(value)}).")
 
 
 def _to_float(param: Param, value: Any) -> float:
@@ -138,7 +148,7 @@ def _to_float(param: Param, value: Any) -> float:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number):
-        raise BadInputError(f"{param.name} must be a number (you gave {_shown(value)}).")
+        raise BadInputError(f"{param.name} must be a number{_bounds(param)} (you gave {_shown(value)}).")
     return number
 
 

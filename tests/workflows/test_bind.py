@@ -133,11 +133,16 @@ def test_a_whole_float_for_an_int_becomes_an_int(txt2img: Workflow, models: dict
 
 
 def test_a_fraction_for_an_int_is_refused(txt2img: Workflow, models: dict[str, str]) -> None:
-    assert refusal(txt2img, {"prompt": "x", "steps": 2.5}, models) == "steps must be a whole number (you gave 2.5)."
+    assert refusal(txt2img, {"prompt": "x", "steps": 2.5}, models) == (
+        "steps must be a whole number between 1 and 60 (you gave 2.5)."
+    )
 
 
 def test_text_for_a_number_is_refused(txt2img: Workflow, models: dict[str, str]) -> None:
-    assert refusal(txt2img, {"prompt": "x", "cfg": "lots"}, models) == "cfg must be a number (you gave lots)."
+    assert (
+        refusal(txt2img, {"prompt": "x", "cfg": "lots"}, models)
+        == "cfg must be a number between 1 and 20 (you gave lots)."
+    )
 
 
 def test_a_boolean_for_a_number_is_refused(txt2img: Workflow, models: dict[str, str]) -> None:
