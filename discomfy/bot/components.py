@@ -31,11 +31,11 @@ from discomfy.bot.jobs_cog import actor_of, message_link
 from discomfy.bot.observer import output_filename
 from discomfy.bot.render import truncate
 from discomfy.bot.render_job import render_result
-from discomfy.comfy.engine import InputImage
+from discomfy.comfy.engine import UPLOAD_SUBFOLDER, InputImage
 from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.state import Job, JobAction, JobState
 from discomfy.media.fit import fit_for_discord
-from discomfy.workflows import Kind, ParamType
+from discomfy.workflows import Kind, ParamType, bind
 
 if TYPE_CHECKING:
     from discomfy.bot.client import DiscomfyBot
@@ -49,6 +49,9 @@ ANIMATE_FIELDS = (
     ("motion", "Motion amount (1–255)", "127", 3),
     ("strength", "Change from the picture (0–1)", "0.0", 4),
 )
+#: Stands in for an input picture not fetched yet, when values are checked before answering.
+PLACEHOLDER_IMAGE = f"{UPLOAD_SUBFOLDER}/placeholder.png"
+UPLOAD_PREFIX = f"{UPLOAD_SUBFOLDER}/"
 STARTS_JOB = {ComponentAction.UPSCALE, ComponentAction.ANIMATE, ComponentAction.REROLL, ComponentAction.EDIT}
 
 
@@ -101,13 +104,13 @@ async def _pressed(bot: DiscomfyBot, interaction: Interaction[Any], ref: Compone
         return
     services.limits.admit(actor, time.time())
     if ref.action is ComponentAction.UPSCALE:
-        await interaction.response.send_modal(_modal("Upscale", ref, UPSCALE_FIELDS))
+        await _send_modal(interaction, _modal("Upscale", ref, UPSCALE_FIELDS))
     elif ref.action is ComponentAction.ANIMATE:
-        await interaction.response.send_modal(_modal("Animate", ref, ANIMATE_FIELDS))
+        await _send_modal(interaction, _modal("Animate", ref, ANIMATE_FIELDS))
     elif ref.action is ComponentAction.EDIT:
         prompt = str(job.params.get("prompt") or "")
         fields = (("prompt", "Prompt", prompt, 1500),)
-        await interaction.response.send_modal(_modal("Edit prompt", ref, fields, prefill=True))
+        await _send_modal(interaction, _modal("Edit prompt", ref, fields, prefill=True))
     elif ref.action is ComponentAction.REROLL:
         params = {k: v for k, v in job.params.items() if k != "seed"}
         await _start(bot, interaction, job, JobAction.REROLL, job.workflow, _kind(job), params)
@@ -144,16 +147,18 @@ async def _start_from_output(
     kind: Kind,
     params: dict[str, Any],
 ) -> None:
-    if job.state is not JobState.DELIVERED or ref.index is None:
+    # DELIVERING too: the result message (and so this button) is up a moment before the row says delivered.
+    if job.state not in (JobState.DELIVERING, JobState.DELIVERED) or ref.index is None:
         raise UserError("That result is not available any more.")
     services = bot.require_services()
     workflow = services.registry.default(kind)
     if workflow is None:
         raise UserError(f"No {kind.value} workflow is installed; ask an admin to add one.")
+    image_param = next((p.name for p in workflow.params.values() if p.type is ParamType.IMAGE), "image")
+    _check_values(bot, workflow.name, {**params, image_param: PLACEHOLDER_IMAGE})
     await interaction.response.defer(with_message=True)
     try:
         picture = await source_image(bot, job, ref.index)
-        image_param = next((p.name for p in workflow.params.values() if p.type is ParamType.IMAGE), "image")
         params[image_param] = picture.load_image_value
         cog = bot.job_commands
         await cog.submit(
@@ -181,6 +186,7 @@ async def _start(
     kind: Kind,
     params: dict[str, Any],
 ) -> None:
+    _check_values(bot, workflow, params)
     await interaction.response.defer(with_message=True)
     try:
         inputs: tuple[InputImage, ...] = ()
@@ -201,6 +207,18 @@ async def _start(
     except Exception:
         await _delete_thinking(interaction)
         raise
+
+
+def _check_values(bot: DiscomfyBot, workflow: str, params: dict[str, Any]) -> None:
+    """The manifest's bounds, checked before answering: a bad value is an ephemeral refusal, nothing is queued.
+
+    An input picture not fetched yet is stood in for by a placeholder name (binding only checks it is a name).
+    """
+    services = bot.require_services()
+    values = {
+        k: PLACEHOLDER_IMAGE if isinstance(v, str) and v.startswith(UPLOAD_PREFIX) else v for k, v in params.items()
+    }
+    bind(services.registry.get(workflow), values, services.settings.models)
 
 
 async def source_image(bot: DiscomfyBot, job: Job, index: int) -> InputImage:
@@ -273,10 +291,21 @@ def _kind(job: Job) -> Kind:
     return Kind(job.kind.value)
 
 
+async def _send_modal(interaction: Interaction[Any], modal: nextcord.ui.Modal) -> None:
+    """Opens ``modal``; its submit comes back through ``on_interaction`` by its custom_id, like a button press.
+
+    nextcord's ``send_modal`` also registers the modal in its own store, whose default callback answers the submit
+    with a deferred *update* (type 6) before our handler can defer with a new message (type 5, which Discord then
+    refuses with 40060). ``stop()`` takes it out of that store again; ``auto_defer=False`` covers the gap between.
+    """
+    await interaction.response.send_modal(modal)
+    modal.stop()
+
+
 def _modal(
     title: str, ref: ComponentRef, fields: tuple[tuple[str, str, str, int], ...], *, prefill: bool = False
 ) -> nextcord.ui.Modal:
-    modal = nextcord.ui.Modal(title, custom_id=encode(ref.action, ref.job_id, ref.index), timeout=900)
+    modal = nextcord.ui.Modal(title, custom_id=encode(ref.action, ref.job_id, ref.index), auto_defer=False)
     for custom_id, label, text, max_length in fields:
         long = max_length > 100
         modal.add_item(

@@ -7,6 +7,7 @@ In the emulator ``alice`` is a Moderator (Manage Messages); ``bob`` and ``carol`
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -80,8 +81,18 @@ async def generate(studio: Studio, user: str = "bob", **options: Any) -> Interac
     return interaction
 
 
+async def delivered(studio: Studio, interaction: InteractionRecord) -> StoredMessage:
+    """The result message, once the job's row says delivered too (a moment after the message is up)."""
+    message = await studio.result(interaction)
+    for _ in range(500):
+        if (await job_of(studio, message)).state is JobState.DELIVERED:
+            return message
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the job was not marked delivered")
+
+
 async def result_of(studio: Studio, user: str = "bob", **options: Any) -> StoredMessage:
-    return await studio.result(await generate(studio, user, **options))
+    return await delivered(studio, await generate(studio, user, **options))
 
 
 async def answer(studio: Studio, interaction: InteractionRecord) -> StoredMessage:
@@ -156,10 +167,10 @@ async def occupy_comfyui(comfy: ComfyEmulator, steps: int = 400) -> str:
     graph["1"]["inputs"]["ckpt_name"] = "v1-5-pruned-emaonly.safetensors"
     graph["4"]["inputs"].update(width=64, height=64)
     graph["5"]["inputs"]["steps"] = steps
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{comfy.url}/prompt", json={"prompt": graph, "client_id": "someone-else"}) as r:
-            assert r.status == 200, await r.text()
-            return str((await r.json())["prompt_id"])
+    body = {"prompt": graph, "client_id": "someone-else"}
+    async with aiohttp.ClientSession() as session, session.post(f"{comfy.url}/prompt", json=body) as r:
+        assert r.status == 200, await r.text()
+        return str((await r.json())["prompt_id"])
 
 
 async def test_cancel_while_queued_at_comfyui_removes_the_prompt_from_its_queue(studio: Studio) -> None:
@@ -179,9 +190,7 @@ async def test_cancel_while_queued_at_comfyui_removes_the_prompt_from_its_queue(
     press = await studio.discord.click_button("bob", progress, cancel_id(progress))
 
     assert "Cancelled" in await ephemeral_text(studio, press)
-    assert "Cancelled" in title(studio.message(job_interaction)) or await studio.until(
-        lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled"
-    )
+    await studio.until(lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled")
     assert job.prompt_id not in [item.prompt_id for item in studio.comfy.queue.pending]
     assert job.prompt_id not in studio.comfy.queue.history
     assert foreign in [item.prompt_id for item in studio.comfy.queue.running_items()], "someone else's job runs on"
@@ -219,8 +228,7 @@ async def test_cancel_by_another_member_is_refused_and_the_job_runs_on(studio: S
 
     text = await ephemeral_text(studio, press)
     assert "Only the person who started this job" in text
-    message = await studio.result(job_interaction)
-    assert (await job_of(studio, message)).state is JobState.DELIVERED
+    await delivered(studio, job_interaction)
     assert not any(r.type == "execution_interrupted" for r in studio.comfy.ws_log)
 
 
@@ -235,3 +243,58 @@ async def test_cancel_by_a_moderator_cancels_someone_elses_job(studio: Studio) -
     assert "Cancelled" in await ephemeral_text(studio, press)
     await studio.until(lambda: "Cancelled" in title(studio.message(job_interaction)), what="cancelled")
     assert (await job_of(studio, progress)).state is JobState.CANCELLED
+
+
+# --- Upscale -----------------------------------------------------------------------------------------------
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+async def test_upscale_opens_a_modal_then_delivers_the_picture_scaled_by_the_factor(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio)
+    source_size = png_size(source.attachments[0].data)
+    custom_id = encode(ComponentAction.UPSCALE, job_id_of(source), 0)
+
+    press = await modal_from(studio, "carol", source, custom_id)
+    modal = press.modal
+    assert modal is not None and modal["custom_id"] == custom_id
+    inputs = [row["components"][0] for row in modal["components"]]
+    assert [i["custom_id"] for i in inputs] == ["scale"]
+    submit = await studio.discord.submit_modal("carol", press, custom_id, {"scale": "2"})
+    response = await studio.discord.wait_for_response(submit)
+
+    assert response.type is ResponseType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    upscaled = await studio.result(submit)
+    assert upscaled.id != source.id
+    assert png_size(upscaled.attachments[0].data) == (source_size[0] * 2, source_size[1] * 2)
+    assert {"Upscale", "Reroll", "Info", "Delete"} <= set(labels(upscaled))
+    job = await job_of(studio, upscaled)
+    assert (
+        job.parent_id == job_id_of(source)
+        and job.source_index == 0
+        and job.owner_id == studio.discord.users["carol"].id
+    )
+
+
+@pytest.mark.parametrize("factor", ["9", "abc"])
+async def test_upscale_with_a_bad_factor_is_refused_and_nothing_is_queued(studio: Studio, factor: str) -> None:
+    await studio.start()
+    source = await result_of(studio)
+    prompts_before = len(studio.comfy.queue.history)
+    custom_id = encode(ComponentAction.UPSCALE, job_id_of(source), 0)
+    press = await modal_from(studio, "bob", source, custom_id)
+
+    submit = await studio.discord.submit_modal("bob", press, custom_id, {"scale": factor})
+
+    text = await ephemeral_text(studio, submit)
+    assert "scale" in text and "1" in text and "4" in text, text
+    assert submit.responses[0].type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
+    assert studio.bot is not None and studio.bot.services is not None
+    assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
+    assert len(studio.comfy.queue.history) == prompts_before and not studio.comfy.queue.pending
+    visible = [m for m in studio.discord.messages("general") if not m.ephemeral]
+    assert [m.id for m in visible] == [source.id], "no thinking… message left behind"
