@@ -36,7 +36,7 @@ from discomfy.bot import custom_ids
 from discomfy.bot.custom_ids import ComponentAction
 from discomfy.bot.render import BAD_COLOUR, EMBED_COLOUR, OK_COLOUR, format_duration, truncate
 from discomfy.comfy.progress import Phase, Snapshot
-from discomfy.jobs.state import CANCELLABLE, Job, JobState
+from discomfy.jobs.state import CANCELLABLE, Job, JobKind, JobState
 
 __all__ = [
     "PREVIEW_FILENAME",
@@ -191,7 +191,7 @@ def render_progress(
     else:
         bar, percent = _bar(snapshot.fraction if snapshot is not None else 0.0)
         lines.append(f"{bar} **{percent}%**")
-        detail = _running_detail(snapshot) if snapshot is not None and snapshot.phase is Phase.RUNNING else ""
+        detail = _running_detail(job, snapshot) if snapshot is not None and snapshot.phase is Phase.RUNNING else ""
         if detail:
             lines.append(detail)
         fields.append({"name": "Elapsed", "value": format_duration(now - job.created_at), "inline": True})
@@ -217,7 +217,7 @@ def render_progress(
     return RenderedMessage(embeds=(embed,), components=components, files=files, keep_attachments=False)
 
 
-def _running_detail(snapshot: Snapshot) -> str:
+def _running_detail(job: Job, snapshot: Snapshot) -> str:
     parts: list[str] = []
     if snapshot.current_title:
         parts.append(f"**{escape_user_text(snapshot.current_title, 100)}**")
@@ -225,9 +225,17 @@ def _running_detail(snapshot: Snapshot) -> str:
         parts.append(f"step {steps}")
     if (frames := _count(snapshot.frames_value, snapshot.frames_max)) is not None:
         parts.append(f"frame {frames}")
+    elif job.kind is JobKind.VIDEO and (wanted := _frames_wanted(job)) is not None:
+        # A video sampler (SVD) denoises every frame at once and reports steps only: say how many it makes.
+        parts.append(f"{wanted} frames")
     if snapshot.nodes_total:
         parts.append(f"node {min(snapshot.nodes_done + 1, snapshot.nodes_total)}/{snapshot.nodes_total}")
     return " · ".join(parts)
+
+
+def _frames_wanted(job: Job) -> int | None:
+    frames = job.params.get("frames")
+    return frames if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0 else None
 
 
 # --- result ----------------------------------------------------------------------------------------------------

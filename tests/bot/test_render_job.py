@@ -159,6 +159,14 @@ def test_video_progress_shows_frames() -> None:
     assert "frame 8/16" in embed(message)["description"]
 
 
+def test_video_progress_without_frame_progress_shows_how_many_frames_it_makes() -> None:
+    snapshot = running(0.5, current_title="Sampler", step_value=5, step_max=20)
+    job = make_job(kind=JobKind.VIDEO, params={"frames": 14})
+    assert (
+        "step 5/20 · 14 frames" in embed(render_progress(job, snapshot, our_queue_position=None, now=T0))["description"]
+    )
+
+
 def test_preview_is_attached_and_shown_in_the_embed() -> None:
     message = render_progress(make_job(), running(0.3), our_queue_position=None, now=T0, preview_jpeg=b"jpeg")
     assert message.files == ((PREVIEW_FILENAME, b"jpeg"),) and not message.keep_attachments
