@@ -298,3 +298,35 @@ async def test_upscale_with_a_bad_factor_is_refused_and_nothing_is_queued(studio
     assert len(studio.comfy.queue.history) == prompts_before and not studio.comfy.queue.pending
     visible = [m for m in studio.discord.messages("general") if not m.ephemeral]
     assert [m.id for m in visible] == [source.id], "no thinking… message left behind"
+
+
+# --- Animate -----------------------------------------------------------------------------------------------
+
+
+def details(message: StoredMessage) -> list[str]:
+    return [e.get("description", "") for snapshot in message.history for e in snapshot.embeds]
+
+
+async def test_animate_shows_its_frames_then_delivers_an_h264_mp4_without_image_buttons(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.02
+    await studio.start()
+    source = await result_of(studio)
+    custom_id = encode(ComponentAction.ANIMATE, job_id_of(source), 0)
+    press = await modal_from(studio, "carol", source, custom_id)
+    assert press.modal is not None
+    assert [row["components"][0]["custom_id"] for row in press.modal["components"]] == ["frames", "motion", "strength"]
+
+    submit = await studio.discord.submit_modal("carol", press, custom_id, {"frames": "4", "motion": "90"})
+
+    video = await delivered(studio, submit)
+    # SVD's sampler denoises all frames at once and reports steps only (in ComfyUI as in the emulator), so the
+    # message says how many frames it makes; "frame x/y" appears only when a per-frame node reports progress.
+    assert any(re.search(r"step \d+/20 · 4 frames", d) for d in details(video)), details(video)
+    attachment = video.attachments[0]
+    assert attachment.filename.endswith(".mp4")
+    with av.open(io.BytesIO(attachment.data)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert len([frame for frame in container.decode(stream)]) == 4
+    assert "Upscale" not in labels(video) and "Animate" not in labels(video)
+    assert {"Reroll", "Info", "Delete"} <= set(labels(video))
