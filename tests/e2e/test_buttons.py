@@ -330,3 +330,71 @@ async def test_animate_shows_its_frames_then_delivers_an_h264_mp4_without_image_
         assert len([frame for frame in container.decode(stream)]) == 4
     assert "Upscale" not in labels(video) and "Animate" not in labels(video)
     assert {"Reroll", "Info", "Delete"} <= set(labels(video))
+
+
+# --- Reroll, Edit prompt, Info, Delete ---------------------------------------------------------------------
+
+
+async def test_reroll_runs_the_same_parameters_with_a_new_seed(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, cfg=5.5)
+    press = await studio.discord.click_button("carol", source, encode(ComponentAction.REROLL, job_id_of(source)))
+    response = await studio.discord.wait_for_response(press)
+
+    assert response.type is ResponseType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
+    rerolled = await delivered(studio, press)
+    old, new = await job_of(studio, source), await job_of(studio, rerolled)
+    assert new.id != old.id and new.owner_id == studio.discord.users["carol"].id
+    assert new.seed is not None and new.seed != old.seed
+    assert {k: v for k, v in new.params.items() if k != "seed"} == {k: v for k, v in old.params.items() if k != "seed"}
+    assert new.params["cfg"] == 5.5 and new.workflow == old.workflow
+
+
+async def test_edit_prompt_opens_a_prefilled_modal_and_runs_the_new_prompt(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, prompt="a red fox")
+    custom_id = encode(ComponentAction.EDIT, job_id_of(source))
+    press = await modal_from(studio, "bob", source, custom_id)
+    assert press.modal is not None
+    (field,) = [row["components"][0] for row in press.modal["components"]]
+    assert field["custom_id"] == "prompt" and field["value"] == "a red fox"
+
+    submit = await studio.discord.submit_modal("bob", press, custom_id, {"prompt": "a blue whale"})
+
+    edited = await delivered(studio, submit)
+    old, new = await job_of(studio, source), await job_of(studio, edited)
+    assert new.params["prompt"] == "a blue whale" and new.params["steps"] == old.params["steps"]
+    assert "a blue whale" in edited.embeds[0]["description"]
+
+
+async def test_info_shows_workflow_parameters_and_seed_ephemerally(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, seed=1234)
+    press = await studio.discord.click_button("carol", source, encode(ComponentAction.INFO, job_id_of(source)))
+
+    message = await answer(studio, press)
+    assert message.ephemeral
+    embed = message.embeds[0]
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Workflow"] == "txt2img" and fields["Seed"] == "`1234`"
+    assert "**steps**: 2" in fields["Parameters"] and "**width**: 256" in fields["Parameters"]
+    assert "a fox in the snow" in embed["description"]
+
+
+@pytest.mark.parametrize("who", ["bob", "alice"])
+async def test_delete_by_the_owner_or_a_moderator_deletes_the_result(studio: Studio, who: str) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob")
+    press = await studio.discord.click_button(who, source, encode(ComponentAction.DELETE, job_id_of(source)))
+
+    assert "Deleted" in await ephemeral_text(studio, press)
+    assert studio.discord.message(source.id).deleted
+
+
+async def test_delete_by_another_member_is_refused(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob")
+    press = await studio.discord.click_button("carol", source, encode(ComponentAction.DELETE, job_id_of(source)))
+
+    assert "Only the person who started this job" in await ephemeral_text(studio, press)
+    assert not studio.discord.message(source.id).deleted
