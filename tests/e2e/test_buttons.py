@@ -398,3 +398,23 @@ async def test_delete_by_another_member_is_refused(studio: Studio) -> None:
 
     assert "Only the person who started this job" in await ephemeral_text(studio, press)
     assert not studio.discord.message(source.id).deleted
+
+
+# --- batches, /jobs, /show, rate limit ---------------------------------------------------------------------
+
+
+async def test_a_batch_names_each_image_and_u2_upscales_the_second(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, prompt="two foxes", batch=2)
+    assert len(source.attachments) == 2
+    assert {"U1", "U2", "A1", "A2"} <= set(labels(source)) and "Upscale" not in labels(source)
+    custom_id = encode(ComponentAction.UPSCALE, job_id_of(source), 1)
+    press = await modal_from(studio, "bob", source, custom_id)
+
+    submit = await studio.discord.submit_modal("bob", press, custom_id, {"scale": "2"})
+
+    upscaled = await delivered(studio, submit)
+    # The emulator decodes a batch to identical pictures, so the row says which one was taken.
+    job = await job_of(studio, upscaled)
+    assert job.parent_id == job_id_of(source) and job.source_index == 1
+    assert png_size(upscaled.attachments[0].data) == (512, 512)
