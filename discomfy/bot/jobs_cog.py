@@ -215,7 +215,9 @@ class JobCommands(nextcord.ClientCog):
                             custom_id=encode(ComponentAction.CANCEL, job.id),
                         )
                     )
-            view = nextcord.ui.View(timeout=None)
+            # Only a carrier for the buttons: their presses come to ``on_interaction`` by custom_id. A view nextcord
+            # keeps (``prevent_update``) would answer every press itself with a deferred update (type 6) first.
+            view = nextcord.ui.View(timeout=None, auto_defer=False, prevent_update=False)
             for button in buttons[:25]:
                 view.add_item(button)
             embed = nextcord.Embed(title="Your jobs", description="\n".join(lines)[:4000])

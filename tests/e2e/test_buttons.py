@@ -418,3 +418,63 @@ async def test_a_batch_names_each_image_and_u2_upscales_the_second(studio: Studi
     job = await job_of(studio, upscaled)
     assert job.parent_id == job_id_of(source) and job.source_index == 1
     assert png_size(upscaled.attachments[0].data) == (512, 512)
+
+
+async def test_jobs_lists_my_active_jobs_with_cancel_buttons_that_work(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.1
+    await studio.start()
+    first = await generate(studio, "bob", prompt="first fox", steps=60)
+    await running(studio, first)
+    second = await generate(studio, "bob", prompt="second fox")
+    carols = await generate(studio, "carol", prompt="carol's cat", steps=60)
+    for interaction in (second, carols):  # their rows exist once their messages show them
+        await studio.until(lambda i=interaction: "Waiting" in title(studio.message(i)), what="a waiting job")
+
+    listing = await studio.discord.send_slash_command("bob", "general", "jobs")
+    message = await answer(studio, listing)
+
+    assert message.ephemeral
+    text = message.embeds[0]["description"]
+    assert "first fox" in text and "second fox" in text and "carol" not in text
+    assert labels(message) == ["Cancel 1", "Cancel 2"]
+    second_id = job_id_of(studio.message(second))  # type: ignore[arg-type]
+    press = await studio.discord.click_button("bob", message, encode(ComponentAction.CANCEL, second_id))
+    assert "Cancelled" in await ephemeral_text(studio, press)
+    await studio.until(lambda: "Cancelled" in title(studio.message(second)), what="the second job cancelled")
+    assert "Running" in title(studio.message(first))
+
+
+async def test_show_reposts_a_finished_result_with_its_buttons_here(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio)
+    job_id = job_id_of(source)
+
+    show = await studio.discord.send_slash_command("carol", "renders", "show", {"job_id": job_id})
+
+    reposted = await studio.result(show)
+    assert reposted.id != source.id and reposted.channel_id == studio.discord.channels["renders"].id
+    assert reposted.attachments[0].data == source.attachments[0].data
+    assert {"Upscale", "Animate", "Reroll", "Info", "Delete"} <= set(labels(reposted))
+    assert job_id_of(reposted) == job_id
+
+
+async def test_a_press_over_the_rate_limit_is_refused_with_when_to_try_again(
+    discord_emulator: DiscordEmulator, comfy: ComfyEmulator, run_nextcord: NextcordRunner, tmp_path: Path
+) -> None:
+    studio = make_studio(discord_emulator, comfy, run_nextcord, tmp_path / "data", commands_per_minute=2)
+    try:
+        await studio.start()
+        source = await result_of(studio, "bob")  # 1 of 2
+        reroll = encode(ComponentAction.REROLL, job_id_of(source))
+        allowed = await studio.discord.click_button("bob", source, reroll)  # 2 of 2
+        await studio.discord.wait_for_response(allowed)
+
+        refused = await studio.discord.click_button("bob", source, reroll)
+
+        text = await ephemeral_text(studio, refused)
+        assert "2 commands or buttons a minute" in text and re.search(r"<t:\d+:R>", text), text
+        assert refused.response_type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
+        assert studio.bot is not None and studio.bot.services is not None
+        assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 2
+    finally:
+        await studio.stop()
