@@ -251,6 +251,7 @@ class JobRunner:
                 await iterator.aclose()
         result = run.result
         assert result is not None
+        self.deps.wake()  # the run gave its server slot back: the next job need not wait for our delivery
         await self.relay.flush(self.deps.options.flush_timeout)
         if self.job.state is S.DELIVERING and result.phase is Phase.DONE:
             await self._store_and_deliver(result.files)
