@@ -26,6 +26,8 @@ How it works:
   ``attachments`` keeps them all and ``[]`` removes them all. So: a new preview replaces the old one, the final
   result replaces the preview. Files the message already carries (same names, same bytes) are not sent again.
 - ``allowed_mentions`` is always ``{"parse": []}``: an edit never pings anyone.
+- ``pace`` (optional): awaited before every request, after ``min_interval`` — the channel's shared edit budget
+  (``pacing.ChannelPacer``), which asks ``_priority()`` when the turn comes: final, first look, or progress.
 
 Never: block or slow the caller of ``update``; run two requests for one message at once; lose the final state
 to a transient failure; send a request without its ``allowed_mentions``; log the interaction token.
@@ -50,6 +52,7 @@ import nextcord
 from nextcord import utils
 from nextcord.http import Route
 
+from discomfy.bot.pacing import Priority
 from discomfy.bot.render_job import RenderedMessage
 from discomfy.errors import DiscomfyError
 from discomfy.jobs.state import INTERACTION_TOKEN_LIFETIME
@@ -127,6 +130,8 @@ def route_for(*, token_usable: bool, token_dead: bool, message_id: int | None, m
 
 
 MovedCallback = Callable[[int], Awaitable[None] | None]
+#: Awaited before every request (``ChannelPacer.turn`` bound to the channel); given the editor's priority.
+Pace = Callable[[Callable[[], int]], Awaitable[None]]
 
 
 class MessageEditor:
@@ -146,6 +151,7 @@ class MessageEditor:
         retry_base: float = 0.5,
         retry_cap: float = 30.0,
         final_deadline: float = 600.0,
+        pace: Pace | None = None,
     ) -> None:
         self._client = client
         self._target = target
@@ -155,6 +161,7 @@ class MessageEditor:
         self._token_margin = token_margin
         self._on_moved = on_message_moved
         self._on_id = on_message_id
+        self._pace = pace
         self._closed = False
         self._retry_base, self._retry_cap, self._final_deadline = retry_base, retry_cap, final_deadline
         self._message_id = target.message_id
@@ -241,6 +248,14 @@ class MessageEditor:
             delay = self._last_request + self.min_interval - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+        if self._pace is not None:
+            await self._pace(self._priority)
+
+    def _priority(self) -> int:
+        """For the channel's pacer, asked when a turn comes up: the final state first, then a first look."""
+        if self._final is not None:
+            return Priority.FINAL
+        return Priority.FIRST if self.edits == 0 else Priority.PROGRESS
 
     async def _send_update(self, rendered: RenderedMessage) -> None:
         failure = await self._attempt(rendered)

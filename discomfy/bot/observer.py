@@ -17,6 +17,7 @@ or mark an output delivered before Discord answered with the message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import nextcord
 
 from discomfy.bot.editor import EditTarget, MessageEditError, MessageEditor
+from discomfy.bot.pacing import ChannelPacer
 from discomfy.bot.preview import PreviewError, shrink_preview
 from discomfy.bot.render_job import RenderedMessage, render_progress, render_result
 from discomfy.comfy.progress import Snapshot
@@ -50,6 +52,8 @@ class DiscordObserver:
         self.services = services
         self.min_interval = min_interval
         self.editors: dict[str, MessageEditor] = {}
+        #: Every job message in a channel shares that channel's edit budget; results go first.
+        self.pacer = ChannelPacer()
         self._previews: dict[str, tuple[int, bytes | None]] = {}
 
     def editor_for(self, job: Job) -> MessageEditor:
@@ -73,6 +77,7 @@ class DiscordObserver:
                 min_interval=self.min_interval,
                 on_message_id=remember,
                 on_message_moved=remember,
+                pace=functools.partial(self.pacer.turn, job.channel_id),
             )
             self.editors[job.id] = editor
         return editor
@@ -125,6 +130,7 @@ class DiscordObserver:
     async def close(self) -> None:
         for job_id in list(self.editors):
             await self._forget(job_id)
+        await self.pacer.close()
 
     async def _forget(self, job_id: str) -> None:
         self._previews.pop(job_id, None)

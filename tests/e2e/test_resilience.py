@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -65,12 +66,19 @@ def results_in(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
     return [m for m in messages if m.attachments and m.embeds and "Done" in m.embeds[0].get("title", "")]
 
 
-def footer_or_text(message: StoredMessage) -> str:
+def text_of(message: StoredMessage) -> str:
     parts = [message.content or ""]
     for embed in message.embeds:
         parts += [embed.get("title", ""), embed.get("description", ""), (embed.get("footer") or {}).get("text", "")]
         parts += [f"{f.get('name', '')} {f.get('value', '')}" for f in embed.get("fields", [])]
     return "\n".join(parts)
+
+
+def ephemeral_replies(studio: Studio, interaction: InteractionRecord) -> list[str]:
+    """What the user alone was told: an ephemeral first response or ephemeral follow-ups."""
+    emu = studio.discord
+    messages = [emu.original_message(interaction), *emu.followups(interaction)]
+    return [text_of(m) for m in messages if m is not None and m.ephemeral and not m.deleted]
 
 
 # -- restarts ----------------------------------------------------------------------------------------------------
@@ -123,3 +131,76 @@ async def test_job_waiting_in_our_queue_at_a_restart_runs_after_it(studio: Studi
     assert message.id == waiting.original_message_id
     assert len(prompt_posts(studio)) == 2
     await wait_for_job(studio, "bob", {JobState.DELIVERED})
+
+
+# -- interaction tokens ------------------------------------------------------------------------------------------
+
+
+async def test_job_outliving_its_interaction_token_is_delivered_by_editing_the_channel_message(studio: Studio) -> None:
+    studio.comfy.config.step_duration = 0.3
+    studio.discord.faults.set_token_lifetime(2.0)
+    await studio.start()
+    interaction = await generate(studio, "alice", "a slow sunset", steps=12)
+
+    message = await studio.result(interaction)
+
+    emu = studio.discord
+    assert any(r.status == 401 for r in emu.find_requests("PATCH", "/webhooks/*/messages/@original"))
+    channel_edits = [r for r in emu.find_requests("PATCH", "/channels/*/messages/*") if r.status == 200]
+    assert channel_edits and channel_edits[-1].path.endswith(f"/messages/{message.id}")
+    assert channel_edits[-1].files and channel_edits[-1].files[0].filename.endswith(".png")
+    assert len(results_in(emu.messages("general"))) == 1
+    assert studio.responses_429() == []
+
+
+# -- a crowd -----------------------------------------------------------------------------------------------------
+
+CROWD = ("alice", "bob", "carol", "dave", "erin")
+
+
+def with_cap(studio: Studio, per_user: int) -> None:
+    limits = replace(studio.settings.limits, max_jobs_per_user=per_user)
+    studio.settings = replace(studio.settings, limits=limits)
+
+
+async def test_twenty_jobs_from_five_users_are_all_delivered_in_fair_order_without_a_429(studio: Studio) -> None:
+    for name in CROWD[3:]:
+        studio.discord.add_member(name)
+    with_cap(studio, 4)
+    studio.comfy.config.step_duration = 0.25  # the first job lasts until everyone has queued
+    await studio.start()
+    interactions: list[InteractionRecord] = []
+    for user in CROWD:  # each user queues four at once: a FIFO would run them back to back
+        for n in range(4):
+            interactions.append(await generate(studio, user, f"{user}'s picture {n}", steps=2))
+    await wait_for_job(studio, "erin", {JobState.WAITING}, timeout=10)
+    studio.comfy.config.step_duration = 0.005
+
+    for interaction in interactions:
+        await studio.result(interaction, timeout=60)
+
+    owners = {j.prompt_id: user for user in CROWD for j in await jobs_of(studio, user)}
+    started = [
+        owners[r.data["prompt_id"]] for r in studio.comfy.ws_log if r.direction == "out" and r.type == "execution_start"
+    ]
+    assert sorted(started) == sorted(u for u in CROWD for _ in range(4))
+    for k in range(1, len(started) + 1):  # at every point, nobody is more than one round ahead of anyone
+        counts = [started[:k].count(u) for u in CROWD]
+        assert max(counts) - min(counts) <= 2, (k, started)
+    assert studio.responses_429() == []
+
+
+async def test_a_job_beyond_the_per_user_cap_is_refused_ephemerally_and_not_queued(studio: Studio) -> None:
+    with_cap(studio, 2)
+    studio.comfy.config.step_duration = 0.2
+    await studio.start()
+    await generate(studio, "bob", "one", steps=10)
+    await generate(studio, "bob", "two")
+
+    third = await generate(studio, "bob", "three")
+
+    told = await studio.until(lambda: ephemeral_replies(studio, third), what="a refusal")
+    assert "2 jobs" in told[0] and "/jobs" in told[0]
+    assert len(await jobs_of(studio, "bob")) == 2
+    message = studio.message(third)
+    assert message is None or message.deleted
