@@ -104,6 +104,12 @@ def escape_user_text(text: str, limit: int) -> str:
 # --- progress --------------------------------------------------------------------------------------------------
 
 
+SERVER_DOWN_TEXT = (
+    "No image server is answering right now. Your job keeps its place and starts as soon as one is back; "
+    "press Cancel if you'd rather not wait."
+)
+
+
 def _bar(fraction: float) -> tuple[str, int]:
     fraction = min(1.0, max(0.0, fraction)) if math.isfinite(fraction) else 0.0
     percent = math.floor(fraction * 100)
@@ -117,8 +123,10 @@ def _count(value: float | None, maximum: float | None) -> str | None:
     return f"{int(min(value, maximum))}/{int(maximum)}"
 
 
-def _phase_words(job: Job, snapshot: Snapshot | None, our_queue_position: int | None) -> tuple[str, int]:
-    """A title and a colour for where the job is."""
+def _phase_words(
+    job: Job, snapshot: Snapshot | None, our_queue_position: int | None, servers_down: bool = False
+) -> tuple[str, int]:
+    """A title and a colour for where the job is. ``our_queue_position``: 1 = next in line."""
     state = job.state
     if state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
         return "⏹️ Cancelled", GREY_COLOUR
@@ -129,8 +137,10 @@ def _phase_words(job: Job, snapshot: Snapshot | None, our_queue_position: int | 
     if state is JobState.DELIVERED:
         return "✅ Done", OK_COLOUR
     if state is JobState.WAITING:
-        if our_queue_position:
-            ahead = "1 job" if our_queue_position == 1 else f"{our_queue_position} jobs"
+        if servers_down:
+            return "⏳ Waiting · the image server is not answering", WAIT_COLOUR
+        if our_queue_position and our_queue_position > 1:
+            ahead = "1 job" if our_queue_position == 2 else f"{our_queue_position - 1} jobs"
             return f"⏳ Waiting in our queue · {ahead} ahead", WAIT_COLOUR
         return "⏳ Waiting in our queue · next", WAIT_COLOUR
     if state is JobState.SUBMITTING:
@@ -176,9 +186,15 @@ def render_progress(
     our_queue_position: int | None,
     now: float,
     preview_jpeg: bytes | None = None,
+    servers_down: bool = False,
 ) -> RenderedMessage:
-    """The live progress message of ``job`` (``snapshot`` is ``None`` before ComfyUI has the prompt)."""
-    title, colour = _phase_words(job, snapshot, our_queue_position)
+    """The live progress message of ``job`` (``snapshot`` is ``None`` before ComfyUI has the prompt).
+
+    ``our_queue_position``: the job's place in our own queue, 1 = next. ``servers_down``: no image server
+    answers now, so a waiting job says it waits for one to come back (it keeps its place).
+    """
+    waits_for_server = servers_down and job.state is JobState.WAITING
+    title, colour = _phase_words(job, snapshot, our_queue_position, waits_for_server)
     failed = job.state in (JobState.FAILED, JobState.CANCELLED, JobState.LOST) or (
         snapshot is not None and snapshot.phase in (Phase.FAILED, Phase.CANCELLED)
     )
@@ -189,6 +205,8 @@ def render_progress(
     if failed:
         lines.append(_failure_text(job, snapshot))
     else:
+        if waits_for_server:
+            lines.append(SERVER_DOWN_TEXT)
         bar, percent = _bar(snapshot.fraction if snapshot is not None else 0.0)
         lines.append(f"{bar} **{percent}%**")
         detail = _running_detail(job, snapshot) if snapshot is not None and snapshot.phase is Phase.RUNNING else ""

@@ -124,9 +124,20 @@ def test_percent_and_bar_never_exceed_the_fraction(fraction: float) -> None:
     assert bar is not None and bar.group(1).count("█") <= fraction * 20
 
 
+def test_first_in_our_queue_is_next_with_nobody_ahead() -> None:
+    message = render_progress(make_job(JobState.WAITING), None, our_queue_position=1, now=T0 + 1)
+    assert embed(message)["title"].endswith("· next")
+
+
+def test_waiting_while_no_server_answers_says_so_and_offers_cancel() -> None:
+    message = render_progress(make_job(JobState.WAITING), None, our_queue_position=1, now=T0, servers_down=True)
+    assert "not answering" in embed(message)["title"] and "as soon as one is back" in embed(message)["description"]
+    assert labels(message) == [["Cancel"]]
+
+
 def test_waiting_in_our_queue_names_the_position_and_offers_cancel() -> None:
     message = render_progress(make_job(JobState.WAITING), None, our_queue_position=3, now=T0 + 1)
-    assert "Waiting in our queue" in embed(message)["title"] and "3 jobs ahead" in embed(message)["title"]
+    assert "Waiting in our queue" in embed(message)["title"] and "2 jobs ahead" in embed(message)["title"]
     assert labels(message) == [["Cancel"]]
     (custom_id,) = custom_ids(message)
     ref = decode(custom_id)
