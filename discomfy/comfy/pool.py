@@ -82,10 +82,13 @@ class ServerPool:
         capacity: int = 2,
         timeout: float = 30.0,
         health_interval: float = 15.0,
+        down_interval: float = 2.0,
     ) -> None:
         self.servers = [ServerState(url) for url in urls]
         self.capacity = capacity
         self.health_interval = health_interval
+        #: While a server is down it is asked this often, so jobs waiting for it start soon after it is back.
+        self.down_interval = down_interval
         self._http = {s.url: ComfyHTTP(s.url, session, timeout=timeout) for s in self.servers}
         #: Set (and replaced) whenever a slot frees up or health changes; waiters then look again.
         self._changed = asyncio.Event()
@@ -155,7 +158,8 @@ class ServerPool:
 
     async def _health_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.health_interval)
+            all_up = all(s.healthy for s in self.servers)
+            await asyncio.sleep(self.health_interval if all_up else min(self.health_interval, self.down_interval))
             await self.check_all()
 
     async def _check(self, server: ServerState) -> None:
