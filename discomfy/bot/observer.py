@@ -85,7 +85,12 @@ class DiscordObserver:
     async def on_progress(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
         preview = await self._preview(job.id, snapshot)
         rendered = render_progress(
-            job, snapshot, our_queue_position=our_queue_position, now=time.time(), preview_jpeg=preview
+            job,
+            snapshot,
+            our_queue_position=our_queue_position,
+            now=time.time(),
+            preview_jpeg=preview,
+            servers_down=not any(server.healthy for server in self.services.pool.servers),
         )
         self.editor_for(job).update(rendered)
 

@@ -204,3 +204,43 @@ async def test_a_job_beyond_the_per_user_cap_is_refused_ephemerally_and_not_queu
     assert len(await jobs_of(studio, "bob")) == 2
     message = studio.message(third)
     assert message is None or message.deleted
+
+
+# -- ComfyUI failing or gone -------------------------------------------------------------------------------------
+
+
+async def test_a_comfyui_node_error_ends_the_message_in_a_short_failed_state(studio: Studio) -> None:
+    studio.comfy.faults.fail_node(class_type="KSampler", message="CUDA out of memory", exception_type="OOMError")
+    await studio.start()
+    interaction = await generate(studio, "carol", "a castle in the clouds")
+
+    failed = await wait_for_job(studio, "carol", {JobState.FAILED})
+
+    message = await studio.until(
+        lambda: (m := studio.message(interaction)) and "fail" in text_of(m).lower() and not m.buttons and m,
+        what="a failed message without buttons",
+    )
+    text = text_of(message)
+    assert "CUDA out of memory" in text and "What to do" in text and failed.id in text
+    assert len(message.embeds[0].get("description", "")) < 400
+    assert studio.responses_429() == []
+
+
+async def test_comfyui_down_at_submit_keeps_the_job_waiting_and_says_so_then_runs_it_when_back(
+    studio: Studio,
+) -> None:
+    await studio.comfy.go_down()
+    await studio.start()
+
+    interaction = await generate(studio, "bob", "a quiet harbour")
+
+    waiting = await studio.until(
+        lambda: (m := studio.message(interaction)) and m.embeds and m, what="the waiting message"
+    )
+    assert "not answering" in text_of(waiting) and "as soon as one is back" in text_of(waiting)
+    assert [b["label"] for b in waiting.buttons] == ["Cancel"]
+    assert (await only_job(studio, "bob")).state is JobState.WAITING
+
+    await studio.comfy.come_up()
+    message = await studio.result(interaction)
+    assert message.id == waiting.id
