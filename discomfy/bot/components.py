@@ -89,9 +89,6 @@ async def _pressed(bot: DiscomfyBot, interaction: Interaction[Any], ref: Compone
         }.get(ended.state, f"It is {ended.state.value} now.")
         await interaction.followup.send(text, ephemeral=True)
         return
-    if ref.action is ComponentAction.INFO:
-        await interaction.response.send_message(embed=nextcord.Embed.from_dict(info_embed(job)), ephemeral=True)
-        return
     if ref.action is ComponentAction.DELETE:
         services.limits.check_owner_or_moderator(actor, job.owner_id, doing="delete this result")
         if not job.terminal:
@@ -103,7 +100,9 @@ async def _pressed(bot: DiscomfyBot, interaction: Interaction[Any], ref: Compone
         await interaction.followup.send("Deleted.", ephemeral=True)
         return
     services.limits.admit(actor, time.time())
-    if ref.action is ComponentAction.UPSCALE:
+    if ref.action is ComponentAction.INFO:
+        await interaction.response.send_message(embed=nextcord.Embed.from_dict(info_embed(job)), ephemeral=True)
+    elif ref.action is ComponentAction.UPSCALE:
         await _send_modal(interaction, _modal("Upscale", ref, UPSCALE_FIELDS))
     elif ref.action is ComponentAction.ANIMATE:
         await _send_modal(interaction, _modal("Animate", ref, ANIMATE_FIELDS))

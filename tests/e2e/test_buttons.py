@@ -458,23 +458,27 @@ async def test_show_reposts_a_finished_result_with_its_buttons_here(studio: Stud
     assert job_id_of(reposted) == job_id
 
 
+@pytest.mark.parametrize("action", [ComponentAction.REROLL, ComponentAction.INFO])
 async def test_a_press_over_the_rate_limit_is_refused_with_when_to_try_again(
-    discord_emulator: DiscordEmulator, comfy: ComfyEmulator, run_nextcord: NextcordRunner, tmp_path: Path
+    discord_emulator: DiscordEmulator,
+    comfy: ComfyEmulator,
+    run_nextcord: NextcordRunner,
+    tmp_path: Path,
+    action: ComponentAction,
 ) -> None:
     studio = make_studio(discord_emulator, comfy, run_nextcord, tmp_path / "data", commands_per_minute=2)
     try:
         await studio.start()
         source = await result_of(studio, "bob")  # 1 of 2
-        reroll = encode(ComponentAction.REROLL, job_id_of(source))
-        allowed = await studio.discord.click_button("bob", source, reroll)  # 2 of 2
-        await studio.discord.wait_for_response(allowed)
+        allowed = await studio.discord.click_button("bob", source, encode(ComponentAction.INFO, job_id_of(source)))
+        await studio.discord.wait_for_response(allowed)  # 2 of 2
 
-        refused = await studio.discord.click_button("bob", source, reroll)
+        refused = await studio.discord.click_button("bob", source, encode(action, job_id_of(source)))
 
         text = await ephemeral_text(studio, refused)
         assert "2 commands or buttons a minute" in text and re.search(r"<t:\d+:R>", text), text
         assert refused.response_type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
         assert studio.bot is not None and studio.bot.services is not None
-        assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 2
+        assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
     finally:
         await studio.stop()
