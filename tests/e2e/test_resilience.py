@@ -244,3 +244,17 @@ async def test_comfyui_down_at_submit_keeps_the_job_waiting_and_says_so_then_run
     await studio.comfy.come_up()
     message = await studio.result(interaction)
     assert message.id == waiting.id
+
+
+async def test_comfyui_gone_before_the_pool_noticed_fails_the_job_with_a_plain_message(studio: Studio) -> None:
+    await studio.start()
+    await studio.comfy.go_down()  # the pool still thinks it is up: the job is sent there and cannot reach it
+
+    interaction = await generate(studio, "bob", "a quiet harbour")
+
+    failed = await wait_for_job(studio, "bob", {JobState.FAILED})
+    message = await studio.until(
+        lambda: (m := studio.message(interaction)) and "Failed" in text_of(m) and m, what="the failed message"
+    )
+    assert "not reachable" in text_of(message) and "try again" in text_of(message).lower()
+    assert failed.started_at is None and prompt_posts(studio) == []
