@@ -99,7 +99,8 @@ async def _pressed(bot: DiscomfyBot, interaction: Interaction[Any], ref: Compone
             await message.delete()
         await interaction.followup.send("Deleted.", ephemeral=True)
         return
-    services.limits.admit(actor, time.time())
+    opens_form = ref.action in (ComponentAction.UPSCALE, ComponentAction.ANIMATE, ComponentAction.EDIT)
+    services.limits.admit(actor, time.time(), count=not opens_form)
     if ref.action is ComponentAction.INFO:
         await interaction.response.send_message(embed=nextcord.Embed.from_dict(info_embed(job)), ephemeral=True)
     elif ref.action is ComponentAction.UPSCALE:

@@ -60,8 +60,9 @@ class RateLimiter:
         self._hits: dict[int, deque[float]] = {}
         self._calls = 0
 
-    def hit(self, user_id: int, now: float) -> float | None:
-        """None if allowed (and counted); otherwise the UNIX time from which the user may try again."""
+    def hit(self, user_id: int, now: float, *, count: bool = True) -> float | None:
+        """None if allowed (and counted, unless ``count`` is False); otherwise the UNIX time from which the user
+        may try again."""
         self._calls += 1
         if self._calls % 1024 == 0:
             self.forget_idle(now)
@@ -70,7 +71,8 @@ class RateLimiter:
             hits.popleft()
         if len(hits) >= self.limit:
             return hits[0] + self.window
-        hits.append(now)
+        if count:
+            hits.append(now)
         return None
 
     def forget_idle(self, now: float) -> None:
@@ -104,12 +106,15 @@ class Limits:
                 f"You need the {_listed((f'<@&{r}>' for r in roles), 'or')} role to use me here."
             )
 
-    def admit(self, actor: Actor, now: float) -> None:
-        """A command or a button press: allowed here, and not too often. Raises the refusal to show."""
+    def admit(self, actor: Actor, now: float, *, count: bool = True) -> None:
+        """A command or a button press: allowed here, and not too often. Raises the refusal to show.
+
+        ``count=False`` only looks (a button that opens a form: the form's submit is what counts), so one
+        action never costs two presses and nobody fills in a form only to be refused."""
         self.check_place(actor)
         if self.bypasses(actor):
             return
-        retry_at = self.rate.hit(actor.user_id, now)
+        retry_at = self.rate.hit(actor.user_id, now, count=count)
         if retry_at is not None:
             n = self.settings.commands_per_minute
             what = "command or button" if n == 1 else "commands or buttons"

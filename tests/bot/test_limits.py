@@ -195,3 +195,11 @@ def test_anyone_else_is_refused_with_who_may() -> None:
     assert caught.value.user_message == (
         "Only the person who started this job, or someone who can manage messages here, can delete this result."
     )
+
+
+def test_a_look_without_counting_refuses_when_full_but_uses_nothing() -> None:
+    limiter = RateLimiter(2, window=60)
+    assert limiter.hit(1, 0.0, count=False) is None
+    assert limiter.hit(1, 1.0) is None
+    assert limiter.hit(1, 2.0) is None
+    assert limiter.hit(1, 3.0, count=False) == 61.0  # the first counted press leaves the window at 61
