@@ -28,7 +28,8 @@ async def test_no_more_than_the_limit_is_granted_in_any_period() -> None:
     await pacer.close()
 
     granted.sort()
-    assert all(later - earlier >= 0.2 for earlier, later in zip(granted, granted[2:], strict=False))
+    # Times are taken when each waiter resumes, a hair after its grant: 10 ms of slack for that, no more.
+    assert all(later - earlier >= 0.19 for earlier, later in zip(granted, granted[2:], strict=False))
 
 
 async def test_a_final_state_goes_before_progress_that_waited_longer() -> None:
