@@ -13,6 +13,8 @@
     ├── ComfyError                   talking to a ComfyUI server went wrong
     │   ├── ComfyUnavailableError    the server cannot be reached / answered 5xx / garbage
     │   │   ├── NoServerError        no healthy server has the models a workflow needs (comfy/pool.py)
+    │   │   ├── ComfyUnreachableError no connection could be made: the request was certainly not sent
+    │   │   │                        (comfy/http.py)
     │   │   └── JobLostError         the server forgot our prompt (a restart); ``started`` says if it ran
     │   │                            (comfy/stream.py)
     │   ├── ComfyProtocolError       a message from the server could not be understood

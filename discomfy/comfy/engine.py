@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from discomfy.comfy.http import ComfyUnreachableError
 from discomfy.comfy.pool import Lease, ServerPool
 from discomfy.comfy.progress import ProgressTracker, Snapshot
 from discomfy.comfy.remote import cancel_remote
@@ -84,6 +85,9 @@ class EngineOptions:
     max_resubmits: int = 2
     #: Longest wait for a free server slot before the job fails (None: wait as long as it takes).
     slot_wait: float | None = None
+    #: A job whose server was lost before it started waits this long for a server (that one or another) to be
+    #: up again before it fails.
+    server_wait: float = 120.0
     stream: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -137,6 +141,7 @@ class JobRun:
         #: The server the job is on (or was last on).
         self.server: str | None = attach_to
         self.submissions = 0
+        self._resubmitting = False
         self._on_submit = on_submit
         self._attach = attach_to is not None
         self._was_running = was_running
@@ -190,6 +195,7 @@ class JobRun:
                         break
                     resubmits += 1
                     self._attach = False
+                    self._resubmitting = True
                     log.warning("job %s lost on %s (%s); submitting it again", self.spec.job_id, self.server, exc)
                     yield self.tracker.mark_queued(None, self._now())
                 except DiscomfyError as exc:
@@ -213,6 +219,7 @@ class JobRun:
             yield self.tracker.mark_cancelled(self._now())
             return
         self._lease, self.server = lease, lease.server.url
+        stream: JobStream | None = None
         try:
             if not self._attach:
                 await self._upload(lease)
@@ -240,6 +247,12 @@ class JobRun:
                     await self.cancel()
                 yield snapshot
             self.result = stream.result
+        except ComfyUnreachableError as exc:
+            if self._attach or (stream is not None and stream.submitted):
+                raise
+            # Nothing reached the server: it went down before the pool noticed. Try the job elsewhere.
+            self.engine.pool.mark_down(lease.server.url, str(exc))
+            raise JobLostError(f"{lease.server.url} could not be reached: {exc}", started=False) from exc
         finally:
             self._stream = None
             self._lease = None
@@ -255,8 +268,13 @@ class JobRun:
                 given.release()
                 return None
             return given
+        options = self.engine.options
         acquiring = asyncio.ensure_future(
-            self.engine.pool.acquire(self.spec.needed_models, wait=self.engine.options.slot_wait)
+            self.engine.pool.acquire(
+                self.spec.needed_models,
+                wait=options.slot_wait,
+                wait_for_health=options.server_wait if self._resubmitting else 0.0,
+            )
         )
         cancelled = asyncio.ensure_future(self._cancel.wait())
         try:

@@ -34,6 +34,11 @@ from discomfy.comfy.types import (
 )
 from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError, PromptRejectedError
 
+
+class ComfyUnreachableError(ComfyUnavailableError):
+    """No connection could be made to the server: whatever we tried to send was certainly not received."""
+
+
 log = logging.getLogger(__name__)
 
 
@@ -221,6 +226,9 @@ class ComfyHTTP:
             async with self._session.request(method, url, timeout=self._timeout, **kwargs) as response:
                 body = await response.read()
                 content_type = response.content_type
+        except aiohttp.ClientConnectorError as exc:
+            # No connection was made: the request certainly did not reach the server.
+            raise ComfyUnreachableError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ComfyUnavailableError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
         if response.status >= 500:

@@ -111,22 +111,31 @@ class ServerPool:
         await asyncio.gather(*(self._check(server) for server in self.servers))
         self._wake()
 
-    async def acquire(self, needed_models: Iterable[str] = (), *, wait: float | None = None) -> Lease:
+    async def acquire(
+        self, needed_models: Iterable[str] = (), *, wait: float | None = None, wait_for_health: float = 0.0
+    ) -> Lease:
         """A slot on the best server; waits (up to ``wait`` seconds, None = forever) while all are busy.
 
-        Raises ``NoServerError`` at once when no healthy server has the models at all.
+        Raises ``NoServerError`` when no healthy server has the models at all — at once, or after waiting up to
+        ``wait_for_health`` seconds for one to come (back) up.
         """
         needed = frozenset(needed_models)
         loop = asyncio.get_running_loop()
         deadline = None if wait is None else loop.time() + wait
+        health_deadline = loop.time() + wait_for_health
         while True:
             server = pick_server(self.servers, needed, self.capacity)
             if server is not None:
                 server.in_flight += 1
                 return Lease(self, server, self._http[server.url])
             if not any(s.healthy and needed <= s.models for s in self.servers):
-                missing = ", ".join(sorted(needed)) or "none"
-                raise NoServerError(f"no healthy ComfyUI server has the models this workflow needs ({missing})")
+                left = health_deadline - loop.time()
+                if left <= 0:
+                    missing = ", ".join(sorted(needed)) or "none"
+                    raise NoServerError(f"no healthy ComfyUI server has the models this workflow needs ({missing})")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
+                continue
             try:
                 await asyncio.wait_for(self._changed.wait(), None if deadline is None else deadline - loop.time())
             except TimeoutError as exc:
@@ -143,6 +152,15 @@ class ServerPool:
             return None
         server.in_flight += 1
         return Lease(self, server, self._http[server.url])
+
+    def mark_down(self, url: str, reason: str) -> None:
+        """A job could not reach this server: stop sending jobs there until a health check finds it up again."""
+        for server in self.servers:
+            if server.url == url and server.healthy:
+                log.warning("ComfyUI server %s is down: %s", url, reason)
+                server.healthy, server.last_error = False, reason
+                server.failures += 1
+        self._wake()
 
     def lease_on(self, url: str) -> Lease:
         """A slot on one given server, whatever its load: for a job already there (reattached after a restart)."""

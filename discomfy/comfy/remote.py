@@ -17,7 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from discomfy.comfy.http import ComfyHTTP
+from discomfy.comfy.http import ComfyHTTP, ComfyUnreachableError
 from discomfy.comfy.types import RemoteJob, RemoteStatus
 from discomfy.errors import ComfyUnavailableError
 
@@ -35,10 +35,12 @@ async def submit_once(
     backoff: float = 0.25,
 ) -> None:
     """Make sure the server has ``prompt_id`` queued (or already ran it), sending it at most once per
-    positive "unknown" from the server. Raises ``ComfyUnavailableError`` when the server stays unreachable,
+    positive "unknown" from the server. Raises ``ComfyUnavailableError`` when the server stays unreachable —
+    ``ComfyUnreachableError`` only when no attempt ever reached it, so the job may safely go elsewhere —, and
     ``PromptRejectedError`` when it refuses the graph."""
     last_error: ComfyUnavailableError | None = None
     must_ask_first = False
+    maybe_landed = False
     for attempt in range(attempts):
         if attempt:
             await asyncio.sleep(backoff * 2 ** (attempt - 1))
@@ -59,7 +61,11 @@ async def submit_once(
             log.warning("submitting prompt %s to %s: %s; checking before any retry", prompt_id, http.base_url, exc)
             last_error = exc
             must_ask_first = True
+            maybe_landed = maybe_landed or not isinstance(exc, ComfyUnreachableError)
     assert last_error is not None
+    if maybe_landed and isinstance(last_error, ComfyUnreachableError):
+        # An earlier attempt may have reached the server: not "certainly not sent".
+        raise ComfyUnavailableError(str(last_error)) from last_error
     raise last_error
 
 

@@ -472,3 +472,54 @@ async def test_jobs_move_to_the_other_server_when_one_is_down(
         for run in runs:
             assert_done_with_pngs(run)
             assert run.server == second.url
+
+
+async def test_a_server_gone_before_the_pool_noticed_sends_the_job_elsewhere(
+    session: aiohttp.ClientSession, registry: Registry
+) -> None:
+    async with ComfyEmulator() as first, ComfyEmulator() as second:
+        pool = ServerPool([first.url, second.url], session, capacity=2, health_interval=60, timeout=5.0)
+        await pool.start()
+        eng = Engine(pool, EngineOptions(stream={**FAST_STREAM, "connect_timeout": 0.5}))
+        await first.go_down()  # the pool still thinks it is up
+        job = spec(registry)
+        run = eng.start(job)
+        await finish(run)
+        await pool.close()
+        assert_done_with_pngs(run)
+        assert run.server == second.url
+        assert not pool.servers[0].healthy
+        assert executions(second, job.prompt_id) == 1
+
+
+async def test_a_server_gone_before_the_pool_noticed_fails_plainly_when_it_is_the_only_one(
+    session: aiohttp.ClientSession, registry: Registry, comfyui_emulator: ComfyEmulator
+) -> None:
+    pool = ServerPool([comfyui_emulator.url], session, capacity=2, health_interval=60, timeout=5.0)
+    await pool.start()
+    eng = Engine(pool, EngineOptions(stream={**FAST_STREAM, "connect_timeout": 0.5}, server_wait=1.0))
+    await comfyui_emulator.go_down()
+    snapshots = await finish(eng.start(spec(registry)))
+    await pool.close()
+    await comfyui_emulator.come_up()
+    assert snapshots[-1].phase is Phase.FAILED
+    assert snapshots[-1].error and "image server" in snapshots[-1].error
+
+
+async def test_a_job_whose_only_server_went_down_unnoticed_waits_for_it_to_come_back(
+    session: aiohttp.ClientSession, registry: Registry, comfyui_emulator: ComfyEmulator
+) -> None:
+    pool = ServerPool([comfyui_emulator.url], session, capacity=2, health_interval=60, down_interval=0.2, timeout=5.0)
+    await pool.start()
+    eng = Engine(pool, EngineOptions(stream={**FAST_STREAM, "connect_timeout": 0.5}, server_wait=20.0))
+    await comfyui_emulator.go_down()
+    job = spec(registry)
+    run = eng.start(job)
+    following = asyncio.create_task(finish(run))
+    await asyncio.sleep(3.0)  # the job found the server down and waits for it
+    assert not following.done()
+    await comfyui_emulator.come_up()
+    await following
+    await pool.close()
+    assert_done_with_pngs(run)
+    assert executions(comfyui_emulator, job.prompt_id) == 1

@@ -49,7 +49,9 @@ class Studio:
 
     async def start(self) -> DiscomfyBot:
         bot = DiscomfyBot(
-            self.settings, engine_options=EngineOptions(stream=FAST_STREAM), editor_interval=self.editor_interval
+            self.settings,
+            engine_options=EngineOptions(stream=FAST_STREAM, server_wait=3.0),
+            editor_interval=self.editor_interval,
         )
         self.bot = bot
         self.bots.append(bot)

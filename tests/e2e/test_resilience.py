@@ -256,5 +256,5 @@ async def test_comfyui_gone_before_the_pool_noticed_fails_the_job_with_a_plain_m
     message = await studio.until(
         lambda: (m := studio.message(interaction)) and "Failed" in text_of(m) and m, what="the failed message"
     )
-    assert "not reachable" in text_of(message) and "try again" in text_of(message).lower()
+    assert "image server" in text_of(message) and "try again" in text_of(message).lower()
     assert failed.started_at is None and prompt_posts(studio) == []
