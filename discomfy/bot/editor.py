@@ -3,8 +3,9 @@
 How it works:
 - ``update(rendered)`` stores the latest state and wakes the editor's task; it never waits. States that arrive
   while an edit is in flight or while the editor waits out ``min_interval`` replace each other: only the latest
-  is sent. Requests start at least ``min_interval`` apart (1.5 s: one editor stays well inside Discord's bucket
-  of ~5 edits per 5 s per channel, so under normal load it never meets a 429).
+  is sent. Progress requests start at least ``min_interval`` apart (1.5 s: one editor stays well inside
+  Discord's bucket of ~5 edits per 5 s per channel, so under normal load it never meets a 429); the final one
+  does not wait out the interval (see ``_wait_turn``): the channel's pacer alone spaces it.
 - ``finish(rendered)`` queues the final state after whatever is in flight, waits its turn, sends it with retries
   (transient failures: 5xx, connection errors, a 429 nextcord gave up on) with exponential backoff up to
   ``final_deadline``, and returns the message id. ``close()`` stops the task (an unfinished update is dropped).
@@ -171,6 +172,7 @@ class MessageEditor:
         self._final: RenderedMessage | None = None
         self._finished: asyncio.Future[int] | None = None
         self._wake = asyncio.Event()
+        self._final_arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_request: float | None = None
         # What the message carries now, as far as we know: our files and Discord's ids for them.
@@ -198,6 +200,7 @@ class MessageEditor:
         if self._finished is None:
             self._finished = asyncio.get_running_loop().create_future()
             self._final, self._pending = rendered, None
+            self._final_arrived.set()
             self._start()
         return await asyncio.shield(self._finished)
 
@@ -244,10 +247,14 @@ class MessageEditor:
         return self._finished is not None and self._finished.done()
 
     async def _wait_turn(self) -> None:
-        if self._last_request is not None:
+        # The final state does not wait out this message's interval (the result should show at once; the
+        # channel's pacer still keeps the channel inside Discord's edit bucket); a final that arrives while a
+        # progress edit waits its interval cuts the wait short and goes instead.
+        if self._last_request is not None and self._final is None:
             delay = self._last_request + self.min_interval - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._final_arrived.wait(), delay)
         if self._pace is not None:
             await self._pace(self._priority)
 
