@@ -115,6 +115,15 @@ class DiscomfyBot(nextcord.Client):
                 return
         await self.process_application_commands(interaction)
 
+    async def on_application_command_error(
+        self, interaction: nextcord.Interaction[Any], exception: nextcord.ApplicationError
+    ) -> None:
+        """The one error handler for commands: our errors as their messages, anything else with a reference id."""
+        from discomfy.bot.failures import report_failure
+
+        cause = exception.original if isinstance(exception, nextcord.ApplicationInvokeError) else exception
+        await report_failure(interaction, cause, doing="a command")
+
     async def close(self) -> None:
         if self.services is not None:
             services, self.services = self.services, None

@@ -118,6 +118,12 @@ class JobCommands(nextcord.ClientCog):
         services = self.bot.require_services()
         actor = actor_of(interaction)
         services.limits.admit(actor, time.time())
+        image_workflows = [w.name for w in services.registry.of_kind(Kind.IMAGE)]
+        if workflow_name and workflow_name not in image_workflows:
+            raise BadInputError(
+                f"There is no image workflow called '{truncate(workflow_name, 60)}'. "
+                f"Pick one of: {', '.join(image_workflows) or 'none installed'}."
+            )
         workflow = services.registry.get(workflow_name) if workflow_name else services.registry.default(Kind.IMAGE)
         if workflow is None:
             raise UserError("No image workflow is installed; ask an admin to add one.")

@@ -159,7 +159,8 @@ def _phase_words(
 def _prompt_line(job: Job) -> str:
     prompt = job.params.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        return "*(no prompt)*"
+        made_from = {"upscale": "*Upscale of an earlier picture*", "animate": "*Animation of an earlier picture*"}
+        return made_from.get(job.action.value, "*(no prompt)*")
     return "> " + escape_user_text(prompt, PROMPT_SHOWN)
 
 
@@ -291,14 +292,14 @@ def result_components(job: Job, uploads: Sequence[UploadLike]) -> tuple[dict[str
                 _button(f"{letter}{i + 1}", custom_ids.encode(action, job.id, i), BUTTON_SECONDARY) for i in images
             ]
             rows.extend(_chunks(buttons))
-    rows.append(
-        [
-            _button("Reroll", custom_ids.encode(ComponentAction.REROLL, job.id), BUTTON_PRIMARY, "🎲"),
-            _button("Edit prompt", custom_ids.encode(ComponentAction.EDIT, job.id), BUTTON_SECONDARY, "✏️"),
-            _button("Info", custom_ids.encode(ComponentAction.INFO, job.id), BUTTON_SECONDARY, "ℹ️"),
-            _button("Delete", custom_ids.encode(ComponentAction.DELETE, job.id), BUTTON_DANGER, "🗑️"),
-        ]
-    )
+    own = [_button("Reroll", custom_ids.encode(ComponentAction.REROLL, job.id), BUTTON_PRIMARY, "🎲")]
+    if isinstance(job.params.get("prompt"), str):  # upscale and video workflows take no prompt to edit
+        own.append(_button("Edit prompt", custom_ids.encode(ComponentAction.EDIT, job.id), BUTTON_SECONDARY, "✏️"))
+    own += [
+        _button("Info", custom_ids.encode(ComponentAction.INFO, job.id), BUTTON_SECONDARY, "ℹ️"),
+        _button("Delete", custom_ids.encode(ComponentAction.DELETE, job.id), BUTTON_DANGER, "🗑️"),
+    ]
+    rows.append(own)
     return tuple(_row(row) for row in rows)
 
 
