@@ -156,12 +156,11 @@ async def _start_from_output(
         raise UserError(f"No {kind.value} workflow is installed; ask an admin to add one.")
     image_param = next((p.name for p in workflow.params.values() if p.type is ParamType.IMAGE), "image")
     _check_values(bot, workflow.name, {**params, image_param: PLACEHOLDER_IMAGE})
-    await interaction.response.defer(with_message=True)
+    await interaction.response.defer(ephemeral=True, with_message=True)
     try:
         picture = await source_image(bot, job, ref.index)
         params[image_param] = picture.load_image_value
-        cog = bot.job_commands
-        await cog.submit(
+        started = await bot.job_commands.submit(
             interaction,
             actor_of(interaction),
             None,
@@ -171,10 +170,12 @@ async def _start_from_output(
             (picture,),
             parent_id=job.id,
             source_index=ref.index,
+            reply_to=_source_message(interaction, job),
         )
     except Exception:
         await _delete_thinking(interaction)
         raise
+    await _acknowledge(interaction, started)
 
 
 async def _start(
@@ -187,13 +188,13 @@ async def _start(
     params: dict[str, Any],
 ) -> None:
     _check_values(bot, workflow, params)
-    await interaction.response.defer(with_message=True)
+    await interaction.response.defer(ephemeral=True, with_message=True)
     try:
         inputs: tuple[InputImage, ...] = ()
         if job.parent_id is not None and job.source_index is not None:
             parent = await bot.require_services().store.get(job.parent_id)
             inputs = (await source_image(bot, parent, job.source_index),)
-        await bot.job_commands.submit(
+        started = await bot.job_commands.submit(
             interaction,
             actor_of(interaction),
             workflow,
@@ -203,10 +204,25 @@ async def _start(
             inputs,
             parent_id=job.parent_id,
             source_index=job.source_index,
+            reply_to=_source_message(interaction, job),
         )
     except Exception:
         await _delete_thinking(interaction)
         raise
+    await _acknowledge(interaction, started)
+
+
+def _source_message(interaction: Interaction[Any], job: Job) -> int | None:
+    """The result the button was on: the new job's progress message replies to it."""
+    return interaction.message.id if interaction.message is not None else job.message_id
+
+
+async def _acknowledge(interaction: Interaction[Any], job: Job) -> None:
+    what = {"upscale": "Upscale", "animate": "Animation", "reroll": "Reroll", "edit": "New version"}
+    await interaction.followup.send(
+        f"{what.get(job.action.value, 'Job')} started: its progress is the reply under the result. (job `{job.id}`)",
+        ephemeral=True,
+    )
 
 
 def _check_values(bot: DiscomfyBot, workflow: str, params: dict[str, Any]) -> None:

@@ -85,6 +85,8 @@ class EditTarget:
     application_id: int
     token: str | None = field(repr=False)
     token_created_at: float
+    #: When the message does not exist yet and is posted with the bot token: the message it replies to.
+    reply_to: int | None = None
 
 
 class RouteKind(StrEnum):
@@ -358,8 +360,9 @@ class MessageEditor:
         if kind is RouteKind.NEW_MESSAGE:
             # A new message has none of the old attachments: upload everything it should carry.
             files = self._files_after(rendered)
-            if self._message_id is not None:
-                payload["message_reference"] = {"message_id": str(self._message_id), "fail_if_not_exists": False}
+            reference = self._message_id if self._message_id is not None else target.reply_to
+            if reference is not None:
+                payload["message_reference"] = {"message_id": str(reference), "fail_if_not_exists": False}
             route = Route("POST", "/channels/{channel_id}/messages", channel_id=target.channel_id)
             return self._call(route, payload, files, kept=[])
         if files and files == self._files and not rendered.keep_attachments:

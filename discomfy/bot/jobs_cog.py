@@ -29,7 +29,7 @@ from discomfy.bot.render import truncate
 from discomfy.comfy.engine import InputImage
 from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.service import JobRequest
-from discomfy.jobs.state import ApplicationId, ChannelId, InteractionRef, JobAction, JobState, UserId
+from discomfy.jobs.state import ApplicationId, ChannelId, InteractionRef, Job, JobAction, JobState, UserId
 from discomfy.workflows import Kind, ParamType, bind
 
 log = logging.getLogger(__name__)
@@ -175,15 +175,17 @@ class JobCommands(nextcord.ClientCog):
         *,
         parent_id: str | None = None,
         source_index: int | None = None,
-    ) -> None:
-        """Queue the job whose progress message is this (already deferred) interaction's response."""
+        reply_to: int | None = None,
+    ) -> Job:
+        """Queue a job. Its progress message is this (already deferred) interaction's response, or, with
+        ``reply_to``, a message the bot posts as a reply to that message (actions on a result)."""
         services = self.bot.require_services()
         job = await services.service.submit(
             JobRequest(
                 owner_id=actor.user_id,
                 guild_id=interaction.guild_id,
                 channel_id=actor.channel_id,
-                interaction=interaction_ref(interaction),
+                interaction=None if reply_to is not None else interaction_ref(interaction),
                 workflow=workflow,
                 kind=kind,
                 action=action,
@@ -194,7 +196,11 @@ class JobCommands(nextcord.ClientCog):
             ),
             actor,
         )
+        if reply_to is not None:
+            # Set before this task yields: the job's first progress (another task) then finds it.
+            services.observer.reply_to[job.id] = reply_to
         log.info("job %s queued for %s (%s)", job.id, actor.user_id, job.workflow)
+        return job
 
     @nextcord.slash_command(name="jobs", description="Your queued and running jobs, with Cancel buttons.")
     async def jobs(self, interaction: Interaction[DiscomfyBot]) -> None:

@@ -52,6 +52,8 @@ class DiscordObserver:
         self.services = services
         self.min_interval = min_interval
         self.editors: dict[str, MessageEditor] = {}
+        #: Jobs started from a button: their progress message is posted as a reply to this message.
+        self.reply_to: dict[str, int] = {}
         #: Every job message in a channel shares that channel's edit budget; results go first.
         self.pacer = ChannelPacer()
         self._previews: dict[str, tuple[int, bytes | None]] = {}
@@ -66,6 +68,7 @@ class DiscordObserver:
                 application_id=ref.application_id if ref else (self.client.application_id or 0),
                 token=ref.token if ref else None,
                 token_created_at=ref.created_at if ref else 0.0,
+                reply_to=self.reply_to.get(job.id),
             )
 
             async def remember(message_id: int, job_id: str = job.id) -> None:
@@ -139,6 +142,7 @@ class DiscordObserver:
 
     async def _forget(self, job_id: str) -> None:
         self._previews.pop(job_id, None)
+        self.reply_to.pop(job_id, None)
         editor = self.editors.pop(job_id, None)
         if editor is not None:
             await editor.close()

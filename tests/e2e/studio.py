@@ -8,6 +8,7 @@ running) and starts a new one on the same data directory, as a process restart w
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,18 @@ class Studio:
             await asyncio.sleep(0.02)
 
     def message(self, interaction: InteractionRecord) -> StoredMessage | None:
-        return self.discord.original_message(interaction)
+        """The job message of an interaction: its own response, or — for an action on a result, answered with
+        an ephemeral "started … (job `id`)" — the bot's message (a reply to the result) that shows that job."""
+        original = self.discord.original_message(interaction)
+        if original is None or not original.ephemeral:
+            return original
+        found = re.search(r"job `([0-9a-f]{32})`", original.content)
+        if found is None:
+            return original
+        for message in self.discord.messages(interaction.channel.id):
+            if not message.ephemeral and any(found.group(1) in str(e.get("footer")) for e in message.embeds):
+                return message
+        return None
 
     async def result(self, interaction: InteractionRecord, timeout: float = 30.0) -> StoredMessage:  # noqa: ASYNC109
         """The interaction's message once it carries the finished result (its attachments and buttons)."""

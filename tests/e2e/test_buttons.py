@@ -348,6 +348,10 @@ async def test_reroll_runs_the_same_parameters_with_a_new_seed(studio: Studio) -
     assert new.seed is not None and new.seed != old.seed
     assert {k: v for k, v in new.params.items() if k != "seed"} == {k: v for k, v in old.params.items() if k != "seed"}
     assert new.params["cfg"] == 5.5 and new.workflow == old.workflow
+    # The new job's message is a reply to the result whose button was pressed; the presser got a private note.
+    assert rerolled.message_reference is not None and int(rerolled.message_reference["message_id"]) == source.id
+    note = studio.discord.original_message(press)
+    assert note is not None and note.ephemeral and "started" in note.content
 
 
 async def test_edit_prompt_opens_a_prefilled_modal_and_runs_the_new_prompt(studio: Studio) -> None:
