@@ -58,6 +58,8 @@ class DiscomfyBot(nextcord.Client):
         self.settings = settings
         self.started_at = time.monotonic()
         self.services: Services | None = None
+        #: Guild id → upload limit in bytes, from the interactions Discord sends.
+        self.upload_limits: dict[int, int] = {}
         self._engine_options = engine_options
         self._editor_interval = editor_interval
         self._session: aiohttp.ClientSession | None = None
@@ -79,6 +81,19 @@ class DiscomfyBot(nextcord.Client):
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at
+
+    def upload_limit(self, guild_id: int | None) -> int:
+        """Bytes a message may upload in that guild: what Discord last said (``attachment_size_limit``, larger in
+        boosted servers), else the configured default."""
+        learned = self.upload_limits.get(guild_id) if guild_id is not None else None
+        return learned or self.settings.discord.upload_limit_bytes
+
+    def get_interaction(self, data: Any, *, cls: Any = nextcord.Interaction) -> Any:
+        """nextcord builds every interaction here; we note the guild's ``attachment_size_limit`` on the way."""
+        limit, guild_id = data.get("attachment_size_limit"), data.get("guild_id")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 and guild_id is not None:
+            self.upload_limits[int(guild_id)] = limit
+        return super().get_interaction(data, cls=cls)
 
     def require_services(self) -> Services:
         if self.services is None:

@@ -263,7 +263,7 @@ async def repost_result(bot: DiscomfyBot, interaction: Interaction[Any], job: Jo
             files.append((output_filename(job, output), data))
     if not files:
         raise UserError("That job's files are gone; there is nothing left to show.")
-    limit = services.settings.discord.upload_limit_bytes
+    limit = bot.upload_limit(interaction.guild_id)
     fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit)
     editor = MessageEditor(
         bot,

@@ -109,7 +109,7 @@ class DiscordObserver:
             name = output_filename(job, output)
             files.append((name, data))
             names[name] = output
-        limit = self.services.settings.discord.upload_limit_bytes
+        limit = self.upload_limit(job.guild_id)
         fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit)
         notes = list(fitted.notes)
         if not fitted.uploads:
@@ -123,6 +123,10 @@ class DiscordObserver:
                 await store.mark_delivered(delivered, urls.get(upload.filename))
         await self._forget(job.id)
         await store.enforce_caps()
+
+    def upload_limit(self, guild_id: int | None) -> int:
+        learned = getattr(self.client, "upload_limit", None)
+        return int(learned(guild_id)) if callable(learned) else self.services.settings.discord.upload_limit_bytes
 
     async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
         rendered = render_progress(job, snapshot, our_queue_position=None, now=time.time())

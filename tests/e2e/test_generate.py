@@ -41,3 +41,18 @@ async def test_generate_shows_live_progress_then_the_png_with_buttons(studio: St
     labels = [c["label"] for row in message.components for c in row["components"]]
     assert {"Upscale", "Animate", "Reroll", "Info", "Delete"} <= set(labels)
     assert studio.responses_429() == []
+
+
+async def test_a_result_over_the_guilds_upload_limit_is_compressed_to_fit_and_says_so(studio: Studio) -> None:
+    emu = studio.discord
+    emu.config.upload_limit = 300_000  # a guild whose interactions say: 300 kB per message
+    studio.comfy.config.noisy_pictures = True  # a ~1 MB PNG
+    await studio.start()
+    interaction = await emu.send_slash_command(
+        "bob", "general", "generate", {"prompt": "static", "steps": 2, "width": 576, "height": 576}
+    )
+    message = await studio.result(interaction)
+    assert sum(a.size for a in message.attachments) <= 300_000
+    assert not message.attachments[0].filename.endswith(".png")  # re-encoded
+    assert "fit" in str(message.embeds)  # the note says why
+    assert [r for r in emu.requests if r.status == 413] == []
