@@ -69,6 +69,15 @@ async def run_bot(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def reload() -> None:
+        # SIGHUP: read the workflows folder again and check it against a server (problems are logged).
+        task = asyncio.create_task(_reload_workflows(bot), name="reload-workflows")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     log.info("discomfy %s starting; Discord API at %s", __version__, settings.discord.api_base)
     runner = asyncio.create_task(bot.start(settings.discord.token), name="discord-client")
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
@@ -85,11 +94,22 @@ async def run_bot(settings: Settings) -> None:
             f"Discord's API at {settings.discord.api_base} could not be reached ({type(exc).__name__})."
         ) from exc
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         stopper.cancel()
+        for task in list(reloads):
+            task.cancel()
         await _close(bot, runner)
     log.info("discomfy stopped")
+
+
+async def _reload_workflows(bot: DiscomfyBot) -> None:
+    if bot.services is None:
+        log.info("SIGHUP: not started yet; the workflows are read at start")
+        return
+    log.info("SIGHUP: reloading the workflows from %s", bot.settings.workflows_dir)
+    problems = await bot.services.reload_workflows()
+    log.info("workflows reloaded with %d problem(s)", len(problems))
 
 
 async def _close(bot: DiscomfyBot, runner: asyncio.Task[None]) -> None:

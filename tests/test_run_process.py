@@ -11,8 +11,9 @@ from tests.peers.discord import DiscordEmulator
 REPO = Path(__file__).resolve().parent.parent
 
 
-async def start_bot(emu: DiscordEmulator, tmp_path: Path, token: str) -> asyncio.subprocess.Process:
+async def start_bot(emu: DiscordEmulator, tmp_path: Path, token: str, **extra: str) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "DISCOMFY_", "COMFYUI_"))}
+    env.update(extra)
     env.update(
         DISCORD_TOKEN=token,
         DISCORD_API_BASE=emu.api_base,
@@ -104,3 +105,26 @@ async def test_a_refused_token_exits_1_with_one_line_and_no_token(
     assert "Discord rejected the bot token" in stderr
     assert "Traceback" not in stderr
     assert wrong not in stderr
+
+
+async def test_sighup_reloads_the_workflows_and_reports_a_broken_one(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    workflows = tmp_path / "wf"
+    workflows.mkdir()
+    for name in ("txt2img.json", "txt2img.toml"):
+        (workflows / name).write_bytes((REPO / "workflows" / name).read_bytes())
+    process = await start_bot(emu, tmp_path, emu.bot_token, DISCOMFY_WORKFLOWS_DIR=str(workflows))
+    try:
+        await read_log_until(process, "invite link:")
+        (workflows / "broken.json").write_text("{ not json")
+        process.send_signal(signal.SIGHUP)
+        reload_log = await read_log_until(process, "workflows reloaded")
+    except BaseException:
+        process.kill()
+        await process.communicate()
+        raise
+    _, stderr = await stop(process, signal.SIGTERM)
+    assert process.returncode == 0, stderr
+    assert "broken" in reload_log and "workflows loaded: txt2img" in reload_log

@@ -75,7 +75,7 @@ class Services:
                 timeout=settings.comfyui.request_timeout,
             )
             await pool.start()
-            registry = await load_and_check_workflows(settings, pool)
+            registry, _ = await load_and_check_workflows(settings, pool)
             services = cls(
                 settings=settings,
                 store=store,
@@ -101,6 +101,19 @@ class Services:
             raise
         return services
 
+    async def reload_workflows(self) -> list[str]:
+        """Read the workflows folder again and check it against a server (SIGHUP); returns the problems found.
+
+        Jobs already queued keep the workflow they were bound with; new jobs use the reloaded ones. A folder
+        that now loads nothing at all is refused and the old workflows stay."""
+        registry, problems = await load_and_check_workflows(self.settings, self.pool)
+        if not registry.names():
+            log.error("reloading the workflows found none; keeping the %d loaded before", len(self.registry.names()))
+            return [*problems, "no workflow could be loaded"]
+        self.registry = registry
+        self.service.registry = registry
+        return problems
+
     async def close(self) -> None:
         await self.service.close()
         await self.observer.close()
@@ -108,9 +121,11 @@ class Services:
         await self.store.close()
 
 
-async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> Registry:
-    """The workflows folder, checked against the first healthy server's ``/object_info``; problems logged."""
+async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tuple[Registry, list[str]]:
+    """The workflows folder, checked against the first healthy server's ``/object_info``; every problem is
+    logged in plain words and returned."""
     registry = load_workflows(settings.workflows_dir, settings.models)
+    problems = list(registry.problems)
     for problem in registry.problems:
         log.warning("workflows: %s", problem)
     for server in pool.servers:
@@ -123,8 +138,9 @@ async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> Regi
             continue
         for problem in registry.validate(info):
             log.warning("workflows on %s: %s", server.url, problem)
+            problems.append(problem)
         break
     else:
-        log.warning("no ComfyUI server answered; the workflows will be checked when one does")
+        log.warning("no ComfyUI server answered, so the workflows were not checked against one (SIGHUP re-checks)")
     log.info("workflows loaded: %s", ", ".join(registry.names()) or "none")
-    return registry
+    return registry, problems
