@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def transcript(name: str) -> list[dict[str, Any]]:
-    local = REPO / "tests" / "peers" / "comfyui" / "transcripts" / f"{name}.jsonl"
-    path = local if local.exists() else REPO.parent / "shared" / "comfyui-transcripts" / f"{name}.jsonl"
+    path = REPO / "tests" / "peers" / "comfyui" / "transcripts" / f"{name}.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -22,9 +22,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def transcripts_dir() -> Path:
-    """The project's copy of the recordings if it is there yet, else the shared originals."""
-    local = _REPO / "tests" / "peers" / "comfyui" / "transcripts"
-    return local if any(local.glob("*.jsonl")) else _REPO.parent / "shared" / "comfyui-transcripts"
+    """The project's copy of ../shared/comfyui-transcripts/ (CI may not have ../shared)."""
+    return _REPO / "tests" / "peers" / "comfyui" / "transcripts"
 
 
 def records(name: str) -> list[dict[str, Any]]:

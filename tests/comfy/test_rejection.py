@@ -4,7 +4,8 @@ from typing import Any
 
 from discomfy.comfy.rejection import describe_rejection, parse_node_errors
 
-TRANSCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "comfyui-transcripts"
+# The recordings of ../shared/comfyui-transcripts/, copied beside the ComfyUI emulator (CI may not have ../shared).
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "peers" / "comfyui" / "transcripts"
 
 
 def recorded_rejections() -> list[dict[str, Any]]:

@@ -17,7 +17,8 @@ from discomfy.comfy.types import (
 )
 from discomfy.errors import ComfyProtocolError
 
-TRANSCRIPTS = Path(__file__).resolve().parents[3] / "shared" / "comfyui-transcripts"
+# The recordings of ../shared/comfyui-transcripts/, copied beside the ComfyUI emulator (CI may not have ../shared).
+TRANSCRIPTS = Path(__file__).resolve().parents[1] / "peers" / "comfyui" / "transcripts"
 
 
 def responses(scenario: str, path_prefix: str) -> list[tuple[str, Any]]:
