@@ -111,7 +111,19 @@ class DiscomfyBot(nextcord.Client):
             engine_options=self._engine_options,
             editor_interval=self._editor_interval,
         )
+        self._fit_commands_to_workflows()
         await self.connect(reconnect=reconnect)
+
+    def _fit_commands_to_workflows(self) -> None:
+        """Before the commands are registered (on connect): their bounds from the loaded manifests."""
+        from discomfy.bot.jobs_cog import fit_generate_options
+        from discomfy.workflows import Kind
+
+        if self.services is None:
+            return
+        for command in self.get_all_application_commands():
+            if command.name == "generate":
+                fit_generate_options(command, list(self.services.registry.of_kind(Kind.IMAGE)))
 
     async def on_ready(self) -> None:
         user = self.user

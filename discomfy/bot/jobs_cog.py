@@ -30,7 +30,7 @@ from discomfy.comfy.engine import InputImage
 from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.service import JobRequest
 from discomfy.jobs.state import ApplicationId, ChannelId, InteractionRef, Job, JobAction, JobState, UserId
-from discomfy.workflows import Kind, ParamType, bind
+from discomfy.workflows import Kind, ParamType, Workflow, bind
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,34 @@ def message_link(guild_id: int | None, channel_id: int, message_id: int | None) 
     if message_id is None:
         return None
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+#: /generate's numeric options whose registered bounds follow the loaded image workflows' manifests.
+BOUNDED_OPTIONS = ("width", "height", "steps", "cfg", "batch")
+
+
+def fit_generate_options(command: Any, workflows: list[Workflow]) -> None:
+    """Register ``/generate``'s bounds from the manifests, so Discord itself offers the allowed range.
+
+    Across several image workflows the union of their ranges is registered (a value one workflow allows must
+    not be blocked by Discord); the chosen workflow's own bounds are enforced when the job is bound. The
+    description gains the default workflow's default ("Sampling steps (20 by default)").
+    """
+    default = next((w for w in workflows if w.default), workflows[0] if workflows else None)
+    for name in BOUNDED_OPTIONS:
+        option = command.options.get(name)
+        params = [w.params[name] for w in workflows if name in w.params]
+        if option is None or not params:
+            continue
+        lows = [p.minimum for p in params if p.minimum is not None]
+        highs = [p.maximum for p in params if p.maximum is not None]
+        cast = float if option.payload.get("type") == 10 else int
+        option.min_value = cast(min(lows)) if len(lows) == len(params) else None
+        option.max_value = cast(max(highs)) if len(highs) == len(params) else None
+        base = option.description.split(" (")[0]
+        own = default.params.get(name) if default is not None else None
+        if own is not None and own.default is not None:
+            option.description = f"{base} ({own.default} by default)"
 
 
 class JobCommands(nextcord.ClientCog):

@@ -78,13 +78,25 @@ def png(width: int = 64, height: int = 64) -> bytes:
     return out.getvalue()
 
 
-async def test_steps_out_of_range_names_the_option_and_its_range(bad_input_studio: Studio) -> None:
-    interaction = await generate(bad_input_studio, {"prompt": "a cat", "steps": 500})
+async def test_steps_beyond_every_workflow_are_refused_by_discord_itself(bad_input_studio: Studio) -> None:
+    # /generate is registered with the union of the image workflows' bounds (1–60 steps here), so Discord's
+    # client does not even send 500; the emulator refuses it as Discord would.
+    with pytest.raises(ValueError, match="outside"):
+        await generate(bad_input_studio, {"prompt": "a cat", "steps": 500})
+    await assert_nothing_queued(bad_input_studio)
+
+
+async def test_steps_out_of_the_chosen_workflows_range_names_the_option_and_its_range(
+    bad_input_studio: Studio,
+) -> None:
+    upload = bad_input_studio.discord.add_upload("cat.png", png())
+    options = {"prompt": "a cat", "workflow": "img2img", "steps": 45, "image": upload}
+    interaction = await generate(bad_input_studio, options)
 
     text = await told(bad_input_studio, interaction)
 
     assert interaction.response_type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
-    assert "steps" in text and "1" in text and "60" in text
+    assert "steps" in text and "1" in text and "30" in text and "45" in text
     await assert_nothing_queued(bad_input_studio)
 
 

@@ -56,3 +56,12 @@ async def test_a_result_over_the_guilds_upload_limit_is_compressed_to_fit_and_sa
     assert not message.attachments[0].filename.endswith(".png")  # re-encoded
     assert "fit" in str(message.embeds)  # the note says why
     assert [r for r in emu.requests if r.status == 413] == []
+
+
+async def test_generate_is_registered_with_the_bounds_and_defaults_of_the_image_workflows(studio: Studio) -> None:
+    await studio.start()
+    registered = next(c for c in studio.discord.commands(guild=studio.discord.guild.id) if c["name"] == "generate")
+    options = {o["name"]: o for o in registered["options"]}
+    assert (options["steps"]["min_value"], options["steps"]["max_value"]) == (1, 60)  # txt2img.toml
+    assert (options["width"]["min_value"], options["width"]["max_value"]) == (256, 1024)
+    assert options["steps"]["description"] == "Sampling steps (20 by default)"
