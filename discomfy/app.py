@@ -22,7 +22,7 @@ import nextcord
 from discomfy import __version__
 from discomfy.bot.client import DiscomfyBot
 from discomfy.config import Settings, load_settings
-from discomfy.errors import ConfigError
+from discomfy.errors import ConfigError, StartupError
 from discomfy.logs import setup_logging
 
 log = logging.getLogger("discomfy")
@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run_bot(settings))
     except LoginProblem as exc:
         print(f"discomfy could not log in to Discord: {exc}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"discomfy could not start: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -19,6 +19,8 @@
     │   │                            (comfy/stream.py)
     │   ├── ComfyProtocolError       a message from the server could not be understood
     │   └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
+    ├── StartupError                 the bot cannot start: its data directory or database is unusable (bot/client.py
+    │                                raises it; run.py prints it and exits 1)
     ├── IllegalTransitionError       a job state move the state table forbids: a bug (jobs/state.py)
     ├── JobStoreError                the SQLite store failed (disk full, …) (jobs/store.py)
     ├── MediaError                   Pillow / PyAV could not read or write a file; never leaves media/ (media/errors.py)
@@ -123,3 +125,7 @@ class PromptRejectedError(ComfyError):
         super().__init__(user_message)
         self.user_message = f"The image server refused this job: {user_message}."
         self.body = body
+
+
+class StartupError(DiscomfyError):
+    """The bot cannot start (its data directory or database is unusable); the text says what to fix."""

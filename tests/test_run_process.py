@@ -128,3 +128,31 @@ async def test_sighup_reloads_the_workflows_and_reports_a_broken_one(
     _, stderr = await stop(process, signal.SIGTERM)
     assert process.returncode == 0, stderr
     assert "broken" in reload_log and "workflows loaded: txt2img" in reload_log
+
+
+async def test_an_unusable_data_directory_exits_1_with_one_clear_line(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the data directory should be")
+    env_dir = str(blocker)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "run.py"),
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "DISCOMFY_", "COMFYUI_"))},
+            "DISCORD_TOKEN": emu.bot_token,
+            "DISCORD_API_BASE": emu.api_base,
+            "COMFYUI_URL": "http://127.0.0.1:9",
+            "DISCOMFY_DATA_DIR": env_dir,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr_bytes = await asyncio.wait_for(process.communicate(), 30)
+    stderr = stderr_bytes.decode()
+    assert process.returncode == 1, stderr
+    assert "discomfy could not start: the data directory" in stderr
+    assert "Traceback" not in stderr and emu.bot_token not in stderr

@@ -20,7 +20,7 @@ import nextcord
 from discomfy.bot.custom_ids import decode
 from discomfy.comfy.engine import EngineOptions
 from discomfy.config import Settings
-from discomfy.errors import UserError
+from discomfy.errors import StartupError, UserError
 
 if TYPE_CHECKING:
     from discomfy.bot.jobs_cog import JobCommands
@@ -103,14 +103,23 @@ class DiscomfyBot(nextcord.Client):
     async def start(self, token: str, *, reconnect: bool = True) -> None:
         await self.login(token)
         from discomfy.bot.services import Services
+        from discomfy.jobs.store import JobStoreError
 
-        self.services = await Services.open(
-            self.settings,
-            self,
-            self.session,
-            engine_options=self._engine_options,
-            editor_interval=self._editor_interval,
-        )
+        data_dir = self.settings.storage.data_dir
+        try:
+            self.services = await Services.open(
+                self.settings,
+                self,
+                self.session,
+                engine_options=self._engine_options,
+                editor_interval=self._editor_interval,
+            )
+        except (OSError, JobStoreError) as exc:
+            raise StartupError(
+                f"the data directory {data_dir} cannot be used ({type(exc).__name__}: {exc}). "
+                "Check that it exists or can be created, is writable and has free space, "
+                "or point DISCOMFY_DATA_DIR elsewhere."
+            ) from exc
         self._fit_commands_to_workflows()
         await self.connect(reconnect=reconnect)
 
