@@ -167,7 +167,7 @@ class JobRun:
             return  # not sent yet: the run itself notices the flag before and right after sending
         stream.cancel_requested = True
         try:
-            await cancel_remote(lease.http, self.spec.prompt_id, confirm_timeout=2.0)
+            await cancel_remote(lease.http, stream.prompt_id, confirm_timeout=2.0)
         except ComfyError as exc:
             log.warning("job %s: cancel at %s failed: %s", self.spec.job_id, lease.server.url, exc)
         stream.nudge()
@@ -238,6 +238,14 @@ class JobRun:
                 **self.engine.options.stream,
             )
             stream.started = self._attach and self._was_running
+            if self._on_submit is not None:
+                hook, server = self._on_submit, lease.server.url
+
+                async def renamed(server_id: str) -> None:
+                    # An older ComfyUI named the job itself: record that id (a restart asks about it).
+                    await hook(server, server_id)
+
+                stream.on_renamed = renamed
             self._stream = stream
             submit = not self._attach
             self.submissions += int(submit)

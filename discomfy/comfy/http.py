@@ -143,8 +143,9 @@ class ComfyHTTP:
 
     async def submit(
         self, graph: Mapping[str, Any], *, prompt_id: str, client_id: str, extra_data: Mapping[str, Any] | None = None
-    ) -> int:
-        """``POST /prompt`` once, with our own prompt_id; returns the queue number. Not retried (see module doc).
+    ) -> str:
+        """``POST /prompt`` once, with our own prompt_id; returns the id the server knows the job by — ours, or
+        on servers older than client-chosen ids, the one it minted. Not retried (see module doc).
 
         A 400 becomes ``PromptRejectedError`` whose text names the node input at fault.
         """
@@ -158,10 +159,17 @@ class ComfyHTTP:
         if answer.status != 200:
             raise ComfyError(f"POST /prompt answered HTTP {answer.status}")
         reply = answer.json("POST /prompt")
-        if not isinstance(reply, dict) or reply.get("prompt_id") not in (None, prompt_id):
+        if not isinstance(reply, dict):
             raise ComfyProtocolError(f"POST /prompt answered an unexpected body: {str(reply)[:120]}")
-        number = reply.get("number")
-        return number if isinstance(number, int) else -1
+        server_id = reply.get("prompt_id")
+        if server_id is None:
+            return prompt_id
+        if not isinstance(server_id, str) or not server_id:
+            raise ComfyProtocolError(f"POST /prompt answered an unexpected prompt_id: {str(server_id)[:80]}")
+        if server_id != prompt_id:
+            # An older ComfyUI ignores the prompt_id we send and mints its own: from now on the job is that id.
+            log.info("%s ignored our prompt_id (an older ComfyUI); it calls the job %s", self.base_url, server_id)
+        return server_id
 
     async def upload_image(self, data: bytes, name: str, *, subfolder: str = "discomfy") -> str:
         """``POST /upload/image`` with overwrite, so a retry under the same (content-hash) name is harmless.

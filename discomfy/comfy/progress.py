@@ -162,6 +162,10 @@ class ProgressTracker:
             handler(self, event, now)
         return self._publish(now)
 
+    def rename(self, prompt_id: str) -> None:
+        """The server knows the job by another id (an older ComfyUI minted its own): follow that one."""
+        self.prompt_id = prompt_id
+
     def mark_queued(self, position: int | None, now: float) -> Snapshot:
         """The prompt is pending, ``position`` jobs ahead (``None``: unknown).
 

@@ -33,11 +33,15 @@ async def submit_once(
     extra_data: Mapping[str, Any] | None = None,
     attempts: int = 4,
     backoff: float = 0.25,
-) -> None:
+) -> str:
     """Make sure the server has ``prompt_id`` queued (or already ran it), sending it at most once per
-    positive "unknown" from the server. Raises ``ComfyUnavailableError`` when the server stays unreachable —
-    ``ComfyUnreachableError`` only when no attempt ever reached it, so the job may safely go elsewhere —, and
-    ``PromptRejectedError`` when it refuses the graph."""
+    positive "unknown" from the server; returns the id the server knows the job by (see ``ComfyHTTP.submit``:
+    an older server that ignores our id names its own, and then asking about ours cannot prove a lost answer
+    landed — exactly-once holds only on servers that take the client's id).
+
+    Raises ``ComfyUnavailableError`` when the server stays unreachable (``ComfyUnreachableError`` only when no
+    attempt ever reached it, so the job may safely go elsewhere), ``PromptRejectedError`` when it refuses the
+    graph."""
     last_error: ComfyUnavailableError | None = None
     must_ask_first = False
     maybe_landed = False
@@ -52,11 +56,10 @@ async def submit_once(
                 continue  # still in doubt: ask again next round, never resend blindly
             if known.status is not RemoteStatus.UNKNOWN:
                 log.info("prompt %s reached the server despite a failed answer (%s)", prompt_id, known.status)
-                return
+                return prompt_id
             must_ask_first = False
         try:
-            await http.submit(graph, prompt_id=prompt_id, client_id=client_id, extra_data=extra_data)
-            return
+            return await http.submit(graph, prompt_id=prompt_id, client_id=client_id, extra_data=extra_data)
         except ComfyUnavailableError as exc:
             log.warning("submitting prompt %s to %s: %s; checking before any retry", prompt_id, http.base_url, exc)
             last_error = exc

@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -126,6 +126,8 @@ class JobStream:
         self.started = False
         #: Set by the engine when a cancel was sent: the server forgetting the prompt then means "cancelled".
         self.cancel_requested = False
+        #: Awaited with the server's id when an older server ignored ours and named the job itself.
+        self.on_renamed: Callable[[str], Awaitable[None]] | None = None
         self._frames: asyncio.Queue[object] = asyncio.Queue()
         self._connected = asyncio.Event()
         self._submitted = False
@@ -154,13 +156,19 @@ class JobStream:
                 # connect, go on anyway: reconciliation through HTTP covers the silence.
                 await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
             if submit:
-                await submit_once(
+                known_as = await submit_once(
                     self.http,
                     self.graph,
                     prompt_id=self.prompt_id,
                     client_id=self.client_id,
                     extra_data=self.extra_data,
                 )
+                if known_as != self.prompt_id:
+                    self.prompt_id = known_as
+                    self.tracker.rename(known_as)
+                    if self.on_renamed is not None:
+                        await self.on_renamed(known_as)
+                    self._frames.put_nowait(_GAP)  # its first messages were not recognised as ours: ask
             else:
                 self._frames.put_nowait(_GAP)
             self._submitted = True

@@ -523,3 +523,35 @@ async def test_a_job_whose_only_server_went_down_unnoticed_waits_for_it_to_come_
     await pool.close()
     assert_done_with_pngs(run)
     assert executions(comfyui_emulator, job.prompt_id) == 1
+
+
+async def test_an_older_server_that_names_the_job_itself_is_followed_under_its_id(
+    engine: Engine, registry: Registry, comfyui_emulator: ComfyEmulator
+) -> None:
+    comfyui_emulator.config.client_prompt_id = False
+    seen: list[str] = []
+
+    async def on_submit(server: str, prompt_id: str) -> None:
+        seen.append(prompt_id)
+
+    job = spec(registry)
+    run = engine.start(job, on_submit=on_submit)
+    await finish(run)
+    assert_done_with_pngs(run)
+    assert len(seen) == 2 and seen[0] == job.prompt_id and seen[1] != job.prompt_id  # ours, then the server's
+    assert executions(comfyui_emulator, seen[1]) == 1
+    assert run.snapshot.prompt_id == seen[1]
+
+
+async def test_cancel_on_an_older_server_that_names_the_job_itself_uses_its_id(
+    engine: Engine, registry: Registry, comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    emu.config.client_prompt_id = False
+    job = await slow_blocker(emu, registry)
+    run = engine.start(job)
+    following = asyncio.create_task(finish(run))
+    await emu.wait_for(lambda: any(r.type == "execution_start" for r in emu.ws_log if r.direction == "out"), 10)
+    await run.cancel()
+    snapshots = await following
+    assert snapshots[-1].phase is Phase.CANCELLED

@@ -111,7 +111,8 @@ class Routes:
             return _error("no_prompt", "No prompt provided", "No prompt provided")
         prompt = json_data["prompt"]
         prompt_id = json_data.get("prompt_id")
-        if prompt_id is None:
+        if prompt_id is None or not self.emu.config.client_prompt_id:
+            # Servers from before client-chosen ids (``client_prompt_id`` off) ignore the field and mint one.
             prompt_id = str(uuid.uuid4())
         elif not _valid_uuid(prompt_id):
             return _error(

@@ -53,6 +53,8 @@ class EmulatorConfig:
     legacy: bool = False
     dup_client_id_bug: bool = True
     noisy_pictures: bool = False
+    #: False: an older server that ignores the ``prompt_id`` a client sends with ``POST /prompt`` and mints its own.
+    client_prompt_id: bool = True
 
 
 class ComfyEmulator:
