@@ -18,7 +18,8 @@ with ``emu.url`` (``http://127.0.0.1:PORT``) and ``emu.ws_url``; construct two f
 ``models`` (folder → file names), ``step_duration`` (seconds per sampler step / frame, default 5 ms),
 ``preview_method`` (the server's ``--preview-method``; default ``None``: previews only when a prompt's
 ``extra_data.preview_method`` is ``auto`` / ``latent2rgb`` / ``taesd``), ``legacy``, ``dup_client_id_bug``,
-``noisy_pictures`` (VAEDecode draws seeded noise: PNGs of ~3 bytes a pixel, for benchmarks).
+``noisy_pictures`` (VAEDecode draws seeded noise: PNGs of ~3 bytes a pixel, for benchmarks),
+``client_prompt_id`` (``False``: an older server that ignores the client's ``prompt_id`` and mints its own).
 ``emu.config`` can be changed at any time. ``replay.Client`` is a small aiohttp client that behaves like the
 recorder (``comfy_capture.py``), for tests that need exact frames.
 
