@@ -41,6 +41,10 @@ async def test_generate_shows_live_progress_then_the_png_with_buttons(studio: St
     labels = [c["label"] for row in message.components for c in row["components"]]
     assert {"Upscale", "Animate", "Reroll", "Info", "Delete"} <= set(labels)
     assert studio.responses_429() == []
+    # The live preview: a small JPEG attached to a progress edit and shown in its embed.
+    assert any("attachment://preview.jpg" in str(snapshot.embeds) for snapshot in message.history)
+    previews = [r for r in emu.requests if r.files and any(f.filename == "preview.jpg" for f in r.files)]
+    assert previews and all(f.data[:2] == b"\xff\xd8" and len(f.data) < 200_000 for r in previews for f in r.files)
 
 
 async def test_a_result_over_the_guilds_upload_limit_is_compressed_to_fit_and_says_so(studio: Studio) -> None:
