@@ -5,7 +5,6 @@ import json
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,32 +16,8 @@ from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
 from discomfy.comfy.protocol import decode
 from discomfy.comfy.types import MediaKind, OutputFile, parse_history
 from discomfy.errors import ComfyProtocolError
-
-_REPO = Path(__file__).resolve().parents[2]
-
-
-def transcripts_dir() -> Path:
-    """The project's copy of ../shared/comfyui-transcripts/ (CI may not have ../shared)."""
-    return _REPO / "tests" / "peers" / "comfyui" / "transcripts"
-
-
-def records(name: str) -> list[dict[str, Any]]:
-    lines = (transcripts_dir() / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def binary_frame(header: dict[str, Any]) -> bytes:
-    """A real binary frame from a recorded header (the recordings keep headers, not image bytes)."""
-    kind = header["event_type"]
-    if kind == 1:
-        image = bytes.fromhex(header["image_magic"]).ljust(header["image_len"], b"\0")
-        return struct.pack(">II", 1, 1 if header["image_type"] == "JPEG" else 2) + image
-    if kind == 3:
-        node = header["node_id"].encode()
-        return struct.pack(">II", 3, len(node)) + node + header["text"].encode()
-    meta = json.dumps(header["metadata"]).encode()
-    image = bytes.fromhex(header["image_magic"]).ljust(header["image_len"], b"\0")
-    return struct.pack(">II", 4, len(meta)) + meta + image
+from tests.comfy.recordings import TRANSCRIPTS as TRANSCRIPTS_DIR
+from tests.comfy.recordings import binary_frame, records
 
 
 @dataclass(frozen=True)
@@ -116,7 +91,7 @@ EXPECTED = {
     "validation_error-2f2ae0aa": Phase.DONE,
     "video-a66aba85": Phase.DONE,
 }
-RUNS = [run for name in sorted(p.stem for p in transcripts_dir().glob("*.jsonl")) for run in runs_of(name)]
+RUNS = [run for name in sorted(p.stem for p in TRANSCRIPTS_DIR.glob("*.jsonl")) for run in runs_of(name)]
 DONE_RUNS = [run for run in RUNS if EXPECTED.get(str(run)) is Phase.DONE]
 
 

@@ -1,20 +1,15 @@
-import json
-from pathlib import Path
 from typing import Any
 
 from discomfy.comfy.rejection import describe_rejection, parse_node_errors
-
-# The recordings of ../shared/comfyui-transcripts/, copied beside the ComfyUI emulator (CI may not have ../shared).
-TRANSCRIPTS = Path(__file__).resolve().parents[1] / "peers" / "comfyui" / "transcripts"
+from tests.comfy.recordings import records
 
 
 def recorded_rejections() -> list[dict[str, Any]]:
-    bodies = []
-    for line in (TRANSCRIPTS / "validation_error.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("kind") == "http" and record.get("path") == "/prompt" and record.get("status") == 400:
-            bodies.append(record["response"])
-    return bodies
+    return [
+        r["response"]
+        for r in records("validation_error")
+        if r.get("kind") == "http" and r.get("path") == "/prompt" and r.get("status") == 400
+    ]
 
 
 def test_recorded_node_errors_become_one_sentence_each() -> None:

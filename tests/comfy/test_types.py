@@ -1,7 +1,5 @@
 """Typed views of recorded ComfyUI answers."""
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +14,15 @@ from discomfy.comfy.types import (
     parse_system_stats,
 )
 from discomfy.errors import ComfyProtocolError
-
-# The recordings of ../shared/comfyui-transcripts/, copied beside the ComfyUI emulator (CI may not have ../shared).
-TRANSCRIPTS = Path(__file__).resolve().parents[1] / "peers" / "comfyui" / "transcripts"
+from tests.comfy.recordings import records
 
 
 def responses(scenario: str, path_prefix: str) -> list[tuple[str, Any]]:
-    found = []
-    for line in (TRANSCRIPTS / f"{scenario}.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record.get("kind") == "http" and record["path"].startswith(path_prefix) and "response" in record:
-            found.append((record["path"], record["response"]))
-    return found
+    return [
+        (r["path"], r["response"])
+        for r in records(scenario)
+        if r.get("kind") == "http" and r["path"].startswith(path_prefix) and "response" in r
+    ]
 
 
 def test_history_of_a_finished_job_lists_its_outputs() -> None:
