@@ -138,6 +138,8 @@ class JobService:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake_event = asyncio.Event()
         self._queue_changed = False
+        #: Whether any server was up when last looked at (waiting jobs are redrawn when that changes).
+        self._any_server_up: bool | None = None
         self._admit = asyncio.Lock()
         self._dispatcher: asyncio.Task[None] | None = None
         self._closing = False
@@ -315,6 +317,7 @@ class JobService:
             self._wake_event.clear()
             try:
                 self._dispatch_ready()
+                self._notice_health()
                 if self._queue_changed:
                     self._queue_changed = False
                     self._announce_positions()
@@ -334,6 +337,15 @@ class JobService:
             self._queue_changed = True
             lease = pool.try_acquire(waiting.spec.needed_models)  # no await since can_run: the slot is there
             self._launch(waiting.job, waiting.spec, waiting.relay, lease=lease)
+
+    def _notice_health(self) -> None:
+        """When every server goes down (or one comes back), waiting jobs are shown again: their messages say so."""
+        any_up = any(server.healthy for server in self.engine.pool.servers)
+        if any_up != self._any_server_up:
+            self._any_server_up = any_up
+            for waiting in self._waiting.values():
+                waiting.announced = None
+            self._queue_changed = True
 
     def _announce_positions(self) -> None:
         for place, queued in enumerate(self._queue.order(), start=1):

@@ -282,6 +282,34 @@ async def test_cancel_while_waiting_in_our_queue_sends_nothing_and_a_stranger_is
     assert not any(r.json and r.json.get("client_id") == waiting.id for r in emu.requests)
 
 
+async def test_waiting_jobs_are_shown_again_when_every_server_goes_down(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    rig: Rig = await open_rig(capacity=1)
+    await slow(emu)
+    first = await rig.service.submit(request(1, steps=40), actor(1))
+    await until(rig.store, first.id, S.RUNNING)
+    waiting = await rig.service.submit(request(2), actor(2))
+
+    def shown() -> int:
+        return sum(1 for job_id, *_ in rig.observer.progress if job_id == waiting.id)
+
+    async def until_shown(more_than: int) -> None:
+        async with asyncio.timeout(10):
+            while shown() <= more_than:  # noqa: ASYNC110 - the observer is our recorder, polled
+                await asyncio.sleep(0.02)
+
+    await until_shown(0)
+    before = shown()
+    rig.engine.pool.mark_down(emu.url, "test: the server went away")
+    await until_shown(before)  # redrawn (its message can now say no server answers), same place
+    assert [place for job_id, _, _, place in rig.observer.progress if job_id == waiting.id][-1] == 1
+    await rig.service.cancel(first.id, actor(1))
+    await rig.service.cancel(waiting.id, actor(2))
+    await rig.close()
+
+
 async def test_a_moderator_cancels_a_running_job_at_the_server(
     open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
 ) -> None:
