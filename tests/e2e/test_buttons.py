@@ -280,6 +280,27 @@ async def test_upscale_opens_a_modal_then_delivers_the_picture_scaled_by_the_fac
     )
 
 
+async def test_upscale_of_a_result_whose_file_was_evicted_uses_the_discord_attachment(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio)
+    services = studio.bot.services if studio.bot else None
+    assert services is not None
+    [stored] = await services.store.outputs(job_id_of(source))
+    assert stored.attachment_url  # recorded at delivery
+    services.outputs.path(stored).unlink()  # as the cap would: the file is gone, the row stays
+    await services.store.evict_output(stored.job_id, stored.index)
+    custom_id = encode(ComponentAction.UPSCALE, job_id_of(source), 0)
+
+    press = await modal_from(studio, "carol", source, custom_id)
+    submit = await studio.discord.submit_modal("carol", press, custom_id, {"scale": "2"})
+
+    upscaled = await studio.result(submit)
+    source_size = png_size(source.attachments[0].data)
+    assert png_size(upscaled.attachments[0].data) == (source_size[0] * 2, source_size[1] * 2)
+    downloads = [r for r in studio.discord.requests if r.method == "GET" and "attachments" in r.path]
+    assert downloads  # the picture came back from Discord's CDN (the emulator's)
+
+
 @pytest.mark.parametrize("factor", ["9", "abc"])
 async def test_upscale_with_a_bad_factor_is_refused_and_nothing_is_queued(studio: Studio, factor: str) -> None:
     await studio.start()
