@@ -28,6 +28,7 @@ from discomfy.config import DEFAULT_MODELS, ComfySettings, DiscordSettings, Sett
 from tests.peers.discord import DiscordEmulator, NextcordRunner  # noqa: E402
 from tests.peers.discord.messages import StoredMessage  # noqa: E402
 
+
 async def until[T](condition: Callable[[], T | None], timeout: float = 120.0) -> T | None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
