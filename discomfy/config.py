@@ -58,12 +58,18 @@ class StorageSettings:
         return self.data_dir / "outputs"
 
 
+#: How much one job of each kind counts in the fair queue (a user whose last job was heavy waits longer).
+DEFAULT_WEIGHTS: dict[str, int] = {"image": 1, "upscale": 2, "video": 4}
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     commands_per_minute: int = 6
     max_jobs_per_user: int = 3
     max_jobs_total: int = 50
     max_prompt_length: int = 1500
+    #: Kind (image, upscale, video) → weight in our fair queue.
+    weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ _SECTION_KEYS = {
     "discord": {"token", "api_base", "guild_ids", "upload_limit_mb"},
     "comfyui": {"servers", "max_jobs_per_server", "request_timeout"},
     "storage": {"data_dir", "max_output_files", "max_output_mb"},
-    "limits": {"commands_per_minute", "max_jobs_per_user", "max_jobs_total", "max_prompt_length"},
+    "limits": {"commands_per_minute", "max_jobs_per_user", "max_jobs_total", "max_prompt_length", "weights"},
     "permissions": {"allowed_channels", "allowed_roles", "bypass_roles"},
 }
 
@@ -192,6 +198,7 @@ class _Validator:
             max_jobs_per_user=int(self._number(lim, "limits.max_jobs_per_user", 3, low=1, high=1000)),
             max_jobs_total=int(self._number(lim, "limits.max_jobs_total", 50, low=1, high=100_000)),
             max_prompt_length=int(self._number(lim, "limits.max_prompt_length", 1500, low=10, high=6000)),
+            weights=self._weights(lim),
         )
         permissions = PermissionSettings(
             allowed_channels=self._ids(p, "permissions.allowed_channels"),
@@ -237,6 +244,21 @@ class _Validator:
                 known = ", ".join(sorted(_SECTION_KEYS[name]))
                 self.problems.append(f"unknown setting '{name}.{key}' in {self.source}; [{name}] knows: {known}.")
         return value
+
+    def _weights(self, table: dict[str, Any]) -> dict[str, int]:
+        weights = dict(DEFAULT_WEIGHTS)
+        raw = table.get("weights", {})
+        if not isinstance(raw, dict):
+            self.problems.append("limits.weights must be a table, e.g. weights = { image = 1, video = 4 }.")
+            return weights
+        for kind, value in raw.items():
+            if kind not in DEFAULT_WEIGHTS:
+                self.problems.append(f"limits.weights.{kind}: the kinds are {', '.join(DEFAULT_WEIGHTS)}.")
+            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                self.problems.append(f"limits.weights.{kind} must be a whole number from 1 to 100, not {value!r}.")
+            else:
+                weights[kind] = value
+        return weights
 
     def _get(self, table: dict[str, Any], dotted: str) -> Any:
         return table.get(dotted.rsplit(".", 1)[-1])

@@ -115,3 +115,15 @@ def test_models_override_the_defaults_and_keep_the_rest(tmp_path: Path) -> None:
 
 def test_model_names_must_be_strings(tmp_path: Path) -> None:
     assert "models.checkpoint must be a model file name" in problems(tmp_path, "[models]\ncheckpoint = 3\n")
+
+
+def test_queue_weights_are_read_and_checked(tmp_path: Path) -> None:
+    file = tmp_path / "discomfy.toml"
+    file.write_text("[limits]\nweights = { video = 6 }\n")
+    settings = load_settings(file, {"DISCORD_TOKEN": "t"})
+    assert dict(settings.limits.weights) == {"image": 1, "upscale": 2, "video": 6}
+    file.write_text("[limits]\nweights = { gif = 2, image = 0 }\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file, {"DISCORD_TOKEN": "t"})
+    report = caught.value.report()
+    assert "limits.weights.gif" in report and "limits.weights.image must be a whole number" in report

@@ -26,7 +26,9 @@ from discomfy.comfy.pool import ServerPool
 from discomfy.config import Settings
 from discomfy.errors import ComfyError
 from discomfy.jobs.outputs import OutputStore
+from discomfy.jobs.runner import ServiceOptions
 from discomfy.jobs.service import JobService
+from discomfy.jobs.state import JobKind
 from discomfy.jobs.store import JobStore
 from discomfy.workflows import Registry, load_workflows
 
@@ -94,6 +96,9 @@ class Services:
                 observer=services.observer,
                 limits=services.limits,
                 settings=settings,
+                options=ServiceOptions(
+                    weights={JobKind(kind): weight for kind, weight in settings.limits.weights.items()}
+                ),
             )
             await services.service.start()
         except BaseException:
