@@ -26,7 +26,7 @@ from nextcord import Interaction
 from discomfy.bot.attachments import MAX_INPUT_BYTES, download, to_input_image
 from discomfy.bot.custom_ids import ComponentAction, ComponentRef, encode
 from discomfy.bot.editor import EditTarget, MessageEditor
-from discomfy.bot.failures import report_failure
+from discomfy.bot.failures import delete_thinking, report_failure
 from discomfy.bot.jobs_cog import actor_of, message_link
 from discomfy.bot.observer import output_filename
 from discomfy.bot.render import truncate
@@ -173,7 +173,7 @@ async def _start_from_output(
             reply_to=_source_message(interaction, job),
         )
     except Exception:
-        await _delete_thinking(interaction)
+        await delete_thinking(interaction)
         raise
     await _acknowledge(interaction, started)
 
@@ -207,7 +207,7 @@ async def _start(
             reply_to=_source_message(interaction, job),
         )
     except Exception:
-        await _delete_thinking(interaction)
+        await delete_thinking(interaction)
         raise
     await _acknowledge(interaction, started)
 
@@ -336,10 +336,3 @@ def _modal(
             )
         )
     return modal
-
-
-async def _delete_thinking(interaction: Interaction[Any]) -> None:
-    try:
-        await interaction.delete_original_message()
-    except nextcord.HTTPException as exc:
-        log.info("could not remove the deferred message: %s", exc)

@@ -51,3 +51,11 @@ async def report_failure(interaction: nextcord.Interaction[Any], exc: BaseExcept
             await interaction.response.send_message(text, ephemeral=True)
     except nextcord.HTTPException as send_exc:
         log.warning("could not tell the user about a failure (%s): %s", text[:80], send_exc)
+
+
+async def delete_thinking(interaction: nextcord.Interaction[Any]) -> None:
+    """A refusal met after deferring: remove the public "thinking…" message before saying why privately."""
+    try:
+        await interaction.delete_original_message()
+    except nextcord.HTTPException as exc:
+        log.info("could not remove the deferred message: %s", exc)

@@ -23,7 +23,7 @@ from nextcord import Interaction, SlashOption
 from discomfy.bot.attachments import AttachmentInfo, check_attachment, fetch_image
 from discomfy.bot.client import DiscomfyBot
 from discomfy.bot.custom_ids import ComponentAction, encode
-from discomfy.bot.failures import report_failure
+from discomfy.bot.failures import delete_thinking, report_failure
 from discomfy.bot.limits import Actor
 from discomfy.bot.render import truncate
 from discomfy.comfy.engine import InputImage
@@ -188,7 +188,7 @@ class JobCommands(nextcord.ClientCog):
                 inputs = (picture,)
             await self.submit(interaction, actor, workflow.name, Kind.IMAGE, JobAction.GENERATE, params, inputs)
         except Exception:
-            await self._delete_thinking(interaction)
+            await delete_thinking(interaction)
             raise
 
     async def submit(
@@ -286,9 +286,3 @@ class JobCommands(nextcord.ClientCog):
 
     async def _refuse(self, interaction: Interaction[DiscomfyBot], exc: Exception, *, doing: str) -> None:
         await report_failure(interaction, exc, doing=doing)
-
-    async def _delete_thinking(self, interaction: Interaction[DiscomfyBot]) -> None:
-        try:
-            await interaction.delete_original_message()
-        except nextcord.HTTPException as exc:
-            log.info("could not remove the deferred message: %s", exc)

@@ -35,6 +35,7 @@ from discomfy.jobs.state import Job
 from discomfy.media.fit import fit_for_discord
 
 if TYPE_CHECKING:
+    from discomfy.bot.client import DiscomfyBot
     from discomfy.bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def output_filename(job: Job, output: StoredOutput) -> str:
 
 
 class DiscordObserver:
-    def __init__(self, client: nextcord.Client, services: Services, *, min_interval: float = 1.5) -> None:
+    def __init__(self, client: DiscomfyBot, services: Services, *, min_interval: float = 1.5) -> None:
         self.client = client
         self.services = services
         self.min_interval = min_interval
@@ -109,7 +110,7 @@ class DiscordObserver:
             name = output_filename(job, output)
             files.append((name, data))
             names[name] = output
-        limit = self.upload_limit(job.guild_id)
+        limit = self.client.upload_limit(job.guild_id)
         fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit)
         notes = list(fitted.notes)
         if not fitted.uploads:
@@ -123,10 +124,6 @@ class DiscordObserver:
                 await store.mark_delivered(delivered, urls.get(upload.filename))
         await self._forget(job.id)
         await store.enforce_caps()
-
-    def upload_limit(self, guild_id: int | None) -> int:
-        learned = getattr(self.client, "upload_limit", None)
-        return int(learned(guild_id)) if callable(learned) else self.services.settings.discord.upload_limit_bytes
 
     async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
         rendered = render_progress(job, snapshot, our_queue_position=None, now=time.time())

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
-import nextcord
 
 from discomfy.bot.limits import Limits
 from discomfy.comfy.engine import Engine, EngineOptions
@@ -33,6 +32,7 @@ from discomfy.jobs.store import JobStore
 from discomfy.workflows import Registry, load_workflows
 
 if TYPE_CHECKING:
+    from discomfy.bot.client import DiscomfyBot
     from discomfy.bot.observer import DiscordObserver
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Services:
     async def open(
         cls,
         settings: Settings,
-        client: nextcord.Client,
+        client: DiscomfyBot,
         session: aiohttp.ClientSession,
         *,
         engine_options: EngineOptions | None = None,

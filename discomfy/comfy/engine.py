@@ -33,7 +33,7 @@ from discomfy.comfy.http import ComfyUnreachableError
 from discomfy.comfy.pool import Lease, ServerPool
 from discomfy.comfy.progress import ProgressTracker, Snapshot
 from discomfy.comfy.remote import cancel_remote
-from discomfy.comfy.stream import TERMINAL, JobLostError, JobResult, JobStream
+from discomfy.comfy.stream import JobLostError, JobResult, JobStream
 from discomfy.errors import ComfyError, DiscomfyError
 
 log = logging.getLogger(__name__)
@@ -311,7 +311,3 @@ class JobRun:
 
     def _now(self) -> float:
         return time.monotonic()
-
-
-def is_terminal(snapshot: Snapshot) -> bool:
-    return snapshot.phase in TERMINAL

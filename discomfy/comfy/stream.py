@@ -48,7 +48,6 @@ FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_
 #: Previews and outputs can be large; ComfyUI itself allows 100 MiB uploads.
 MAX_FRAME = 64 * 1024 * 1024
 _GAP = object()
-TERMINAL = frozenset({Phase.DONE, Phase.FAILED, Phase.CANCELLED})
 
 
 class JobLostError(ComfyUnavailableError):
@@ -184,7 +183,7 @@ class JobStream:
 
     async def _follow(self) -> AsyncIterator[Snapshot]:
         last = self.tracker.snapshot
-        while last.phase not in TERMINAL:
+        while not last.phase.is_terminal:
             try:
                 item = await asyncio.wait_for(self._frames.get(), self.silence_timeout)
             except TimeoutError:

@@ -8,7 +8,6 @@ import io
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,23 +20,11 @@ from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.config import DEFAULT_MODELS
 from discomfy.workflows import Registry, bind, load_workflows
 from tests.peers.comfyui import ComfyEmulator
+from tests.support import FAST_STREAM, WORKFLOWS
 
 pytestmark = pytest.mark.timeout(40)
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-FAST_STREAM = {"silence_timeout": 0.5, "connect_timeout": 2.0, "unreachable_timeout": 3.0, "fetch_deadline": 5.0}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_workflows(WORKFLOWS, DEFAULT_MODELS)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def make_engine(

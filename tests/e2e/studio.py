@@ -22,10 +22,11 @@ from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
 from tests.peers.discord.interactions import InteractionRecord
 from tests.peers.discord.messages import StoredMessage
+from tests.support import FAST_STREAM, WORKFLOWS
 
 T = TypeVar("T")
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-FAST_STREAM = {"silence_timeout": 0.5, "connect_timeout": 2.0, "unreachable_timeout": 5.0, "fetch_deadline": 5.0}
+#: The bot's jobs may wait a little longer for an unreachable server than the engine's own fault tests.
+E2E_STREAM = {**FAST_STREAM, "unreachable_timeout": 5.0}
 
 
 def studio_settings(discord: DiscordEmulator, comfy: ComfyEmulator, data_dir: Path, **limits: Any) -> Settings:
@@ -51,7 +52,7 @@ class Studio:
     async def start(self) -> DiscomfyBot:
         bot = DiscomfyBot(
             self.settings,
-            engine_options=EngineOptions(stream=FAST_STREAM, server_wait=3.0),
+            engine_options=EngineOptions(stream=E2E_STREAM, server_wait=3.0),
             editor_interval=self.editor_interval,
         )
         self.bot = bot

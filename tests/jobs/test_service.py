@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,12 @@ from discomfy.jobs.runner import ServiceOptions, state_for
 from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import ChannelId, Job, JobAction, JobKind, JobState, UserId, new_job_id, new_prompt_id
 from discomfy.jobs.store import JobStore
-from discomfy.workflows import Kind, Registry, bind, load_workflows
+from discomfy.workflows import Kind, Registry, bind
 from tests.peers.comfyui import ComfyEmulator
+from tests.support import FAST_STREAM
 
 pytestmark = pytest.mark.timeout(40)
 
-WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-FAST_STREAM = {"silence_timeout": 0.5, "connect_timeout": 2.0, "unreachable_timeout": 3.0, "fetch_deadline": 5.0}
 FAST = ServiceOptions(
     poll_interval=0.05,
     previews=False,
@@ -122,17 +121,6 @@ class Rig:
         await self.service.close()
         await self.engine.pool.close()
         await self.store.close()
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_workflows(WORKFLOWS, DEFAULT_MODELS)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture
