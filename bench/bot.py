@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from discomfy.bot.client import DiscomfyBot
+from discomfy.app import App
 from discomfy.bot.editor import MessageEditor
 from discomfy.bot.render_job import RenderedMessage
 from discomfy.comfy.engine import EngineOptions
@@ -284,15 +284,16 @@ async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="discomfy-bench-") as data:
             async with DiscordEmulator() as discord, NextcordRunner(discord) as runner:
                 settings = settings_for(discord, comfy.url, Path(data))
-                bot = DiscomfyBot(settings, engine_options=EngineOptions(), editor_interval=EDITOR_INTERVAL)
+                app = App(settings, engine_options=EngineOptions(), editor_interval=EDITOR_INTERVAL)
+                bot = app.bot
                 await runner(bot, timeout=30.0)
                 defers = await defer_latencies(discord, commands)
                 await asyncio.to_thread(comfy.configure, noisy_pictures=True, step_duration=0.1)
                 await asyncio.sleep(5.0)  # the channel's edit bucket (5 per 5 s) starts empty
                 spaced = await run_results(discord, results, 3.0, seed=1)
                 back_to_back = await run_results(discord, max(2, results // 2), 0.0, seed=2)
-                assert bot.services is not None
-                jobs = await bot.services.store.by_owner(discord.users["alice"].id, active_only=False)
+                assert app.stack is not None
+                jobs = await app.stack.store.by_owner(discord.users["alice"].id, active_only=False)
                 prompt_of = {job.interaction.token: job.prompt_id for job in jobs if job.interaction is not None}
                 await runner.close(bot)
         ends = await asyncio.to_thread(comfy.job_ends)

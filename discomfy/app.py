@@ -1,8 +1,20 @@
-"""Process entry point: read the configuration, run the bot until SIGINT/SIGTERM, close everything cleanly.
+"""The process: read the configuration, wire the layers, run the bot until SIGINT/SIGTERM, close in reverse.
+
+How it works: ``App`` is the one place that knows every layer. After the bot has logged in, ``open_stack``
+builds, in order: the data directory and the SQLite ``JobStore``; the ``OutputStore`` (reconciled with the
+database, caps enforced); the ComfyUI ``ServerPool`` (health checks); the workflows, checked against a
+server's ``/object_info``; the ``Engine``; the bot's Discord side (``Delivery``, ``DiscordObserver``); the
+``JobService``, started (it reattaches every job a previous run left); then the bot's features are installed
+on the client (``GenerateCommand``, ``StudioCommands``, ``ResultActions``) before it connects. ``Stack.close``
+undoes it in reverse: the service stops dispatching (jobs at ComfyUI keep running and are reattached next start),
+the editors stop, the pool, the store, the HTTP session. Nothing below ``bot/`` knows Discord exists; the bot
+only receives what it needs.
 
 Exit status: 0 after a clean stop, 2 for a configuration mistake (including no token), 1 when Discord
-refuses the token or cannot be reached. Config mistakes and login failures print a short report, never a
-traceback, and never the token.
+refuses the token or cannot be reached, or the data directory is unusable. Config mistakes and login failures
+print a short report, never a traceback, and never the token.
+
+Never: cancel anything at ComfyUI on close, or start the service before the store is reconciled.
 """
 
 from __future__ import annotations
@@ -13,17 +25,34 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import nextcord
 
 from discomfy import __version__
+from discomfy.bot.actions import ResultActions
 from discomfy.bot.client import DiscomfyBot
+from discomfy.bot.delivery import Delivery
+from discomfy.bot.generate import GenerateCommand
+from discomfy.bot.manage import StudioCommands
+from discomfy.bot.observer import DiscordObserver
+from discomfy.bot.pacing import ChannelPacer
+from discomfy.comfy.engine import Engine, EngineOptions
+from discomfy.comfy.pool import ServerPool
 from discomfy.config import Settings, load_settings
-from discomfy.errors import ConfigError, StartupError
+from discomfy.errors import ComfyError, ConfigError, StartupError
+from discomfy.jobs.admission import Limits
+from discomfy.jobs.outputs import OutputStore
+from discomfy.jobs.runner import ServiceOptions
+from discomfy.jobs.service import JobService
+from discomfy.jobs.state import JobKind
+from discomfy.jobs.store import JobStore, JobStoreError
 from discomfy.logs import setup_logging
+from discomfy.workflows import Kind, Registry, load_workflows
 
 log = logging.getLogger("discomfy")
 
@@ -63,20 +92,184 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+@dataclass
+class Stack:
+    """Everything behind the bot, opened in order by ``open_stack``; ``close`` undoes it in reverse."""
+
+    settings: Settings
+    session: aiohttp.ClientSession
+    store: JobStore
+    outputs: OutputStore
+    pool: ServerPool
+    engine: Engine
+    observer: DiscordObserver
+    service: JobService
+
+    async def close(self) -> None:
+        await self.service.close()
+        await self.observer.close()
+        await self.pool.close()
+        await self.store.close()
+        await self.session.close()
+
+    async def reload_workflows(self) -> list[str]:
+        """Read the workflows folder again and check it against a server (SIGHUP); returns the problems found.
+
+        Jobs already queued keep the workflow they were bound with; new jobs use the reloaded ones. A folder
+        that now loads nothing at all is refused and the old workflows stay."""
+        registry, problems = await load_and_check_workflows(self.settings, self.pool)
+        if not registry.names():
+            old = len(self.service.registry.names())
+            log.error("reloading the workflows found none; keeping the %d loaded before", old)
+            return [*problems, "no workflow could be loaded"]
+        self.service.registry = registry
+        return problems
+
+
+class App:
+    """The bot and what runs behind it. ``bot.start(token)`` runs it all; ``bot.close()`` closes it all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine_options: EngineOptions | None = None,
+        service_options: ServiceOptions | None = None,
+        editor_interval: float = 1.5,
+        pacer: ChannelPacer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine_options = engine_options
+        self.service_options = service_options
+        self.editor_interval = editor_interval
+        self.pacer = pacer
+        self.started_at = time.monotonic()
+        self.stack: Stack | None = None
+        self.bot = DiscomfyBot(settings.discord, on_login=self._open, on_close=self._close)
+
+    async def _open(self, bot: DiscomfyBot) -> None:
+        data_dir = self.settings.storage.data_dir
+        try:
+            self.stack = await self._open_stack(bot)
+        except (OSError, JobStoreError) as exc:
+            raise StartupError(
+                f"the data directory {data_dir} cannot be used ({type(exc).__name__}: {exc}). "
+                "Check that it exists or can be created, is writable and has free space, "
+                "or point DISCOMFY_DATA_DIR elsewhere."
+            ) from exc
+
+    async def _open_stack(self, bot: DiscomfyBot) -> Stack:
+        settings = self.settings
+        settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await JobStore.open(settings.storage.database_path)
+        session = aiohttp.ClientSession()
+        try:
+            outputs = OutputStore.from_settings(settings.storage, store)
+            report = await outputs.reconcile()
+            if report.changed:
+                log.info("output store reconciled with the database: %s", report)
+            await outputs.enforce_caps()
+            pool = ServerPool(
+                settings.comfyui.servers,
+                session,
+                capacity=settings.comfyui.max_jobs_per_server,
+                timeout=settings.comfyui.request_timeout,
+            )
+            await pool.start()
+            registry, _ = await load_and_check_workflows(settings, pool)
+            engine = Engine(pool, self.engine_options)
+            delivery = Delivery(bot, store, outputs, session, bot.uploads)
+            observer = DiscordObserver(
+                bot,
+                store,
+                delivery,
+                servers_down=lambda: not any(server.healthy for server in pool.servers),
+                min_interval=self.editor_interval,
+                pacer=self.pacer,
+            )
+            limits = Limits(settings.limits, settings.permissions)
+            weights = {JobKind(kind): weight for kind, weight in settings.limits.weights.items()}
+            options = self.service_options or ServiceOptions()
+            service = JobService(
+                store=store,
+                engine=engine,
+                registry=registry,
+                outputs=outputs,
+                observer=observer,
+                limits=limits,
+                settings=settings,
+                options=ServiceOptions(**{**options.__dict__, "weights": weights}),
+            )
+            stack = Stack(settings, session, store, outputs, pool, engine, observer, service)
+            generate = GenerateCommand(service, limits, session)
+            studio = StudioCommands(service, store, pool, limits, settings.limits, delivery, uptime=self.uptime_seconds)
+            bot.install([generate, studio], ResultActions(service, store, limits, delivery))
+            generate.fit_to(registry.of_kind(Kind.IMAGE))
+            await service.start()
+        except BaseException:
+            await store.close()
+            await session.close()
+            raise
+        return stack
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_at
+
+    async def _close(self, bot: DiscomfyBot) -> None:
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            await stack.close()
+
+    async def reload_workflows(self) -> list[str]:
+        if self.stack is None:
+            log.info("SIGHUP: not started yet; the workflows are read at start")
+            return []
+        log.info("SIGHUP: reloading the workflows from %s", self.settings.workflows_dir)
+        problems = await self.stack.reload_workflows()
+        log.info("workflows reloaded with %d problem(s)", len(problems))
+        return problems
+
+
+async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tuple[Registry, list[str]]:
+    """The workflows folder, checked against the first healthy server's ``/object_info``; every problem is
+    logged in plain words and returned."""
+    registry = load_workflows(settings.workflows_dir, settings.models)
+    problems = list(registry.problems)
+    for problem in registry.problems:
+        log.warning("workflows: %s", problem)
+    for server in pool.servers:
+        if not server.healthy:
+            continue
+        try:
+            info = await pool.http(server.url).object_info()
+        except ComfyError as exc:
+            log.info("could not read /object_info of %s to check the workflows: %s", server.url, exc)
+            continue
+        for problem in registry.validate(info):
+            log.warning("workflows on %s: %s", server.url, problem)
+            problems.append(problem)
+        break
+    else:
+        log.warning("no ComfyUI server answered, so the workflows were not checked against one (SIGHUP re-checks)")
+    log.info("workflows loaded: %s", ", ".join(registry.names()) or "none")
+    return registry, problems
+
+
 async def run_bot(settings: Settings) -> None:
     """Log in, serve until a stop signal, then close. Raises ``LoginProblem`` for a bad token or no Discord."""
     # nextcord reads its REST base from this class attribute; the gateway URL then comes from GET /gateway.
     nextcord.http.Route.BASE = settings.discord.api_base
-    bot = DiscomfyBot(settings)
+    app = App(settings)
+    bot = app.bot
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    reloads: set[asyncio.Task[None]] = set()
+    reloads: set[asyncio.Task[list[str]]] = set()
 
     def reload() -> None:
         # SIGHUP: read the workflows folder again and check it against a server (problems are logged).
-        task = asyncio.create_task(_reload_workflows(bot), name="reload-workflows")
+        task = asyncio.create_task(app.reload_workflows(), name="reload-workflows")
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
@@ -104,15 +297,6 @@ async def run_bot(settings: Settings) -> None:
             task.cancel()
         await _close(bot, runner)
     log.info("discomfy stopped")
-
-
-async def _reload_workflows(bot: DiscomfyBot) -> None:
-    if bot.services is None:
-        log.info("SIGHUP: not started yet; the workflows are read at start")
-        return
-    log.info("SIGHUP: reloading the workflows from %s", bot.settings.workflows_dir)
-    problems = await bot.services.reload_workflows()
-    log.info("workflows reloaded with %d problem(s)", len(problems))
 
 
 async def _close(bot: DiscomfyBot, runner: asyncio.Task[None]) -> None:

@@ -36,7 +36,10 @@ saying what happened and what to do. Errors never carry secrets (the bot token) 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
+
+from discomfy.outcome import Failure
 
 
 class DiscomfyError(Exception):
@@ -44,6 +47,10 @@ class DiscomfyError(Exception):
 
     #: What a Discord user is shown. Subclasses override it; the base is deliberately vague.
     user_message: str = "Something went wrong on our side. Please try again in a moment."
+    #: The kind of job failure this error means when it ends a job (``outcome.py``); the words are made at the edge.
+    failure: Failure = Failure.INTERNAL
+    #: A detail a user can act on, shown beside the failure's words (never a URL, a path or a secret).
+    shown_detail: str | None = None
 
 
 class ConfigError(DiscomfyError):
@@ -106,12 +113,14 @@ class ComfyError(DiscomfyError):
     """Talking to a ComfyUI server went wrong."""
 
     user_message = "The image server had a problem with this job. Please try again."
+    failure = Failure.SERVER
 
 
 class ComfyUnavailableError(ComfyError):
     """A ComfyUI server could not be reached, timed out, or answered with an error or garbage."""
 
     user_message = "The image server is not reachable right now. Please try again in a minute."
+    failure = Failure.UNREACHABLE
 
 
 class ComfyProtocolError(ComfyError):
@@ -124,8 +133,16 @@ class PromptRejectedError(ComfyError):
     def __init__(self, user_message: str, body: object = None) -> None:
         super().__init__(user_message)
         self.user_message = f"The image server refused this job: {user_message}."
+        self.shown_detail = user_message
         self.body = body
+
+    failure = Failure.REJECTED
 
 
 class StartupError(DiscomfyError):
     """The bot cannot start (its data directory or database is unusable); the text says what to fix."""
+
+
+def reference_id() -> str:
+    """A short id a user can quote and an admin can grep the log for (the one generator of them)."""
+    return secrets.token_hex(4)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from discomfy.bot.client import DiscomfyBot  # noqa: E402
+from discomfy.app import App  # noqa: E402
 from discomfy.bot.custom_ids import ComponentAction, encode  # noqa: E402
 from discomfy.config import DEFAULT_MODELS, ComfySettings, DiscordSettings, Settings, StorageSettings  # noqa: E402
 from tests.peers.discord import DiscordEmulator, NextcordRunner  # noqa: E402
@@ -62,7 +62,7 @@ async def main() -> int:
             models={**DEFAULT_MODELS, "checkpoint": args.checkpoint},
             workflows_dir=REPO / "workflows",
         )
-        await run(DiscomfyBot(settings), timeout=60)
+        await run(App(settings).bot, timeout=60)
         started = time.monotonic()
         options = {"prompt": "a lighthouse at dusk", "steps": 8, "width": 256, "height": 256}
         interaction = await emu.send_slash_command("bob", "general", "generate", options)

@@ -10,7 +10,7 @@ PURE_MODULES = [
     "config.py",
     "errors.py",
     "bot/render.py",
-    "bot/limits.py",
+    "jobs/admission.py",
     "bot/custom_ids.py",
     "bot/render_job.py",
     "comfy/types.py",

@@ -1,10 +1,9 @@
-"""Input images from Discord: an attachment option checked, downloaded and turned into an ``InputImage``.
+"""Input images from Discord: an attachment option checked, downloaded and read as a ``Picture``.
 
 How it works: ``check_attachment`` looks only at what Discord tells us (name, content type, size) and refuses
-cheaply, before we defer; ``fetch_image`` downloads it (bounded in size and time) and opens it with Pillow in a
-thread to be sure it is a picture, re-encoding anything that is not a PNG, JPEG or WebP file into PNG, and names
-it by its content hash. ``fetch_url_image`` does the same for a result whose file we no longer store (the
-Discord attachment URL kept in its row).
+cheaply, before we defer; ``fetch_image`` downloads it (bounded in size and time) and reads it with
+``media.picture.read_picture`` in a thread. ``download`` also fetches a result whose file we no longer store
+(the Discord attachment URL kept in its row).
 
 Never: trust the file name or the declared type alone, read more than ``max_bytes``, or run Pillow on the event
 loop.
@@ -13,20 +12,15 @@ loop.
 from __future__ import annotations
 
 import asyncio
-import io
 from dataclasses import dataclass
 
 import aiohttp
-from PIL import Image, UnidentifiedImageError
 
-from discomfy.comfy.engine import InputImage
 from discomfy.errors import BadInputError
+from discomfy.media.picture import Picture, read_picture
 
-#: Pictures ComfyUI's LoadImage reads and we pass through as they are.
-KEEP_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MAX_INPUT_BYTES = 25 * 1024 * 1024
-MAX_INPUT_PIXELS = 4096 * 4096
 DOWNLOAD_TIMEOUT = 30.0
 
 
@@ -52,31 +46,12 @@ def check_attachment(info: AttachmentInfo, *, option: str = "image", max_bytes: 
         )
 
 
-def to_input_image(data: bytes, *, option: str = "image") -> InputImage:
-    """Check ``data`` is a picture (blocking: call in a thread) and name it by content."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > MAX_INPUT_PIXELS:
-                raise BadInputError(f"The {option} picture is {width}×{height}; the most we take is 4096×4096 pixels.")
-            image_format = image.format or ""
-            if image_format in KEEP_FORMATS:
-                image.verify()
-                return InputImage.from_bytes(data, KEEP_FORMATS[image_format])
-            image.seek(0)
-            out = io.BytesIO()
-            image.convert("RGBA" if "A" in image.getbands() else "RGB").save(out, "PNG")
-            return InputImage.from_bytes(out.getvalue(), "png")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadInputError(f"The {option} file could not be read as a picture. Try a PNG or JPEG.") from exc
-
-
 async def fetch_image(
     session: aiohttp.ClientSession, info: AttachmentInfo, *, option: str = "image", max_bytes: int = MAX_INPUT_BYTES
-) -> InputImage:
+) -> Picture:
     check_attachment(info, option=option, max_bytes=max_bytes)
     data = await download(session, info.url, max_bytes=max_bytes, what=f"the {option} picture")
-    return await asyncio.to_thread(to_input_image, data, option=option)
+    return await asyncio.to_thread(read_picture, data, option=option)
 
 
 async def download(session: aiohttp.ClientSession, url: str, *, max_bytes: int, what: str) -> bytes:

@@ -1,30 +1,31 @@
-"""The nextcord client: owns the shared aiohttp session, the services behind the bot and the command cogs, and
-closes everything it opened.
+"""The nextcord client: logs in, routes interactions to the bot's features, reports every failure one way.
 
-Start: ``start(token)`` logs in, opens the services (store, output store, ComfyUI pool, workflows, job service —
-which reattaches the jobs a previous run left), then connects to the gateway. Component presses and modal
-submits whose custom_id is ours go to ``components.handle_component``; everything else to nextcord's own
-application-command processing. Only guild events are needed (interactions arrive regardless of intents), so no
-privileged intents are asked.
+How it works: ``DiscomfyBot`` knows nothing of what lies behind it. ``app.py`` builds the features (cogs with
+slash commands, and the ``ResultActions`` for our buttons and forms) on top of the job service and ``install``s
+them; ``start(token)`` logs in, awaits the ``on_login`` hook (where ``app.py`` opens the store, the pool, the
+engine and the job service, and installs the features) and connects to the gateway; ``close()`` awaits
+``on_close`` (which closes them in reverse) before closing the gateway. Component presses and form submits
+whose custom_id is ours go to ``ResultActions.handle``; everything else to nextcord's application-command
+processing. Each interaction's ``attachment_size_limit`` is noted in ``UploadLimits``. Only guild events are
+needed (interactions arrive regardless of intents), so no privileged intents are asked.
+
+Never: import a feature module's internals or the job layers' wiring; let an exception from a command reach
+nextcord unreported (``on_application_command_error`` is the one handler of command failures).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-import aiohttp
 import nextcord
 
+from discomfy.bot.actions import ResultActions
 from discomfy.bot.custom_ids import decode
-from discomfy.comfy.engine import EngineOptions
-from discomfy.config import Settings
-from discomfy.errors import StartupError, UserError
-
-if TYPE_CHECKING:
-    from discomfy.bot.jobs_cog import JobCommands
-    from discomfy.bot.services import Services
+from discomfy.bot.failures import report_failure
+from discomfy.bot.interactions import UploadLimits
+from discomfy.config import DiscordSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 INVITE_PERMISSIONS = nextcord.Permissions(
     send_messages=True, embed_links=True, attach_files=True, read_message_history=True
 )
+
+Hook = Callable[["DiscomfyBot"], Awaitable[None]]
 
 
 def invite_url(application_id: int) -> str:
@@ -43,96 +46,40 @@ def invite_url(application_id: int) -> str:
 class DiscomfyBot(nextcord.Client):
     def __init__(
         self,
-        settings: Settings,
+        settings: DiscordSettings,
         *,
-        engine_options: EngineOptions | None = None,
-        editor_interval: float = 1.5,
+        on_login: Hook | None = None,
+        on_close: Hook | None = None,
     ) -> None:
         intents = nextcord.Intents.none()
         intents.guilds = True
         super().__init__(
             intents=intents,
-            default_guild_ids=list(settings.discord.guild_ids) or None,
+            default_guild_ids=list(settings.guild_ids) or None,
             allowed_mentions=nextcord.AllowedMentions.none(),
         )
-        self.settings = settings
-        self.started_at = time.monotonic()
-        self.services: Services | None = None
-        #: Guild id → upload limit in bytes, from the interactions Discord sends.
-        self.upload_limits: dict[int, int] = {}
-        self._engine_options = engine_options
-        self._editor_interval = editor_interval
-        self._session: aiohttp.ClientSession | None = None
-        # Imported here: the cogs import this module for typing.
-        from discomfy.bot.commands import CoreCommands
-        from discomfy.bot.jobs_cog import JobCommands
+        self.uploads = UploadLimits(settings.upload_limit_bytes)
+        self.actions: ResultActions | None = None
+        self._on_login = on_login
+        self._on_close = on_close
+        self._closing = False
 
-        self.add_cog(CoreCommands(self))
-        self.job_commands: JobCommands = JobCommands(self)
-        self.add_cog(self.job_commands)
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """One aiohttp session for everything the bot fetches (ComfyUI, attachments), created on first use."""
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
-    @property
-    def uptime_seconds(self) -> float:
-        return time.monotonic() - self.started_at
-
-    def upload_limit(self, guild_id: int | None) -> int:
-        """Bytes a message may upload in that guild: what Discord last said (``attachment_size_limit``, larger in
-        boosted servers), else the configured default."""
-        learned = self.upload_limits.get(guild_id) if guild_id is not None else None
-        return learned or self.settings.discord.upload_limit_bytes
+    def install(self, cogs: Sequence[nextcord.ClientCog], actions: ResultActions) -> None:
+        """The features: slash-command cogs, and the handler of our buttons and forms. Before connecting."""
+        for cog in cogs:
+            self.add_cog(cog)
+        self.actions = actions
 
     def get_interaction(self, data: Any, *, cls: Any = nextcord.Interaction) -> Any:
         """nextcord builds every interaction here; we note the guild's ``attachment_size_limit`` on the way."""
-        limit, guild_id = data.get("attachment_size_limit"), data.get("guild_id")
-        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 and guild_id is not None:
-            self.upload_limits[int(guild_id)] = limit
+        self.uploads.note(data)
         return super().get_interaction(data, cls=cls)
-
-    def require_services(self) -> Services:
-        if self.services is None:
-            raise UserError("I'm still starting up; please try again in a few seconds.")
-        return self.services
 
     async def start(self, token: str, *, reconnect: bool = True) -> None:
         await self.login(token)
-        from discomfy.bot.services import Services
-        from discomfy.jobs.store import JobStoreError
-
-        data_dir = self.settings.storage.data_dir
-        try:
-            self.services = await Services.open(
-                self.settings,
-                self,
-                self.session,
-                engine_options=self._engine_options,
-                editor_interval=self._editor_interval,
-            )
-        except (OSError, JobStoreError) as exc:
-            raise StartupError(
-                f"the data directory {data_dir} cannot be used ({type(exc).__name__}: {exc}). "
-                "Check that it exists or can be created, is writable and has free space, "
-                "or point DISCOMFY_DATA_DIR elsewhere."
-            ) from exc
-        self._fit_commands_to_workflows()
+        if self._on_login is not None:
+            await self._on_login(self)
         await self.connect(reconnect=reconnect)
-
-    def _fit_commands_to_workflows(self) -> None:
-        """Before the commands are registered (on connect): their bounds from the loaded manifests."""
-        from discomfy.bot.jobs_cog import fit_generate_options
-        from discomfy.workflows import Kind
-
-        if self.services is None:
-            return
-        for command in self.get_all_application_commands():
-            if command.name == "generate":
-                fit_generate_options(command, list(self.services.registry.of_kind(Kind.IMAGE)))
 
     async def on_ready(self) -> None:
         user = self.user
@@ -145,9 +92,12 @@ class DiscomfyBot(nextcord.Client):
             data: Any = interaction.data if isinstance(interaction.data, dict) else {}
             ref = decode(data.get("custom_id"))
             if ref is not None:
-                from discomfy.bot.components import handle_component
-
-                await handle_component(self, interaction, ref)
+                if self.actions is None:
+                    await interaction.response.send_message(
+                        "I'm still starting up; please try again in a few seconds.", ephemeral=True
+                    )
+                    return
+                await self.actions.handle(interaction, ref)
                 return
         await self.process_application_commands(interaction)
 
@@ -155,18 +105,15 @@ class DiscomfyBot(nextcord.Client):
         self, interaction: nextcord.Interaction[Any], exception: nextcord.ApplicationError
     ) -> None:
         """The one error handler for commands: our errors as their messages, anything else with a reference id."""
-        from discomfy.bot.failures import report_failure
-
         cause = exception.original if isinstance(exception, nextcord.ApplicationInvokeError) else exception
         await report_failure(interaction, cause, doing="a command")
 
     async def close(self) -> None:
-        if self.services is not None:
-            services, self.services = self.services, None
-            try:
-                await services.close()
-            except Exception:
-                log.exception("closing the services failed")
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        if not self._closing:
+            self._closing = True
+            if self._on_close is not None:
+                try:
+                    await self._on_close(self)
+                except Exception:
+                    log.exception("closing what runs behind the bot failed")
         await super().close()

@@ -133,6 +133,8 @@ def route_for(*, token_usable: bool, token_dead: bool, message_id: int | None, m
 
 
 MovedCallback = Callable[[int], Awaitable[None] | None]
+#: Draws the message's latest state when its edit is about to be sent (so what is sent is never stale).
+Draw = Callable[[], Awaitable[RenderedMessage]]
 #: Awaited before every request (``ChannelPacer.turn`` bound to the channel); given the editor's priority.
 Pace = Callable[[Callable[[], int]], Awaitable[None]]
 
@@ -170,7 +172,7 @@ class MessageEditor:
         self._message_id = target.message_id
         self._token_dead = target.token is None
         self._must_post = False
-        self._pending: RenderedMessage | None = None
+        self._pending: Draw | None = None
         self._final: RenderedMessage | None = None
         self._finished: asyncio.Future[int] | None = None
         self._wake = asyncio.Event()
@@ -186,13 +188,18 @@ class MessageEditor:
     def message_id(self) -> int | None:
         return self._message_id
 
+    @property
+    def channel_id(self) -> int:
+        return self._target.channel_id
+
     # --- the public surface ---------------------------------------------------------------------------------
 
-    def update(self, rendered: RenderedMessage) -> None:
-        """The message should look like ``rendered`` soon. Never waits; a later update replaces this one."""
+    def update(self, state: RenderedMessage | Draw) -> None:
+        """The message should look like ``state`` soon: a rendered message, or a ``Draw`` called when the edit is
+        about to be sent. Never waits; a later update replaces this one."""
         if self._closed or self._finished is not None:
             return  # finished: the final state is the last word
-        self._pending = rendered
+        self._pending = state if callable(state) else _drawn(state)
         self._start()
 
     async def finish(self, rendered: RenderedMessage) -> int:
@@ -234,8 +241,8 @@ class MessageEditor:
                     if self._final is not None and not self._done():
                         await self._send_final(self._final)
                     elif self._pending is not None:
-                        rendered, self._pending = self._pending, None
-                        await self._send_update(rendered)
+                        draw, self._pending = self._pending, None
+                        await self._send_update(draw, await draw())
                 if self._done():
                     return
         except asyncio.CancelledError:
@@ -266,10 +273,10 @@ class MessageEditor:
             return Priority.FINAL
         return Priority.FIRST if self.edits == 0 else Priority.PROGRESS
 
-    async def _send_update(self, rendered: RenderedMessage) -> None:
+    async def _send_update(self, draw: Draw, rendered: RenderedMessage) -> None:
         failure = await self._attempt(rendered)
         if (failure is Failure.TRANSIENT or failure in ROUTE_CHANGES) and self._pending is None:
-            self._pending = rendered  # nothing newer came: try this one again on the next turn
+            self._pending = draw  # nothing newer came: try this one again (drawn afresh) on the next turn
         elif failure is Failure.PERMANENT:
             log.warning("progress edit refused for message %s; skipped", self._message_id)
 
@@ -419,3 +426,10 @@ class MessageEditor:
         finally:
             for upload in uploads:
                 upload.close()
+
+
+def _drawn(rendered: RenderedMessage) -> Draw:
+    async def draw() -> RenderedMessage:
+        return rendered
+
+    return draw

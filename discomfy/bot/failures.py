@@ -11,19 +11,13 @@ Never: show a traceback, an internal URL or the bot token to a user; raise (a fa
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 import nextcord
 
-from discomfy.errors import DiscomfyError, UserError
+from discomfy.errors import DiscomfyError, UserError, reference_id
 
 log = logging.getLogger(__name__)
-
-
-def reference_id() -> str:
-    """A short id a user can quote and an admin can grep the log for."""
-    return secrets.token_hex(4)
 
 
 def failure_text(exc: BaseException) -> tuple[str, str | None]:

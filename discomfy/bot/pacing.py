@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from discomfy.bot.limits import RateLimiter
+from discomfy.jobs.admission import RateLimiter
 
 __all__ = ["ChannelPacer", "Priority"]
 

@@ -26,6 +26,12 @@ class ServerStatus:
     error: str = ""
 
 
+def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str | None:
+    if message_id is None:
+        return None
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"

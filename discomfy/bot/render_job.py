@@ -34,9 +34,10 @@ from typing import Any, Protocol
 
 from discomfy.bot import custom_ids
 from discomfy.bot.custom_ids import ComponentAction
-from discomfy.bot.render import BAD_COLOUR, EMBED_COLOUR, OK_COLOUR, format_duration, truncate
+from discomfy.bot.render import BAD_COLOUR, EMBED_COLOUR, OK_COLOUR, format_duration, message_link, truncate
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.jobs.state import CANCELLABLE, Job, JobKind, JobState
+from discomfy.outcome import Failure
 
 __all__ = [
     "PREVIEW_FILENAME",
@@ -164,16 +165,53 @@ def _prompt_line(job: Job) -> str:
     return "> " + escape_user_text(prompt, PROMPT_SHOWN)
 
 
+_TRY_AGAIN = "Try again, perhaps with other options; if it keeps failing, tell a moderator the job id below."
+_TELL_ADMIN = "Try again in a moment; if it keeps happening, tell an admin the reference."
+#: What a user reads for each kind of failure (``outcome.Failure``): what happened, how its detail is added (the
+#: detail it came with: ComfyUI's reason, the option at fault, a reference id), what to do.
+FAILURE_WORDS: dict[Failure, tuple[str, str, str]] = {
+    Failure.WORKFLOW: ("The workflow failed on the image server", ": {}", _TRY_AGAIN),
+    Failure.REJECTED: ("The image server refused this job", ": {}", _TRY_AGAIN),
+    Failure.LOST: (
+        "The image server restarted or went away while working on this, and the job was lost",
+        "",
+        "Nothing more will arrive for it: run the command again.",
+    ),
+    Failure.UNREACHABLE: (
+        "The image server could not be reached for too long",
+        "",
+        "Try again in a few minutes; if it keeps happening, tell an admin.",
+    ),
+    Failure.SERVER: ("The image server had a problem with this job", "", _TRY_AGAIN),
+    Failure.NO_OUTPUT: ("The workflow finished without saving any picture or video", "", _TRY_AGAIN),
+    Failure.FETCH_FAILED: (
+        "The image server finished, but its result could not be fetched from it",
+        "",
+        "Run the command again.",
+    ),
+    Failure.NOT_RESUMED: ("This job could not be resumed after the bot restarted", " ({})", "Run the command again."),
+    Failure.STORAGE: ("The bot could not save this job", " (reference {})", _TELL_ADMIN),
+    Failure.INTERNAL: ("Something went wrong on our side", " (reference {})", _TELL_ADMIN),
+}
+
+
+def failure_words(failure: Failure | None, detail: str | None) -> tuple[str, str]:
+    """(what happened, what to do) for a failure kind and its (already escaped) detail."""
+    what, with_detail, todo = FAILURE_WORDS[failure or Failure.SERVER]
+    if detail and with_detail:
+        what += with_detail.format(detail)
+    return what.rstrip(".") + ".", todo
+
+
 def _failure_text(job: Job, snapshot: Snapshot | None) -> str:
-    if job.state is JobState.LOST:
-        what = job.error or "The image server no longer knows this job (it may have restarted)."
-        todo = "Nothing more will arrive for it: run the command again."
-    elif job.state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
+    if job.state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
         return "Cancelled. Nothing more will be made for this job."
-    else:
-        what = job.error or (snapshot.error if snapshot is not None else None) or "The job could not be finished."
-        todo = "Try again, perhaps with other options; if it keeps failing, tell a moderator the job id below."
-    return f"**What happened:** {escape_user_text(what, 700)}\n**What to do:** {todo}"
+    failure = job.failure or (snapshot.failure if snapshot is not None else None)
+    if failure is None and job.state is JobState.LOST:
+        failure = Failure.LOST
+    detail = job.error or (snapshot.error if snapshot is not None else None)
+    what, todo = failure_words(failure, escape_user_text(detail, 600) if detail else None)
+    return f"**What happened:** {what}\n**What to do:** {todo}"
 
 
 def _footer(job: Job) -> dict[str, str]:
@@ -388,3 +426,28 @@ def check_limits(message: RenderedMessage) -> list[str]:
     if len(message.files) > MAX_FILES:
         problems.append("more than 10 files")
     return problems
+
+
+def render_info(job: Job) -> dict[str, Any]:
+    """The Info embed of a job: workflow, every parameter, the seed, timings (shown only to whoever asked)."""
+    params = "\n".join(
+        f"**{k}**: {escape_user_text(str(v), 200)}" for k, v in sorted(job.params.items()) if k != "prompt"
+    )
+    fields = [
+        {"name": "Workflow", "value": escape_user_text(job.workflow, 200), "inline": True},
+        {"name": "State", "value": job.state.value, "inline": True},
+        {"name": "Seed", "value": f"`{job.seed}`" if job.seed is not None else "—", "inline": True},
+        {"name": "Parameters", "value": truncate(params or "—", 1024), "inline": False},
+    ]
+    times = []
+    if job.started_at and job.finished_at:
+        times.append(f"ran {job.finished_at - job.started_at:.1f} s")
+    if job.submitted_at:
+        times.append(f"queued <t:{int(job.created_at)}:R>")
+    if times:
+        fields.append({"name": "Timing", "value": ", ".join(times), "inline": False})
+    link = message_link(job.guild_id, job.channel_id, job.message_id)
+    description = escape_user_text(str(job.params.get("prompt") or ""), 3000)
+    if link:
+        description += f"\n[result]({link})"
+    return {"title": f"Job {job.id[:12]}", "description": description, "fields": fields}

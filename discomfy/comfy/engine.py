@@ -73,6 +73,9 @@ class JobSpec:
 
 #: Called with (server url, prompt_id) right before the prompt is sent; if it raises, nothing is sent.
 SubmitHook = Callable[[str, str], Awaitable[None]]
+#: A scheduler's own queue for a job to be sent again (its server lost it before it started): returns the slot
+#: the scheduler grants it, in its order (``jobs/service.py``). Without one, the run takes the pool's next slot.
+Requeue = Callable[["JobSpec"], Awaitable[Lease]]
 
 
 @dataclass
@@ -105,12 +108,21 @@ class Engine:
         attach_to: str | None = None,
         was_running: bool = False,
         lease: Lease | None = None,
+        requeue: Requeue | None = None,
     ) -> JobRun:
         """A run of ``spec``. ``attach_to`` (a server url) follows a prompt submitted before a restart of the
         bot instead of submitting it; ``was_running`` says whether it had been seen running then. ``lease`` is a
         slot already taken for this job (``ServerPool.try_acquire``), used by its first attempt; the run gives
-        it back when it ends, so the run must be iterated."""
-        run = JobRun(self, spec, on_submit=on_submit, attach_to=attach_to, was_running=was_running, lease=lease)
+        it back when it ends, so the run must be iterated. ``requeue``: how a resubmission gets its slot."""
+        run = JobRun(
+            self,
+            spec,
+            on_submit=on_submit,
+            attach_to=attach_to,
+            was_running=was_running,
+            lease=lease,
+            requeue=requeue,
+        )
         self.runs[spec.job_id] = run
         return run
 
@@ -133,8 +145,10 @@ class JobRun:
         attach_to: str | None,
         was_running: bool,
         lease: Lease | None = None,
+        requeue: Requeue | None = None,
     ) -> None:
         self.engine = engine
+        self._requeue = requeue
         self.spec = spec
         self.tracker = ProgressTracker(spec.prompt_id, spec.graph)
         self.result: JobResult | None = None
@@ -277,13 +291,16 @@ class JobRun:
                 return None
             return given
         options = self.engine.options
-        acquiring = asyncio.ensure_future(
-            self.engine.pool.acquire(
-                self.spec.needed_models,
-                wait=options.slot_wait,
-                wait_for_health=options.server_wait if self._resubmitting else 0.0,
+        if self._resubmitting and self._requeue is not None:
+            acquiring = asyncio.ensure_future(self._requeue(self.spec))
+        else:
+            acquiring = asyncio.ensure_future(
+                self.engine.pool.acquire(
+                    self.spec.needed_models,
+                    wait=options.slot_wait,
+                    wait_for_health=options.server_wait if self._resubmitting else 0.0,
+                )
             )
-        )
         cancelled = asyncio.ensure_future(self._cancel.wait())
         try:
             await asyncio.wait({acquiring, cancelled}, return_when=asyncio.FIRST_COMPLETED)
@@ -307,7 +324,7 @@ class JobRun:
                 raise ComfyError(f"{lease.server.url} stored {image.name} as {stored!r}")
 
     def _fail(self, exc: DiscomfyError) -> Snapshot:
-        return self.tracker.mark_failed(exc.user_message, self._now())
+        return self.tracker.mark_failed(exc.shown_detail, self._now(), exc.failure)
 
     def _now(self) -> float:
         return time.monotonic()

@@ -57,6 +57,7 @@ from discomfy.comfy.events import (
 )
 from discomfy.comfy.graph_info import PROGRESS_WEIGHT, GraphInfo
 from discomfy.comfy.types import OutputFile
+from discomfy.outcome import Failure
 
 __all__ = ["Phase", "ProgressTracker", "Snapshot"]
 
@@ -102,6 +103,8 @@ class Snapshot:
     frames_max: float | None = None
     preview: Preview | None = None
     outputs: tuple[OutputFile, ...] = ()
+    #: Why the job failed (a kind), with ``error`` as its detail.
+    failure: Failure | None = None
     error: str | None = None
     fraction: float = 0.0
     started_at: float | None = None
@@ -138,6 +141,7 @@ class ProgressTracker:
         self._preview: Preview | None = None
         self._previews = 0  # counts previews, so that a new one is a change even if it looks the same
         self._error: str | None = None
+        self._failure: Failure | None = None
         self._nodes_final: tuple[int, int] | None = None
         self._started_at = started_at
         self._running_since: float | None = None
@@ -197,9 +201,9 @@ class ProgressTracker:
             self._finish(Phase.DONE, now, nodes=(total, total))
         return self._publish(now)
 
-    def mark_failed(self, reason: str, now: float) -> Snapshot:
+    def mark_failed(self, reason: str | None, now: float, failure: Failure = Failure.SERVER) -> Snapshot:
         if self._phase not in _TERMINAL:
-            self._error = reason
+            self._failure, self._error = failure, reason
             self._finish(Phase.FAILED, now)
         return self._publish(now)
 
@@ -297,7 +301,7 @@ class ProgressTracker:
 
     def _on_execution_error(self, event: ExecutionError, now: float) -> None:
         if event.prompt_id == self.prompt_id:
-            self._error = event.reason[:1000]
+            self._failure, self._error = Failure.WORKFLOW, event.reason[:1000]
             self._finish(Phase.FAILED, now)
 
     def _on_execution_interrupted(self, event: ExecutionInterrupted, now: float) -> None:
@@ -436,6 +440,7 @@ class ProgressTracker:
             frames_max=frames[1] if frames else None,
             preview=self._preview,
             outputs=tuple(self._outputs.values()),
+            failure=self._failure,
             error=self._error,
             fraction=self._fraction,
             started_at=self._started_at,

@@ -40,6 +40,7 @@ from discomfy.comfy.protocol import decode
 from discomfy.comfy.remote import submit_once
 from discomfy.comfy.types import OutputFile, RemoteJob, RemoteStatus
 from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError
+from discomfy.outcome import Failure
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class JobLostError(ComfyUnavailableError):
     """The server no longer knows our prompt (it restarted and lost its queue), or stayed unreachable."""
 
     user_message = "The image server restarted or went away while working on this, and the job was lost. Try again."
+    failure = Failure.LOST
 
     def __init__(self, message: str, *, started: bool) -> None:
         super().__init__(message)
@@ -226,7 +228,7 @@ class JobStream:
         if job.status is RemoteStatus.DONE:
             return self.tracker.mark_done(job.outputs, now)
         if job.status is RemoteStatus.FAILED:
-            return self.tracker.mark_failed(job.error or "the workflow failed on the image server", now)
+            return self.tracker.mark_failed(job.error, now, Failure.WORKFLOW)
         if job.status is RemoteStatus.CANCELLED:
             return self.tracker.mark_cancelled(now)
         if job.status is RemoteStatus.RUNNING:

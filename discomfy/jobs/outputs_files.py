@@ -31,6 +31,7 @@ from typing import BinaryIO
 from discomfy.comfy.types import MediaKind
 from discomfy.errors import UserError
 from discomfy.jobs.records import OutputKind
+from discomfy.outcome import Failure
 
 log = logging.getLogger("discomfy.jobs.outputs")
 
@@ -269,6 +270,8 @@ def remove_empty_dirs(directory: Path) -> None:
 
 class OutputStoreError(UserError):
     """A result or input could not be saved (disk full, folder unwritable); nothing of it was left behind."""
+
+    failure = Failure.STORAGE
 
     def __init__(self, user_message: str, detail: str = "") -> None:
         super().__init__(user_message)

@@ -3,16 +3,17 @@
 How it works:
 - ``state_for`` (pure) maps each engine snapshot onto the state table: queued at ComfyUI → ``queued`` (only
   once the submission landed, i.e. after our ``on_submit`` hook fired), running → ``running``, done →
-  ``delivering``, failed → ``failed`` (or ``lost`` when the engine says the server lost the job), cancelled →
-  ``cancelled``. A snapshot that would make an illegal move (the engine's "queued again" after a server lost a
-  running job, say) changes nothing: the next ``on_submit`` moves the row to ``submitting`` instead.
+  ``delivering``, failed → ``failed`` (``lost`` when the snapshot's failure kind is ``Failure.LOST``),
+  cancelled → ``cancelled``. A snapshot that would make an illegal move (the engine's "queued again" after a
+  server lost a running job, say) changes nothing: the next ``on_submit`` moves the row to ``submitting``.
 - The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST.
-- Every snapshot goes to the observer through a ``ProgressRelay``: latest-wins, on its own task, so a slow
-  observer sees fewer snapshots but never slows the job, and a failing one is logged and ignored.
+- Every snapshot is handed to ``observer.show``, which never blocks (it keeps the latest and draws it when the
+  message may be edited: the one latest-wins buffer is the bot's message editor); a failing one is logged.
 - Done: the row moves to ``delivering``, the files go to the output sink, then ``observer.deliver`` is called,
-  retried with backoff for a bounded time; the row becomes ``delivered`` only after it returned. If it keeps
+  retried (``retry.py``) for a bounded time; the row becomes ``delivered`` only after it returned. If it keeps
   failing the row stays ``delivering`` and the next start delivers the stored outputs again.
-- An unexpected exception ends the job ``failed`` with a reference id that is also in the log, with the trace.
+- An unexpected exception ends the job ``failed`` (``Failure.INTERNAL``) with a reference id that is also in the
+  log, with the trace.
 - Also here, for the service: the observer and output-sink protocols, ``ServiceOptions``, and building a job's
   ``JobSpec`` from its bound graph (``job_spec``; ``recorded_params`` is what the row keeps to bind it again).
 
@@ -26,18 +27,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from discomfy.comfy.engine import Engine, InputImage, JobRun, JobSpec
 from discomfy.comfy.progress import Phase, Snapshot
-from discomfy.comfy.stream import FetchedFile, JobLostError
-from discomfy.errors import ComfyError, DiscomfyError
+from discomfy.comfy.stream import FetchedFile
+from discomfy.errors import ComfyError, DiscomfyError, reference_id
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend, new_prompt_id
 from discomfy.jobs.store import JobStore
+from discomfy.outcome import Failure
 from discomfy.workflows import BoundGraph, ParamType, Workflow
 
 log = logging.getLogger(__name__)
@@ -48,14 +49,16 @@ S = JobState
 class JobObserver(Protocol):
     """What the bot implements: the progress message and the delivery of results."""
 
-    async def on_progress(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None: ...
+    def show(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
+        """The job's latest state; must not block (keep the latest, draw it when the message may be edited)."""
+        ...
 
     async def deliver(self, job: Job, outputs: Sequence[StoredOutput]) -> None:
         """Put the outputs on Discord; raise to have it retried later (the outputs stay stored)."""
         ...
 
-    async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
-        """The job failed, was cancelled or was lost (``job.error`` says why): tell the user."""
+    async def ended(self, job: Job, snapshot: Snapshot | None) -> None:
+        """The job failed, was cancelled or was lost (``job.failure`` says why): tell the user."""
         ...
 
 
@@ -90,12 +93,10 @@ class ServiceOptions:
     deliver_backoff: Callable[[int], float] = field(default=_backoff)
     #: ``cancel`` waits this long for the engine to confirm before returning the row as it is.
     cancel_wait: float = 15.0
-    #: Before delivering or reporting an end, pending progress is given this long to reach the observer.
-    flush_timeout: float = 5.0
 
 
 def lost_or_failed(snapshot: Snapshot) -> JobState:
-    return S.LOST if snapshot.error == JobLostError.user_message else S.FAILED
+    return S.LOST if snapshot.failure is Failure.LOST else S.FAILED
 
 
 def state_for(current: JobState, snapshot: Snapshot, *, landed: bool) -> JobState | None:
@@ -145,47 +146,6 @@ def waiting_snapshot(job: Job) -> Snapshot:
     return Snapshot(prompt_id=job.prompt_id or "", phase=Phase.QUEUED)
 
 
-class ProgressRelay:
-    """Latest-wins delivery of progress to the observer, on its own task."""
-
-    def __init__(self, observer: JobObserver, job_id: str) -> None:
-        self.observer = observer
-        self.job_id = job_id
-        self._latest: tuple[Job, Snapshot, int | None] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def post(self, job: Job, snapshot: Snapshot, position: int | None) -> None:
-        self._latest = (job, snapshot, position)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._pump(), name=f"progress-{self.job_id}")
-
-    async def _pump(self) -> None:
-        while self._latest is not None:
-            (job, snapshot, position), self._latest = self._latest, None
-            try:
-                await self.observer.on_progress(job, snapshot, position)
-            except Exception:
-                log.exception("job %s: the observer failed on a progress update (ignored)", self.job_id)
-
-    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Let the pending update reach the observer (bounded), so it comes before the end."""
-        task = self._task
-        if task is None or task.done():
-            return
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            log.warning("job %s: the observer took over %.0f s on a progress update; going on", self.job_id, timeout)
-            await self.close()
-
-    async def close(self) -> None:
-        self._latest = None
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
 @dataclass
 class RunnerDeps:
     store: JobStore
@@ -200,10 +160,9 @@ class RunnerDeps:
 class JobRunner:
     """The task of one job. ``job`` is kept current (the bot's ``set_message`` amends it too)."""
 
-    def __init__(self, deps: RunnerDeps, job: Job, relay: ProgressRelay, run: JobRun | None = None) -> None:
+    def __init__(self, deps: RunnerDeps, job: Job, run: JobRun | None = None) -> None:
         self.deps = deps
         self.job = job
-        self.relay = relay
         self.run = run
         self._landed = False
 
@@ -233,7 +192,6 @@ class JobRunner:
         except Exception as exc:
             await self._fail_unexpectedly(exc)
         finally:
-            await self.relay.close()
             self.deps.wake()
 
     async def _follow(self, run: JobRun) -> None:
@@ -241,7 +199,7 @@ class JobRunner:
         try:
             async for snapshot in iterator:
                 await self._apply(snapshot)
-                self.relay.post(self.job, snapshot, None)
+                self._show(snapshot)
         except Exception:
             if not run.finished:
                 await run.cancel()  # we can no longer follow it: do not leave it running unwatched
@@ -252,31 +210,36 @@ class JobRunner:
         result = run.result
         assert result is not None
         self.deps.wake()  # the run gave its server slot back: the next job need not wait for our delivery
-        await self.relay.flush(self.deps.options.flush_timeout)
         if self.job.state is S.DELIVERING and result.phase is Phase.DONE:
             await self._store_and_deliver(result.files)
             return
         if self.job.state not in TERMINAL:
             # Done but the files could not be fetched, or an end the state table had no move for.
-            error = result.snapshot.error or "The image server finished, but its result could not be fetched."
-            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=error)
+            failure = result.snapshot.failure or Failure.FETCH_FAILED
+            await self._fail(failure, result.snapshot.error)
         await self._ended(result.snapshot)
+
+    def _show(self, snapshot: Snapshot) -> None:
+        try:
+            self.deps.observer.show(self.job, snapshot, None)
+        except Exception:
+            log.exception("job %s: the observer failed on a progress update (ignored)", self.job.id)
 
     async def _apply(self, snapshot: Snapshot) -> None:
         new = state_for(self.job.state, snapshot, landed=self._landed)
         if new is None:
             return
-        error = None
         if new in (S.FAILED, S.LOST):
-            error = snapshot.error or "The image server could not finish this job."
-        fields = {"error": error} if error else {}
-        self.job = await self.deps.store.transition(self.job.id, new, **fields)
+            await self._fail(snapshot.failure or Failure.SERVER, snapshot.error, new)
+            return
+        self.job = await self.deps.store.transition(self.job.id, new)
+
+    async def _fail(self, failure: Failure, detail: str | None, state: JobState = S.FAILED) -> None:
+        self.job = await self.deps.store.transition(self.job.id, state, failure=failure, error=detail)
 
     async def _store_and_deliver(self, files: Sequence[FetchedFile]) -> None:
         if not files:
-            self.job = await self.deps.store.transition(
-                self.job.id, S.FAILED, error="The workflow finished without saving any picture or video."
-            )
+            await self._fail(Failure.NO_OUTPUT, None)
             await self._ended(None)
             return
         stored = await self.deps.outputs.save(self.job, files)
@@ -293,8 +256,7 @@ class JobRunner:
             pass
         result = self.run.result
         if result is None or result.phase is not Phase.DONE:
-            error = "The result was lost: the image server no longer has it. Please try again."
-            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=error)
+            await self._fail(Failure.FETCH_FAILED, None)
             await self._ended(None if result is None else result.snapshot)
             return
         await self._store_and_deliver(result.files)
@@ -329,22 +291,20 @@ class JobRunner:
     async def _ended(self, snapshot: Snapshot | None) -> None:
         log.info("job %s: ended %s%s", self.job.id, self.job.state, f" ({self.job.error})" if self.job.error else "")
         try:
-            await self.deps.observer.on_ended(self.job, snapshot)
+            await self.deps.observer.ended(self.job, snapshot)
         except Exception:
             log.exception("job %s: the observer failed on the job's end (ignored)", self.job.id)
 
     async def _fail_unexpectedly(self, exc: Exception) -> None:
-        ref = uuid.uuid4().hex[:8]
+        ref = reference_id()
         log.error("job %s: unexpected error [ref %s]", self.job.id, ref, exc_info=exc)
-        if isinstance(exc, DiscomfyError):  # ours, with words for the user (disk full, database, …)
-            message = f"{exc.user_message} (reference {ref})"
-        else:
-            message = f"Something went wrong on our side (reference {ref}). Please try again."
+        # Ours (disk full, database, …) carry their kind; anything else is a bug.
+        failure = exc.failure if isinstance(exc, DiscomfyError) else Failure.INTERNAL
         if self.job.state in TERMINAL:
             return
         try:
-            self.job = await self.deps.store.transition(self.job.id, S.FAILED, error=message)
+            await self._fail(failure, ref)
         except Exception:
             log.exception("job %s: could not record the failure [ref %s]", self.job.id, ref)
-            self.job = amend(self.job, error=message)
+            self.job = amend(self.job, failure=failure, error=ref)
         await self._ended(None)

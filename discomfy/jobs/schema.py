@@ -30,6 +30,7 @@ from discomfy.jobs.state import (
     PromptId,
     UserId,
 )
+from discomfy.outcome import Failure
 
 
 class Row(Protocol):
@@ -92,6 +93,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX outputs_by_delivery ON outputs (delivered_at, created_at)",
         "CREATE INDEX jobs_by_parent ON jobs (parent_id, source_index)",
     ),
+    # 3: a failure kind beside the error detail (outcome.Failure); the message an action's progress replies to.
+    (
+        "ALTER TABLE jobs ADD COLUMN failure TEXT",
+        "ALTER TABLE jobs ADD COLUMN reply_to INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -119,6 +125,8 @@ JOB_COLUMNS: tuple[str, ...] = (
     "submitted_at",
     "started_at",
     "finished_at",
+    "failure",
+    "reply_to",
 )
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "job_id",
@@ -164,6 +172,8 @@ def job_values(job: Job) -> tuple[Any, ...]:
         job.submitted_at,
         job.started_at,
         job.finished_at,
+        None if job.failure is None else str(job.failure),
+        job.reply_to,
     )
 
 
@@ -195,6 +205,8 @@ def job_from_row(row: Row) -> Job:
         submitted_at=row["submitted_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        failure=_maybe(Failure, row["failure"]),
+        reply_to=_maybe(MessageId, row["reply_to"]),
     )
 
 

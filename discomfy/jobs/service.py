@@ -1,15 +1,20 @@
 """The job service: between the bot and the engine. Admits jobs, queues them fairly, runs them, survives restarts.
 
 How it works:
-- ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), the workflow (the kind's default when
-  none is named; its fallback when no healthy server has its models), ``bind`` (a ``BadInputError`` names the
-  option), then the row is written in state ``waiting`` with every bound value, the chosen seed included, so
-  binding the stored params again gives the same graph. Only then is the job pushed to our ``FairQueue``.
+- ``check(request, pictures=n)`` is the one check of what a request asks: the workflow (the kind's default when
+  none is named), options it does not take, the prompt's length, pictures it needs or refuses, and ``bind``
+  against the manifest's bounds (a ``BadInputError`` names the option). The bot calls it before answering
+  Discord (a refusal is an ephemeral first response); ``submit`` calls it again with the real pictures.
+- ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), ``check``, the workflow's fallback when
+  no healthy server has its models, then the row is written in state ``waiting`` with every bound value, the
+  chosen seed included, so binding the stored params again gives the same graph. Only then is the job pushed
+  to our ``FairQueue``.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
   takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
   by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
   changes. Each job then runs as its own task (``runner.JobRunner``); waiting jobs hear their place in our queue
-  through the observer whenever it changes.
+  through the observer whenever it changes. A job whose server lost it before it started goes back into this
+  same queue (the engine's ``requeue``), so a resubmission waits its fair turn like any other job.
 - ``start`` reattaches every active row, oldest first: ``waiting`` → our queue again; ``submitting`` / ``queued``
   / ``running`` → ``engine.start(attach_to=row.server_url)``, which asks the server about our prompt_id and, if
   the server lost it, submits it again (not started) or reports it lost (started); ``delivering`` → the stored
@@ -27,23 +32,22 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from discomfy.bot.limits import Actor, Limits
 from discomfy.comfy.engine import UPLOAD_SUBFOLDER, Engine, InputImage, JobSpec
-from discomfy.comfy.pool import Lease, pick_server
+from discomfy.comfy.pool import Lease, NoServerError, pick_server
+from discomfy.comfy.progress import Snapshot
 from discomfy.config import Settings
-from discomfy.errors import BadInputError, UserError
+from discomfy.errors import BadInputError, UserError, reference_id
+from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.fairqueue import FairQueue
 from discomfy.jobs.runner import (
     JobObserver,
     JobRunner,
     OutputSink,
-    ProgressRelay,
     RunnerDeps,
     ServiceOptions,
     job_spec,
@@ -64,11 +68,12 @@ from discomfy.jobs.state import (
     JobState,
     MessageId,
     UserId,
-    amend,
     new_job_id,
 )
 from discomfy.jobs.store import JobStore
-from discomfy.workflows import Kind, Registry, Workflow, bind
+from discomfy.media.picture import Picture
+from discomfy.outcome import Failure
+from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
 
 __all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
 
@@ -93,18 +98,26 @@ class JobRequest:
     params: Mapping[str, Any]
     parent_id: str | None = None
     source_index: int | None = None
-    #: Input images, already named by content hash. Image options left empty are filled from these, in order.
-    inputs: tuple[InputImage, ...] = ()
+    #: Input pictures. Image options left empty are filled from these, in order.
+    inputs: tuple[Picture, ...] = ()
+    #: For an action on a result: the job's progress message is posted as a reply to this message.
+    reply_to: int | None = None
 
 
 @dataclass
 class _Waiting:
-    """A job in our own queue, with what it needs to start."""
+    """A job in our own queue, with what it needs to start. ``granted`` is set for a job the engine put back
+    (its server lost it before it started): the dispatcher hands the slot to that waiting run."""
 
     job: Job
     spec: JobSpec
-    relay: ProgressRelay
     announced: int | None = None
+    granted: asyncio.Future[Lease] | None = field(default=None, repr=False)
+
+
+def input_images(pictures: tuple[Picture, ...]) -> tuple[InputImage, ...]:
+    """The pictures as ComfyUI uploads, named by content (the same picture is stored once per server)."""
+    return tuple(InputImage.from_bytes(p.data, p.extension) for p in pictures)
 
 
 class JobService:
@@ -176,9 +189,37 @@ class JobService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for waiting in self._waiting.values():
-            await waiting.relay.close()
+            if waiting.granted is not None and not waiting.granted.done():
+                waiting.granted.cancel()
 
     # -- the bot's calls -------------------------------------------------------------------------------------
+
+    def check(self, request: JobRequest, *, pictures: int | None = None) -> Workflow:
+        """What ``request`` asks, checked against its workflow, without I/O; ``pictures`` (default: the request's)
+        says how many input pictures will come. Returns the workflow; refusals are ``BadInputError``s."""
+        workflow = self._named_workflow(request)
+        given = {k: v for k, v in request.params.items() if v is not None}
+        unknown = sorted(k for k in given if k not in workflow.params)
+        if unknown:
+            raise BadInputError(
+                f"The {workflow.name} workflow has no '{unknown[0]}' option; it takes: {', '.join(workflow.params)}."
+            )
+        prompt, most = given.get("prompt"), self.settings.limits.max_prompt_length
+        if isinstance(prompt, str) and len(prompt) > most:
+            raise BadInputError(f"The prompt is {len(prompt)} characters; the most is {most}.")
+        count = len(request.inputs) if pictures is None else pictures
+        images = [p for p in workflow.params.values() if p.type is ParamType.IMAGE]
+        if count and not images:
+            raise BadInputError(f"The {workflow.name} workflow takes no picture; leave the image option empty.")
+        empty = [p for p in images if not given.get(p.name)]
+        if any(p.required for p in empty[count:]):
+            raise BadInputError(f"The {workflow.name} workflow needs a picture: add one with the image option.")
+        stand_ins = tuple(Picture.of(b"placeholder %d" % n, "png") for n in range(count))
+        self._bind(workflow, given, request.inputs or stand_ins)
+        return workflow
+
+    def _bind(self, workflow: Workflow, params: Mapping[str, Any], pictures: tuple[Picture, ...]) -> BoundGraph:
+        return bind(workflow, params_with_inputs(workflow, params, input_images(pictures)), self.settings.models)
 
     async def submit(self, request: JobRequest, actor: Actor) -> Job:
         """Admit, bind and record a job, then queue it. Refusals are ``UserError``s (``BadInputError``, …)."""
@@ -187,8 +228,10 @@ class JobService:
         async with self._admit:  # counts and the new row together, or two requests could both pass the cap
             now = self.clock()
             self.limits.admit_job(actor, await self.store.counts(), now)
-            workflow = self._choose_workflow(request)
-            bound = bind(workflow, params_with_inputs(workflow, request.params, request.inputs), self.settings.models)
+            self.check(request)
+            workflow = self._runnable_workflow(request)
+            params = {k: v for k, v in request.params.items() if v is not None}
+            bound = self._bind(workflow, params, request.inputs)
             seed = bound.values.get("seed")
             job = Job(
                 id=new_job_id(),
@@ -204,6 +247,7 @@ class JobService:
                 seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
                 parent_id=None if request.parent_id is None else JobId(request.parent_id),
                 source_index=request.source_index,
+                reply_to=None if request.reply_to is None else MessageId(request.reply_to),
             )
             if job.parent_id is not None and job.source_index is not None:
                 # The source must not be evicted between reading it and our row existing (outputs.py).
@@ -213,7 +257,8 @@ class JobService:
                     await self.store.create(job)
             else:
                 await self.store.create(job)
-        self._enqueue(job, job_spec(job, bound, request.inputs, preview=self.options.previews))
+        spec = job_spec(job, bound, input_images(request.inputs), preview=self.options.previews)
+        self._enqueue(job, spec)
         log.info("job %s: %s by %s with %s, waiting", job.id, job.action, job.owner_id, job.workflow)
         return job
 
@@ -228,7 +273,6 @@ class JobService:
             self._queue.remove(JobId(job_id))
             self._queue_changed = True
             self._wake()
-            await waiting.relay.close()
             job = await self.store.transition(job_id, JobState.CANCELLED)
             log.info("job %s: cancelled while waiting in our queue", job_id)
             await self._notify_ended(job)
@@ -250,27 +294,27 @@ class JobService:
         """The job's place in our own queue (1 = next), or None when it is not waiting there."""
         return self._queue.position_of(JobId(job_id))
 
-    async def set_message(self, job_id: str, message_id: int) -> Job:
-        """The bot's progress message for this job (which becomes the result message)."""
-        job = await self.store.update(job_id, message_id=MessageId(message_id))
-        if (waiting := self._waiting.get(job_id)) is not None:
-            waiting.job = amend(waiting.job, message_id=job.message_id)
-        if (runner := self._runners.get(job_id)) is not None:
-            runner.job = amend(runner.job, message_id=job.message_id)
-        return job
-
     # -- workflows -------------------------------------------------------------------------------------------
 
-    def _choose_workflow(self, request: JobRequest) -> Workflow:
-        name = request.workflow
-        if name is None:
-            default = self.registry.default(request.kind)
+    def _named_workflow(self, request: JobRequest) -> Workflow:
+        """The workflow the request names (of its kind), or the kind's default."""
+        kind = request.kind
+        if request.workflow is None:
+            default = self.registry.default(kind)
             if default is None:
-                raise UserError(f"No {request.kind.value} workflow is installed; ask an admin to add one.")
-            name = default.name
-        workflow = self.registry.get(name)
-        if workflow.kind is not request.kind:
-            raise BadInputError(f"The {name} workflow makes {workflow.kind.value}, not {request.kind.value}.")
+                raise UserError(f"No {kind.value} workflow is installed; ask an admin to add one.")
+            return default
+        names = [w.name for w in self.registry.of_kind(kind)]
+        if request.workflow not in names:
+            shown = request.workflow[:60].replace("`", "'")
+            choices = ", ".join(names) or "none installed"
+            raise BadInputError(f"There is no {kind.value} workflow called '{shown}'. Pick one of: {choices}.")
+        return self.registry.get(request.workflow)
+
+    def _runnable_workflow(self, request: JobRequest) -> Workflow:
+        """The named workflow, or its fallback when no healthy server has its models."""
+        workflow = self._named_workflow(request)
+        name = workflow.name
         healthy = [s for s in self.engine.pool.servers if s.healthy]
         if not healthy:
             return workflow  # every server is down: wait in our queue for one to come back
@@ -303,8 +347,8 @@ class JobService:
 
     # -- dispatch --------------------------------------------------------------------------------------------
 
-    def _enqueue(self, job: Job, spec: JobSpec) -> None:
-        self._waiting[job.id] = _Waiting(job, spec, ProgressRelay(self.observer, job.id))
+    def _enqueue(self, job: Job, spec: JobSpec, granted: asyncio.Future[Lease] | None = None) -> None:
+        self._waiting[job.id] = _Waiting(job, spec, granted=granted)
         self._queue.push(job)
         self._queue_changed = True
         self._wake()
@@ -336,7 +380,12 @@ class JobService:
             waiting = self._waiting.pop(job.id)
             self._queue_changed = True
             lease = pool.try_acquire(waiting.spec.needed_models)  # no await since can_run: the slot is there
-            self._launch(waiting.job, waiting.spec, waiting.relay, lease=lease)
+            if waiting.granted is None:
+                self._launch(waiting.job, waiting.spec, lease=lease)
+            elif lease is not None and not waiting.granted.done():
+                waiting.granted.set_result(lease)  # a resubmission: its run is waiting for this slot
+            elif lease is not None:
+                lease.release()
 
     def _notice_health(self) -> None:
         """When every server goes down (or one comes back), waiting jobs are shown again: their messages say so."""
@@ -350,23 +399,65 @@ class JobService:
     def _announce_positions(self) -> None:
         for place, queued in enumerate(self._queue.order(), start=1):
             waiting = self._waiting.get(queued.id)
-            if waiting is not None and waiting.announced != place:
+            # A resubmission's message is drawn by its run (the engine says it waits to be sent again).
+            if waiting is not None and waiting.granted is None and waiting.announced != place:
                 waiting.announced = place
-                waiting.relay.post(waiting.job, waiting_snapshot(waiting.job), place)
+                self._show(waiting.job, waiting_snapshot(waiting.job), place)
+
+    def _show(self, job: Job, snapshot: Snapshot, place: int | None) -> None:
+        try:
+            self.observer.show(job, snapshot, place)
+        except Exception:
+            log.exception("job %s: the observer failed on a progress update (ignored)", job.id)
+
+    async def _requeue(self, spec: JobSpec) -> Lease:
+        """The engine's ``requeue``: a job whose server lost it before it started waits in our queue again and
+        gets the next slot the dispatcher gives it. Fails with ``NoServerError`` when no healthy server has its
+        models for ``server_wait`` seconds (the engine's option); cancelling the wait takes it out of the queue."""
+        job = await self.store.get(spec.job_id)
+        granted: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
+        self._enqueue(job, spec, granted)
+        log.info("job %s: back in our queue to be sent again", job.id)
+        server_wait = self.engine.options.server_wait
+        pool = self.engine.pool
+        no_server_since: float | None = None
+        try:
+            while True:
+                done, _ = await asyncio.wait({granted}, timeout=self.options.poll_interval)
+                if done:
+                    return granted.result()
+                if any(s.healthy and spec.needed_models <= s.models for s in pool.servers):
+                    no_server_since = None
+                    continue
+                now = time.monotonic()
+                no_server_since = no_server_since or now
+                if now - no_server_since >= server_wait:
+                    raise NoServerError(f"no server with the models came back within {server_wait:.0f} s")
+        finally:
+            if not granted.done():
+                granted.cancel()
+            if self._waiting.get(job.id) is not None and self._waiting[job.id].granted is granted:
+                del self._waiting[job.id]
+                self._queue.remove(JobId(job.id))
+                self._queue_changed = True
 
     def _launch(
         self,
         job: Job,
         spec: JobSpec,
-        relay: ProgressRelay,
         *,
         lease: Lease | None = None,
         attach_to: str | None = None,
         was_running: bool = False,
     ) -> None:
-        runner = JobRunner(self._deps, job, relay)
+        runner = JobRunner(self._deps, job)
         runner.run = self.engine.start(
-            spec, on_submit=runner.on_submit, lease=lease, attach_to=attach_to, was_running=was_running
+            spec,
+            on_submit=runner.on_submit,
+            lease=lease,
+            attach_to=attach_to,
+            was_running=was_running,
+            requeue=self._requeue,
         )
         self._track(runner, asyncio.create_task(runner.follow(), name=f"job-{job.id}"))
 
@@ -392,12 +483,11 @@ class JobService:
             if not (job.server_url and job.prompt_id):
                 raise RuntimeError(f"a {job.state} row without a server or prompt_id")
             spec = await self._respec(job)
-            relay = ProgressRelay(self.observer, job.id)
-            self._launch(job, spec, relay, attach_to=job.server_url, was_running=job.state is JobState.RUNNING)
+            self._launch(job, spec, attach_to=job.server_url, was_running=job.state is JobState.RUNNING)
             log.info("job %s: reattached to prompt %s on %s (%s)", job.id, job.prompt_id, job.server_url, job.state)
             return "reattached"
         # delivering: outputs stored (or to fetch again from the finished prompt)
-        runner = JobRunner(self._deps, job, ProgressRelay(self.observer, job.id))
+        runner = JobRunner(self._deps, job)
         if not await self.store.outputs(job.id) and job.server_url and job.prompt_id:
             spec = await self._respec(job)
             runner.run = self.engine.start(spec, on_submit=refuse_resubmit, attach_to=job.server_url, was_running=True)
@@ -406,14 +496,11 @@ class JobService:
         return "delivered again"
 
     async def _fail_at_start(self, job: Job, exc: Exception) -> None:
-        ref = uuid.uuid4().hex[:8]
+        ref = reference_id()
         log.error("job %s: could not be resumed after a restart [ref %s]", job.id, ref, exc_info=exc)
-        if isinstance(exc, UserError):
-            message = f"This job could not be resumed after a restart: {exc.user_message}"
-        else:
-            message = f"This job could not be resumed after a restart (reference {ref})."
+        detail = exc.user_message if isinstance(exc, UserError) else ref
         try:
-            job = await self.store.transition(job.id, JobState.FAILED, error=message)
+            job = await self.store.transition(job.id, JobState.FAILED, failure=Failure.NOT_RESUMED, error=detail)
         except Exception:
             log.exception("job %s: could not record the failure [ref %s]", job.id, ref)
             return
@@ -421,6 +508,6 @@ class JobService:
 
     async def _notify_ended(self, job: Job) -> None:
         try:
-            await self.observer.on_ended(job, None)
+            await self.observer.ended(job, None)
         except Exception:
             log.exception("job %s: the observer failed on the job's end (ignored)", job.id)

@@ -21,15 +21,16 @@ stamped; ``amend(job, ...)`` changes the fields that are not about state. The st
     running     ComfyUI is executing it (``execution_start`` / ``executing`` seen).
     delivering  outputs are in hand; being stored and sent to Discord.
     delivered   terminal: the result is on Discord.
-    failed      terminal: an error we can name (``error`` says what, in words a user understands).
+    failed      terminal: an error we can name (``failure`` says which kind, ``error`` adds a detail).
     cancelled   terminal: someone pressed Cancel.
-    lost        terminal: the server forgot the job, or the bot could not recover it (``error`` says which).
+    lost        terminal: the server forgot the job, or the bot could not recover it (``failure`` says which).
 
 Rules of this file:
 1. An illegal move raises ``IllegalTransitionError`` and changes nothing (a ``Job`` is frozen; callers keep the
    old one). A move to the same state is illegal except ``submitting → submitting`` (sent to another server).
 2. Entering ``submitting`` needs ``server_url`` and ``prompt_id`` (and only then may they change, so a queued or
-   running job always names its server); entering ``failed`` or ``lost`` needs ``error``.
+   running job always names its server); entering ``failed`` or ``lost`` needs a ``failure`` kind
+   (``outcome.Failure``; ``error`` is an optional detail beside it).
 3. Terminal states have no way out. Only ``CANCELLABLE`` states accept ``cancelled``.
 4. ``advance`` stamps times: ``submitted_at`` on each entry to submitting, ``started_at`` on running,
    ``finished_at`` on a terminal state. Going back to ``waiting`` forgets the server, prompt_id and times.
@@ -48,6 +49,7 @@ from types import MappingProxyType
 from typing import Any, NewType
 
 from discomfy.errors import DiscomfyError
+from discomfy.outcome import Failure
 
 #: Ours: a UUID4 hex string, also the job's ComfyUI websocket clientId.
 JobId = NewType("JobId", str)
@@ -133,7 +135,7 @@ ACTIVE: frozenset[JobState] = frozenset(JobState) - TERMINAL
 CANCELLABLE: frozenset[JobState] = frozenset(s for s, nxt in TRANSITIONS.items() if JobState.CANCELLED in nxt)
 #: States whose row must name a server and a prompt_id.
 AT_SERVER: frozenset[JobState] = frozenset({JobState.SUBMITTING, JobState.QUEUED, JobState.RUNNING})
-_NEEDS_ERROR = frozenset({JobState.FAILED, JobState.LOST})
+_NEEDS_FAILURE = frozenset({JobState.FAILED, JobState.LOST})
 
 
 class IllegalTransitionError(DiscomfyError):
@@ -191,7 +193,11 @@ class Job:
     source_index: int | None = None
     server_url: str | None = None
     prompt_id: PromptId | None = None
+    #: Why a failed or lost job ended (the kind); ``error`` is a detail beside it (ComfyUI's reason, a reference).
+    failure: Failure | None = None
     error: str | None = None
+    #: For a job started from a button on a result: its progress message is posted as a reply to this message.
+    reply_to: MessageId | None = None
     submitted_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -246,8 +252,8 @@ def advance(job: Job, new: JobState, *, now: float, **changes: Any) -> Job:
     moved = dataclasses.replace(job, state=new, **{**stamps, **changes})
     if new is JobState.SUBMITTING and not (moved.server_url and moved.prompt_id):
         raise IllegalTransitionError(job.id, job.state, new, "a server_url and a prompt_id are needed first")
-    if new in _NEEDS_ERROR and not moved.error:
-        raise IllegalTransitionError(job.id, job.state, new, "an error text is needed")
+    if new in _NEEDS_FAILURE and moved.failure is None:
+        raise IllegalTransitionError(job.id, job.state, new, "a failure kind is needed")
     return moved
 
 

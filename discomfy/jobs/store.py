@@ -46,6 +46,7 @@ from discomfy.jobs.state import (
     advance,
     amend,
 )
+from discomfy.outcome import Failure
 
 _ACTIVE_MARKS = ", ".join("?" * len(ACTIVE))
 _ACTIVE_ARGS = tuple(sorted(ACTIVE))
@@ -55,6 +56,7 @@ class JobStoreError(DiscomfyError):
     """The database could not be read or written (disk full, damaged or newer file, …)."""
 
     user_message = "The bot could not save this job. Please try again; if it keeps happening, tell an admin."
+    failure = Failure.STORAGE
 
 
 class JobNotFoundError(UserError):

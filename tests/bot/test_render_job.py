@@ -16,11 +16,13 @@ from discomfy.bot.render_job import (
     RenderedMessage,
     check_limits,
     escape_user_text,
+    failure_words,
     render_progress,
     render_result,
 )
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.jobs.state import ChannelId, Job, JobAction, JobId, JobKind, JobState, UserId
+from discomfy.outcome import Failure
 
 T0 = 1_700_000_000.0
 JOB_ID = JobId("0123456789abcdef0123456789abcdef")
@@ -205,24 +207,41 @@ def test_cancelled_says_so_without_buttons_or_preview() -> None:
 
 
 def test_failed_says_what_happened_and_what_to_do() -> None:
-    job = make_job(JobState.FAILED, error="The image server ran out of memory at 2048×2048.")
+    job = make_job(JobState.FAILED, failure=Failure.WORKFLOW, error="KSampler: out of memory at 2048×2048")
     message = render_progress(job, running(0.4), our_queue_position=None, now=T0)
     description = embed(message)["description"]
     assert "❌ Failed" in embed(message)["title"]
-    assert "**What happened:** The image server ran out of memory at 2048×2048." in description
+    assert (
+        "**What happened:** The workflow failed on the image server: KSampler: out of memory at 2048×2048."
+        in description
+    )
     assert "**What to do:**" in description and message.components == ()
 
 
+@pytest.mark.parametrize("failure", list(Failure))
+def test_every_failure_kind_has_its_own_words_and_a_next_step(failure: Failure) -> None:
+    job = make_job(JobState.FAILED, failure=failure, error="abc123")
+    description = embed(render_progress(job, None, our_queue_position=None, now=T0))["description"]
+    what, todo = failure_words(failure, "abc123")
+    assert f"**What happened:** {what}" in description and f"**What to do:** {todo}" in description
+    others = [failure_words(other, None)[0] for other in Failure if other is not failure]
+    assert failure_words(failure, None)[0] not in others
+
+
+def test_a_failure_detail_is_escaped_and_never_pings() -> None:
+    job = make_job(JobState.FAILED, failure=Failure.WORKFLOW, error="@everyone [x](https://evil) **bold**")
+    description = embed(render_progress(job, None, our_queue_position=None, now=T0))["description"]
+    assert "@everyone" not in description and "](https://evil)" not in description
+
+
 def test_a_failed_snapshot_shows_its_error_before_the_job_row_catches_up() -> None:
-    snapshot = Snapshot("p", Phase.FAILED, error="KSampler: CUDA out of memory")
+    snapshot = Snapshot("p", Phase.FAILED, failure=Failure.WORKFLOW, error="KSampler: CUDA out of memory")
     message = render_progress(make_job(JobState.RUNNING), snapshot, our_queue_position=None, now=T0)
     assert "KSampler: CUDA out of memory" in embed(message)["description"] and message.components == ()
 
 
 def test_lost_tells_the_user_to_run_it_again() -> None:
-    message = render_progress(
-        make_job(JobState.LOST, error="The server restarted and forgot the job."), None, our_queue_position=None, now=T0
-    )
+    message = render_progress(make_job(JobState.LOST, failure=Failure.LOST), None, our_queue_position=None, now=T0)
     assert "Lost" in embed(message)["title"] and "run the command again" in embed(message)["description"]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from discomfy.app import App, Stack
 from discomfy.bot.client import DiscomfyBot
 from discomfy.comfy.engine import EngineOptions
 from discomfy.config import ComfySettings, DiscordSettings, LimitSettings, Settings, StorageSettings
@@ -46,24 +47,34 @@ class Studio:
     runner: NextcordRunner
     settings: Settings
     editor_interval: float = 1.5
-    bot: DiscomfyBot | None = None
+    app: App | None = None
     bots: list[DiscomfyBot] = field(default_factory=list)
 
+    @property
+    def bot(self) -> DiscomfyBot | None:
+        return self.app.bot if self.app is not None else None
+
+    @property
+    def stack(self) -> Stack:
+        """What runs behind the bot (store, pool, service …) while it runs."""
+        assert self.app is not None and self.app.stack is not None, "the bot is not running"
+        return self.app.stack
+
     async def start(self) -> DiscomfyBot:
-        bot = DiscomfyBot(
+        app = App(
             self.settings,
             engine_options=EngineOptions(stream=E2E_STREAM, server_wait=3.0),
             editor_interval=self.editor_interval,
         )
-        self.bot = bot
-        self.bots.append(bot)
-        await self.runner(bot, timeout=20.0)
-        return bot
+        self.app = app
+        self.bots.append(app.bot)
+        await self.runner(app.bot, timeout=20.0)
+        return app.bot
 
     async def stop(self) -> None:
-        if self.bot is not None:
-            await self.runner.close(self.bot)
-            self.bot = None
+        if self.app is not None:
+            await self.runner.close(self.app.bot)
+            self.app = None
 
     async def restart(self) -> DiscomfyBot:
         await self.stop()

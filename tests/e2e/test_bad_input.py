@@ -57,9 +57,8 @@ async def told(studio: Studio, interaction: InteractionRecord) -> str:
 
 
 async def assert_nothing_queued(studio: Studio) -> None:
-    assert studio.bot is not None and studio.bot.services is not None
     for user in studio.discord.users.values():
-        assert await studio.bot.services.store.by_owner(user.id, active_only=False) == []
+        assert await studio.stack.store.by_owner(user.id, active_only=False) == []
     assert [r for r in studio.comfy.requests if r.method == "POST" and r.path.endswith("/prompt")] == []
     assert not [m for m in studio.discord.messages("general") if not m.ephemeral and not m.deleted]
 

@@ -61,8 +61,7 @@ def job_id_of(message: StoredMessage) -> str:
 
 
 async def job_of(studio: Studio, message: StoredMessage) -> Job:
-    assert studio.bot is not None and studio.bot.services is not None
-    return await studio.bot.services.store.get(job_id_of(message))
+    return await studio.stack.store.get(job_id_of(message))
 
 
 def title(message: StoredMessage | None) -> str:
@@ -283,8 +282,7 @@ async def test_upscale_opens_a_modal_then_delivers_the_picture_scaled_by_the_fac
 async def test_upscale_of_a_result_whose_file_was_evicted_uses_the_discord_attachment(studio: Studio) -> None:
     await studio.start()
     source = await result_of(studio)
-    services = studio.bot.services if studio.bot else None
-    assert services is not None
+    services = studio.stack
     [stored] = await services.store.outputs(job_id_of(source))
     assert stored.attachment_url  # recorded at delivery
     services.outputs.path(stored).unlink()  # as the cap would: the file is gone, the row stays
@@ -314,8 +312,7 @@ async def test_upscale_with_a_bad_factor_is_refused_and_nothing_is_queued(studio
     text = await ephemeral_text(studio, submit)
     assert "scale" in text and "1" in text and "4" in text, text
     assert submit.responses[0].type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
-    assert studio.bot is not None and studio.bot.services is not None
-    assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
+    assert len(await studio.stack.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
     assert len(studio.comfy.queue.history) == prompts_before and not studio.comfy.queue.pending
     visible = [m for m in studio.discord.messages("general") if not m.ephemeral]
     assert [m.id for m in visible] == [source.id], "no thinking… message left behind"
@@ -503,7 +500,6 @@ async def test_a_press_over_the_rate_limit_is_refused_with_when_to_try_again(
         text = await ephemeral_text(studio, refused)
         assert "2 commands or buttons a minute" in text and re.search(r"<t:\d+:R>", text), text
         assert refused.response_type is ResponseType.CHANNEL_MESSAGE_WITH_SOURCE
-        assert studio.bot is not None and studio.bot.services is not None
-        assert len(await studio.bot.services.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
+        assert len(await studio.stack.store.by_owner(studio.discord.users["bob"].id, active_only=False)) == 1
     finally:
         await studio.stop()

@@ -16,13 +16,12 @@ pytestmark = pytest.mark.timeout(60)
 async def test_an_unexpected_error_shows_a_reference_that_is_in_the_log(
     studio: Studio, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bot = await studio.start()
-    assert bot.services is not None
+    await studio.start()
 
     async def broken() -> None:
         raise RuntimeError("the database melted")
 
-    bot.services.store.counts = broken  # type: ignore[method-assign]
+    studio.stack.store.counts = broken  # type: ignore[method-assign]
     emu = studio.discord
     with caplog.at_level(logging.ERROR):
         interaction = await emu.send_slash_command("bob", "general", "status")

@@ -29,8 +29,7 @@ async def generate(studio: Studio, user: str, prompt: str, **options: object) ->
 
 
 async def jobs_of(studio: Studio, user: str) -> list[Job]:
-    assert studio.bot is not None and studio.bot.services is not None
-    return await studio.bot.services.store.by_owner(studio.discord.users[user].id, active_only=False)
+    return await studio.stack.store.by_owner(studio.discord.users[user].id, active_only=False)
 
 
 async def only_job(studio: Studio, user: str) -> Job:

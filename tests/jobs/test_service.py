@@ -14,19 +14,21 @@ from typing import Any
 import aiohttp
 import pytest
 
-from discomfy.bot.limits import Actor, Limits
 from discomfy.comfy.engine import Engine, EngineOptions, InputImage
 from discomfy.comfy.pool import ServerPool
-from discomfy.comfy.progress import Snapshot
+from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.comfy.stream import FetchedFile
 from discomfy.config import DEFAULT_MODELS, LimitSettings, PermissionSettings, Settings
 from discomfy.errors import BadInputError, PermissionDeniedError, RateLimitedError, UserError
+from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.outputs import OutputStore
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.runner import ServiceOptions, state_for
 from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import ChannelId, Job, JobAction, JobKind, JobState, UserId, new_job_id, new_prompt_id
 from discomfy.jobs.store import JobStore
+from discomfy.media.picture import Picture
+from discomfy.outcome import Failure
 from discomfy.workflows import Kind, Registry, bind
 from tests.peers.comfyui import ComfyEmulator
 from tests.support import FAST_STREAM
@@ -39,7 +41,6 @@ FAST = ServiceOptions(
     deliver_backoff=lambda attempt: 0.02,
     deliver_give_up_after=20.0,
     cancel_wait=5.0,
-    flush_timeout=1.0,
 )
 S = JobState
 
@@ -87,11 +88,11 @@ class Recorder:
     store: JobStore
     progress: list[tuple[str, JobState, Snapshot, int | None]] = field(default_factory=list)
     deliveries: list[tuple[str, list[StoredOutput], list[StoredOutput]]] = field(default_factory=list)
-    ended: list[Job] = field(default_factory=list)
+    endings: list[Job] = field(default_factory=list)
     fail_deliveries: int = 0
     fail_progress: bool = False
 
-    async def on_progress(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
+    def show(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
         self.progress.append((job.id, job.state, snapshot, our_queue_position))
         if self.fail_progress:
             raise RuntimeError("the observer broke")
@@ -102,8 +103,8 @@ class Recorder:
             self.fail_deliveries -= 1
             raise ConnectionError("Discord is down")
 
-    async def on_ended(self, job: Job, snapshot: Snapshot | None) -> None:
-        self.ended.append(job)
+    async def ended(self, job: Job, snapshot: Snapshot | None) -> None:
+        self.endings.append(job)
 
     def delivered(self, job_id: str) -> list[list[StoredOutput]]:
         return [outputs for jid, outputs, _ in self.deliveries if jid == job_id]
@@ -213,7 +214,7 @@ async def test_a_job_goes_from_waiting_to_delivered_with_its_row_written_before_
     [(_, outputs, stored_then)] = rig.observer.deliveries
     assert outputs == stored_then and len(outputs) == 1  # saved before deliver was called
     assert rig.observer.progress and all(jid == job.id for jid, *_ in rig.observer.progress)
-    assert rig.observer.ended == []
+    assert rig.observer.endings == []
 
 
 async def test_twenty_jobs_from_five_users_start_in_turns_and_the_per_user_cap_refuses_the_fifth(
@@ -263,7 +264,7 @@ async def test_cancel_while_waiting_in_our_queue_sends_nothing_and_a_stranger_is
         await rig.service.cancel(waiting.id, actor(3))
     cancelled = await rig.service.cancel(waiting.id, actor(2))
     assert cancelled.state is S.CANCELLED and rig.service.position(waiting.id) is None
-    assert [j.id for j in rig.observer.ended] == [waiting.id]
+    assert [j.id for j in rig.observer.endings] == [waiting.id]
     emu.config.step_duration = 0.002
     await until(rig.store, first.id, S.DELIVERED)
     await rig.close()
@@ -312,7 +313,7 @@ async def test_a_moderator_cancels_a_running_job_at_the_server(
     await rig.close()
     assert cancelled.state is S.CANCELLED
     assert emu.queue.history[running.prompt_id]["status"]["status_str"] == "error"  # interrupted
-    assert [j.id for j in rig.observer.ended] == [job.id] and rig.observer.deliveries == []
+    assert [j.id for j in rig.observer.endings] == [job.id] and rig.observer.deliveries == []
 
 
 # -- restart ------------------------------------------------------------------------------------------------------
@@ -409,18 +410,15 @@ async def test_an_unexpected_error_fails_the_job_with_a_reference_id_in_the_log(
     job = await rig.service.submit(request(1), actor(1))
     failed = await until(rig.store, job.id, S.FAILED, S.DELIVERED)
     await rig.close()
-    assert failed.state is S.FAILED and failed.error and "reference" in failed.error
-    ref = failed.error.split("reference ")[1][:8]
+    assert failed.state is S.FAILED and failed.failure is Failure.INTERNAL and failed.error
+    ref = failed.error
     assert any(ref in r.getMessage() and r.exc_info for r in caplog.records)
-    assert [j.id for j in rig.observer.ended] == [job.id]
+    assert [j.id for j in rig.observer.endings] == [job.id]
 
 
 def test_snapshots_map_onto_the_state_table() -> None:
-    from discomfy.comfy.progress import Phase
-    from discomfy.comfy.stream import JobLostError
-
-    def snap(phase: Phase, error: str | None = None) -> Snapshot:
-        return Snapshot(prompt_id="p", phase=phase, error=error)
+    def snap(phase: Phase, failure: Failure | None = None) -> Snapshot:
+        return Snapshot(prompt_id="p", phase=phase, failure=failure)
 
     assert state_for(S.WAITING, snap(Phase.QUEUED), landed=False) is None
     assert state_for(S.SUBMITTING, snap(Phase.QUEUED), landed=False) is None
@@ -428,11 +426,11 @@ def test_snapshots_map_onto_the_state_table() -> None:
     assert state_for(S.RUNNING, snap(Phase.QUEUED), landed=True) is None  # sent again: on_submit moves it
     assert state_for(S.QUEUED, snap(Phase.RUNNING), landed=True) is S.RUNNING
     assert state_for(S.RUNNING, snap(Phase.DONE), landed=True) is S.DELIVERING
-    assert state_for(S.RUNNING, snap(Phase.FAILED, "KSampler: boom"), landed=True) is S.FAILED
-    assert state_for(S.RUNNING, snap(Phase.FAILED, JobLostError.user_message), landed=True) is S.LOST
+    assert state_for(S.RUNNING, snap(Phase.FAILED, Failure.WORKFLOW), landed=True) is S.FAILED
+    assert state_for(S.RUNNING, snap(Phase.FAILED, Failure.LOST), landed=True) is S.LOST
     assert state_for(S.WAITING, snap(Phase.CANCELLED), landed=False) is S.CANCELLED
-    assert state_for(S.WAITING, snap(Phase.FAILED, JobLostError.user_message), landed=False) is S.FAILED
-    assert state_for(S.DELIVERING, snap(Phase.FAILED, "x"), landed=True) is None
+    assert state_for(S.WAITING, snap(Phase.FAILED, Failure.LOST), landed=False) is S.FAILED
+    assert state_for(S.DELIVERING, snap(Phase.FAILED, Failure.SERVER), landed=True) is None
 
 
 async def test_on_start_a_prompt_the_server_never_got_is_sent_and_a_running_one_it_forgot_is_lost(
@@ -473,9 +471,9 @@ async def test_on_start_a_prompt_the_server_never_got_is_sent_and_a_running_one_
     await rig.close()
     assert sent.state is S.DELIVERED and executions(comfyui_emulator, sent.prompt_id) == 1
     assert rig.store.path_of(never_sent.id)[0] is S.SUBMITTING  # sent again, recorded first
-    assert lost.state is S.LOST and lost.error and "lost" in lost.error
+    assert lost.state is S.LOST and lost.failure is Failure.LOST
     assert executions(comfyui_emulator, lost.prompt_id) == 0  # a started job is not run twice behind our back
-    assert [j.id for j in rig.observer.ended] == [forgotten.id]
+    assert [j.id for j in rig.observer.endings] == [forgotten.id]
 
 
 async def test_an_upscale_of_a_stored_result_uploads_it_and_is_delivered(
@@ -487,16 +485,16 @@ async def test_an_upscale_of_a_stored_result_uploads_it_and_is_delivered(
     [source] = await rig.store.outputs(parent.id)
     data = await rig.sink.read(source)
     assert data is not None
-    image = InputImage.from_bytes(data, "png")
+    image = Picture.of(data, "png")
     upscale = JobRequest(2, 1, 500, None, None, Kind.UPSCALE, JobAction.UPSCALE, {"scale": 2}, parent.id, 0, (image,))
     child = await rig.service.submit(upscale, actor(2))
-    assert child.workflow == "upscale" and child.params["image"] == image.load_image_value
+    assert child.workflow == "upscale" and child.params["image"] == InputImage.from_bytes(data, "png").load_image_value
     done = await until(rig.store, child.id, S.DELIVERED, S.FAILED)
     with pytest.raises(UserError, match="can't find"):
         await rig.service.submit(
             JobRequest(2, 1, 500, None, None, Kind.UPSCALE, JobAction.UPSCALE, {}, parent.id, 7, (image,)), actor(2)
         )
-    with pytest.raises(BadInputError, match="makes image"):
+    with pytest.raises(BadInputError, match="no upscale workflow called 'txt2img'"):
         await rig.service.submit(JobRequest(2, 1, 500, None, "txt2img", Kind.UPSCALE, JobAction.UPSCALE, {}), actor(2))
     await rig.close()
     assert done.state is S.DELIVERED, done.error

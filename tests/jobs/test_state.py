@@ -22,6 +22,7 @@ from discomfy.jobs.state import (
     can_transition,
     new_job_id,
 )
+from discomfy.outcome import Failure
 from tests.jobs.factories import T0, make_job
 
 S = JobState
@@ -78,10 +79,11 @@ def test_submitting_needs_a_server_and_a_prompt_id() -> None:
 
 
 @pytest.mark.parametrize("new", [S.FAILED, S.LOST])
-def test_failed_and_lost_need_an_error_text(new: JobState) -> None:
-    with pytest.raises(IllegalTransitionError, match="error text"):
-        advance(submitted(), new, now=T0 + 2)
-    assert advance(submitted(), new, now=T0 + 2, error="the server restarted").error == "the server restarted"
+def test_failed_and_lost_need_a_failure_kind(new: JobState) -> None:
+    with pytest.raises(IllegalTransitionError, match="failure kind"):
+        advance(submitted(), new, now=T0 + 2, error="a detail alone is not enough")
+    moved = advance(submitted(), new, now=T0 + 2, failure=Failure.LOST)
+    assert moved.failure is Failure.LOST and moved.error is None
 
 
 def test_times_are_stamped_by_the_transitions() -> None:

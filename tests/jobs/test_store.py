@@ -23,6 +23,7 @@ from discomfy.jobs.state import (
     UserId,
 )
 from discomfy.jobs.store import JobNotFoundError, JobStore, JobStoreError, migrate
+from discomfy.outcome import Failure
 from tests.jobs.factories import T0, make_job
 
 S = JobState
@@ -148,7 +149,7 @@ async def test_by_owner_lists_active_or_all_jobs_of_one_user(store: JobStore) ->
 async def test_counts_are_per_user_and_total_over_active_jobs(store: JobStore) -> None:
     for n, owner in [(1, 10), (2, 10), (3, 11), (4, 11)]:
         await store.create(make_job(n, owner=owner))
-    await store.transition(make_job(4).id, S.FAILED, error="boom")
+    await store.transition(make_job(4).id, S.FAILED, failure=Failure.WORKFLOW, error="boom")
     counts = await store.counts()
     assert (counts.of(UserId(10)), counts.of(UserId(11)), counts.of(UserId(12)), counts.total) == (2, 1, 0, 3)
 

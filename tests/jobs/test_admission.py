@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discomfy.bot.limits import Actor, Limits, RateLimiter, discord_time
 from discomfy.config import LimitSettings, PermissionSettings
 from discomfy.errors import PermissionDeniedError, RateLimitedError
+from discomfy.jobs.admission import Actor, Limits, RateLimiter, discord_time
 from discomfy.jobs.records import ActiveCounts
 from discomfy.jobs.state import ChannelId, UserId
 

@@ -1,0 +1,125 @@
+"""Results on Discord: the one path from stored files to a message with its files and buttons.
+
+How it works: ``Delivery.post(job, editor)`` reads the job's stored outputs (a file no longer on disk is fetched
+back from the Discord attachment it was delivered as, when there is one), fits them into the guild's upload
+limit (``media.fit``, in threads), renders the result (``render_job.render_result``), sends it as the editor's
+final state, reads back the attachment URLs Discord gave the files (a later Upscale of an evicted file falls
+back to them), marks the outputs delivered, and enforces the output store's caps. A job's own result (the
+observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
+input picture for an action (Upscale, Animate …), from our store or from Discord.
+
+Never: mark an output delivered before Discord answered with the message; send a result whose files are not
+stored; read more than a bounded number of bytes from Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import nextcord
+
+from discomfy.bot.attachments import MAX_INPUT_BYTES, download
+from discomfy.bot.editor import MessageEditor
+from discomfy.bot.interactions import UploadLimits
+from discomfy.bot.render_job import render_result
+from discomfy.errors import UserError
+from discomfy.jobs.outputs import OutputStore
+from discomfy.jobs.records import StoredOutput
+from discomfy.jobs.state import Job
+from discomfy.jobs.store import JobStore
+from discomfy.media.fit import fit_for_discord
+from discomfy.media.picture import Picture, read_picture
+
+log = logging.getLogger(__name__)
+
+#: The most we fetch back from Discord for one file we no longer store.
+MAX_REFETCH_BYTES = 4 * MAX_INPUT_BYTES
+
+
+def output_filename(job: Job, output: StoredOutput) -> str:
+    """What Discord shows: the workflow, a short job id and the image number, with the stored extension."""
+    extension = output.path.rsplit(".", 1)[-1] if "." in output.path else "bin"
+    return f"{job.workflow}_{job.id[:8]}_{output.index + 1}.{extension}"
+
+
+class Delivery:
+    def __init__(
+        self,
+        client: nextcord.Client,
+        store: JobStore,
+        outputs: OutputStore,
+        session: aiohttp.ClientSession,
+        uploads: UploadLimits,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.outputs = outputs
+        self.session = session
+        self.uploads = uploads
+
+    async def post(self, job: Job, editor: MessageEditor, outputs: Sequence[StoredOutput] | None = None) -> int:
+        """The result of ``job`` as ``editor``'s final state; returns the message id. ``outputs``: the stored
+        files to send (default: all of the job's)."""
+        stored = list(outputs) if outputs is not None else await self.store.outputs(job.id)
+        files: list[tuple[str, bytes]] = []
+        names: dict[str, StoredOutput] = {}
+        for output in stored:
+            data = await self._read(output)
+            if data is None:
+                log.error("job %s: output %d is neither on disk nor on Discord", job.id, output.index)
+                continue
+            name = output_filename(job, output)
+            files.append((name, data))
+            names[name] = output
+        if not files and outputs is None:
+            raise UserError("That job's files are gone; there is nothing left to show.")
+        limit = self.uploads.of(job.guild_id)
+        fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit)
+        notes = list(fitted.notes)
+        if not fitted.uploads:
+            notes.append("Nothing could be made small enough to upload; the result is kept on the bot's server.")
+        message_id = await editor.finish(render_result(job, fitted.uploads, notes=notes, now=time.time()))
+        urls = await self._attachment_urls(editor.channel_id, message_id)
+        for upload in fitted.uploads:
+            delivered = names.get(upload.original_filename)
+            if delivered is not None:
+                await self.outputs.mark_delivered(delivered, urls.get(upload.filename))
+        await self.outputs.enforce_caps()
+        return message_id
+
+    async def source_picture(self, job: Job, index: int) -> Picture:
+        """Output ``index`` of ``job`` as an input picture: from our store, or from its Discord attachment."""
+        stored = await self.outputs.source_of(job.id, index)
+        if stored is None:
+            raise UserError("I can't find that result any more; it may have been deleted.")
+        data = await self.outputs.read(stored)
+        if data is None:
+            if not stored.attachment_url:
+                raise UserError("That result's file is gone from the bot's storage and from Discord.")
+            data = await download(self.session, stored.attachment_url, max_bytes=MAX_INPUT_BYTES, what="the picture")
+        return await asyncio.to_thread(read_picture, data)
+
+    async def _read(self, output: StoredOutput) -> bytes | None:
+        data = await self.outputs.read(output)
+        if data is None and output.attachment_url:
+            data = await download(self.session, output.attachment_url, max_bytes=MAX_REFETCH_BYTES, what="a file")
+        return data
+
+    async def _attachment_urls(self, channel_id: int, message_id: int) -> dict[str, str]:
+        """Discord's URLs of the message's files, by file name (best effort: a later fallback source)."""
+        try:
+            message: Any = await self.client.http.get_message(channel_id, message_id)
+        except (nextcord.HTTPException, OSError) as exc:
+            log.info("could not read back message %s for its attachment URLs: %s", message_id, exc)
+            return {}
+        attachments = message.get("attachments") if isinstance(message, dict) else None
+        return {
+            str(a.get("filename")): str(a.get("url"))
+            for a in attachments or []
+            if isinstance(a, dict) and a.get("filename") and a.get("url")
+        }

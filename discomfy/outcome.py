@@ -1,0 +1,38 @@
+"""Why a job ended badly, as a kind that travels with the snapshot and the job row; words are made at the edge.
+
+How it works: whoever sees a job fail names the kind once — the progress tracker (a node raised at ComfyUI), the
+engine (from the exception's ``failure`` attribute: lost, unreachable, rejected, …), the job runner (no output,
+an internal error) — and passes a ``detail`` beside it where a user can act on it (ComfyUI's own reason, a
+reference id). Lower layers never compare or build user text to tell failures apart; the Discord renderer
+(``bot/render_job.py``) turns ``(Failure, detail)`` into "what happened / what to do".
+
+Never: carry a server URL, a file path or a secret in a detail meant for users (only ComfyUI's node message,
+the option named by a rejection, or a reference id).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    #: A node raised while ComfyUI ran the graph (``execution_error``); detail: "NodeType: message".
+    WORKFLOW = "workflow"
+    #: ComfyUI refused the graph (``POST /prompt`` answered 400); detail: the option at fault, in words.
+    REJECTED = "rejected"
+    #: The server forgot the job after it had started (a restart of ComfyUI).
+    LOST = "lost"
+    #: No server could be reached for longer than we wait.
+    UNREACHABLE = "unreachable"
+    #: Any other trouble talking to ComfyUI (garbled answers, 5xx that would not stop).
+    SERVER = "server"
+    #: The workflow finished without saving a picture or a video.
+    NO_OUTPUT = "no_output"
+    #: The server finished, but its files could not be fetched.
+    FETCH_FAILED = "fetch_failed"
+    #: After a restart of the bot, the job could not be picked up again; detail: why, or a reference id.
+    NOT_RESUMED = "not_resumed"
+    #: Our own storage failed (disk full, database); detail: a reference id.
+    STORAGE = "storage"
+    #: A bug; detail: the reference id that is also in the log with the traceback.
+    INTERNAL = "internal"
