@@ -8,7 +8,8 @@ file, and checks every field from its annotation, collecting *all* problems (unk
 ``ConfigError`` whose text names the setting and says how to fix it. A config mistake never ends in a traceback.
 
 Rules: this module does no I/O besides reading the one file; the token is never logged, printed, repeated in a
-report or shown by ``repr``.
+report or shown by ``repr``. A new setting is one field here plus its line in ``discomfy.example.toml`` (and a
+README row if it has an environment variable); tests/test_config_docs.py checks both.
 """
 
 from __future__ import annotations
@@ -147,17 +148,13 @@ class Settings:
     log_level: str = setting("INFO", env="DISCOMFY_LOG_LEVEL", choices=LOG_LEVELS)
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
 def _is_section(kind: Any) -> bool:
     return isinstance(kind, type) and is_dataclass(kind)
 
 
 def setting_fields(cls: type[Any] = Settings, prefix: str = "") -> Iterator[tuple[str, Field[Any], Any]]:
     """Every setting below ``cls`` as (dotted name, field, annotated type); sections are walked, not listed."""
-    hints = _hints(cls)
+    hints = get_type_hints(cls)
     for f in fields(cls):
         kind = hints[f.name]
         if _is_section(kind):
@@ -253,7 +250,7 @@ class _Reader:
 
     def section(self, cls: type[Any], table: Mapping[str, Any], prefix: str) -> Any:
         """Build the dataclass ``cls`` from ``table`` (its fields' environment variables first)."""
-        hints = _hints(cls)
+        hints = get_type_hints(cls)
         known = [f.name for f in fields(cls)]
         for key in table:
             if key not in known:
