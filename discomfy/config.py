@@ -1,53 +1,97 @@
 """Configuration: one TOML file plus environment overrides, validated into one frozen ``Settings`` object.
 
-How it works: ``load_settings`` reads ``discomfy.toml`` (or the file named by ``DISCOMFY_CONFIG``), lays the
-environment overrides over it (``ENV_OVERRIDES``), then checks every setting and collects *all* problems into
-one ``ConfigError`` whose text names the setting and says how to fix it. Callers print that report; a config
-mistake never ends in a traceback.
+The dataclasses below are the one source of truth. A field's name is its TOML key (a field holding a dataclass
+is a ``[section]``), its default is the default, and ``setting(...)`` declares the rest beside it, once: the
+environment variable that overrides it, bounds, allowed values, URL check. ``load_settings`` reads
+``discomfy.toml`` (or the file named by ``DISCOMFY_CONFIG``), lets non-blank environment variables win over the
+file, and checks every field from its annotation, collecting *all* problems (unknown keys too) into one
+``ConfigError`` whose text names the setting and says how to fix it. A config mistake never ends in a traceback.
 
-Rules: this module does no I/O besides reading the one file, and never logs or prints the token.
+Rules: this module does no I/O besides reading the one file; the token is never logged, printed, repeated in a
+report or shown by ``repr``. A new setting is one field here plus its line in ``discomfy.example.toml`` (and a
+README row if it has an environment variable); tests/test_config_docs.py checks both.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from discomfy.errors import ConfigError, MissingTokenError
 
 DEFAULT_CONFIG_FILE = "discomfy.toml"
+#: Environment variable naming the TOML file (instead of ``./discomfy.toml``).
+CONFIG_ENV = "DISCOMFY_CONFIG"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 MIB = 1024 * 1024
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DISCORD_ID = "a Discord id (a long number; in Discord turn on Developer Mode, then right-click → Copy ID)"
+_RULE = "discomfy.rule"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting accepts beyond its annotated type. For a tuple the checks apply to each item (``nonempty``
+    to the tuple itself); for a mapping, to each value."""
+
+    env: str | None = None  # this environment variable, when set and not blank, wins over the file
+    low: float | None = None  # numbers: inclusive bounds
+    high: float | None = None
+    choices: tuple[str, ...] = ()  # strings: one of these, in any case; stored upper-case
+    url: bool = False  # strings: an http(s) URL; stored without a trailing "/"
+    nonempty: bool = False  # a string must not be blank; a tuple must have an item
+    closed: bool = False  # a mapping: only the default's keys are allowed
+    what: str = ""  # how a good value looks, for the report (else said from the type and bounds)
+    secret: bool = False  # never shown: not in a report, not in repr
+
+
+def setting(default: Any = MISSING, *, factory: Any = MISSING, **rule: Any) -> Any:
+    """A dataclass field with its ``Rule``: ``setting(6, low=1, high=1000)``, ``setting(factory=dict, closed=True)``."""
+    checks = Rule(**rule)
+    return field(default=default, default_factory=factory, repr=not checks.secret, metadata={_RULE: checks})
 
 
 @dataclass(frozen=True)
 class DiscordSettings:
-    token: str = field(default="", repr=False)
-    api_base: str = DISCORD_API_BASE
+    #: Prefer the environment variable; a token in the file means the file must stay private.
+    token: str = setting("", env="DISCORD_TOKEN", secret=True)
+    #: Change only to use a Discord REST proxy (or the test suite's emulator).
+    api_base: str = setting(DISCORD_API_BASE, env="DISCORD_API_BASE", url=True)
     #: Register commands in these guilds (instant) instead of globally (can take up to an hour to show).
-    guild_ids: tuple[int, ...] = ()
-    #: Used when an interaction does not carry ``attachment_size_limit``.
-    upload_limit_bytes: int = 10 * MIB
+    guild_ids: tuple[int, ...] = setting((), env="DISCORD_GUILD_IDS", low=1, what=DISCORD_ID)
+    #: MiB per message, used when an interaction does not carry ``attachment_size_limit``.
+    upload_limit_mb: float = setting(10.0, low=1, high=500)
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return int(self.upload_limit_mb * MIB)
 
 
 @dataclass(frozen=True)
 class ComfySettings:
-    servers: tuple[str, ...] = ("http://127.0.0.1:8188",)
+    servers: tuple[str, ...] = setting(("http://127.0.0.1:8188",), env="COMFYUI_URL", url=True, nonempty=True)
     #: Jobs sent to one server at a time; the rest wait in our own queue.
-    max_jobs_per_server: int = 2
-    request_timeout: float = 30.0
+    max_jobs_per_server: int = setting(2, low=1, high=64)
+    #: Seconds.
+    request_timeout: float = setting(30.0, low=1, high=600)
 
 
 @dataclass(frozen=True)
 class StorageSettings:
-    data_dir: Path = Path("data")
-    max_output_files: int = 100
-    max_output_bytes: int = 2048 * MIB
+    # RUF009 cannot see that setting() is a field specifier; Path is immutable.
+    data_dir: Path = setting(Path("data"), env="DISCOMFY_DATA_DIR")  # noqa: RUF009
+    max_output_files: int = setting(100, low=1, high=1_000_000)
+    max_output_mb: float = setting(2048.0, low=10, high=10**7)
+
+    @property
+    def max_output_bytes(self) -> int:
+        return int(self.max_output_mb * MIB)
 
     @property
     def database_path(self) -> Path:
@@ -64,21 +108,21 @@ DEFAULT_WEIGHTS: dict[str, int] = {"image": 1, "upscale": 2, "video": 4}
 
 @dataclass(frozen=True)
 class LimitSettings:
-    commands_per_minute: int = 6
-    max_jobs_per_user: int = 3
-    max_jobs_total: int = 50
-    max_prompt_length: int = 1500
-    #: Kind (image, upscale, video) → weight in our fair queue.
-    weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    commands_per_minute: int = setting(6, low=1, high=1000)
+    max_jobs_per_user: int = setting(3, low=1, high=1000)
+    max_jobs_total: int = setting(50, low=1, high=100_000)
+    max_prompt_length: int = setting(1500, low=10, high=6000)
+    #: Kind (image, upscale, video) → weight in our fair queue; a table overrides some kinds, keeps the rest.
+    weights: Mapping[str, int] = setting(factory=lambda: dict(DEFAULT_WEIGHTS), closed=True, low=1, high=100)
 
 
 @dataclass(frozen=True)
 class PermissionSettings:
     #: Empty means every channel / every role.
-    allowed_channels: tuple[int, ...] = ()
-    allowed_roles: tuple[int, ...] = ()
+    allowed_channels: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
+    allowed_roles: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
     #: Members with one of these roles are not rate-limited or capped.
-    bypass_roles: tuple[int, ...] = ()
+    bypass_roles: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
 
 
 #: Model files the shipped workflows use, by role; a workflow manifest refers to them as ``{models.ROLE}``.
@@ -96,31 +140,37 @@ class Settings:
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     permissions: PermissionSettings = PermissionSettings()
-    #: Role → model file name on the ComfyUI servers (see ``DEFAULT_MODELS``).
-    models: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
-    workflows_dir: Path = Path("workflows")
-    log_level: str = "INFO"
+    #: Role → model file name on the ComfyUI servers; a table overrides some roles, keeps the rest, adds new ones.
+    models: Mapping[str, str] = setting(
+        factory=lambda: dict(DEFAULT_MODELS), nonempty=True, what="a model file name in quotes"
+    )
+    workflows_dir: Path = setting(Path("workflows"), env="DISCOMFY_WORKFLOWS_DIR")  # noqa: RUF009
+    log_level: str = setting("INFO", env="DISCOMFY_LOG_LEVEL", choices=LOG_LEVELS)
 
 
-#: Environment variable → (section, key, parser of the string). Secrets belong here rather than in the file.
-ENV_OVERRIDES: dict[str, tuple[str, str, Callable[[str], Any]]] = {
-    "DISCORD_TOKEN": ("discord", "token", str.strip),
-    "DISCORD_API_BASE": ("discord", "api_base", str.strip),
-    "DISCORD_GUILD_IDS": ("discord", "guild_ids", lambda s: [p.strip() for p in s.split(",") if p.strip()]),
-    "COMFYUI_URL": ("comfyui", "servers", lambda s: [p.strip() for p in s.split(",") if p.strip()]),
-    "DISCOMFY_DATA_DIR": ("storage", "data_dir", str.strip),
-    "DISCOMFY_WORKFLOWS_DIR": ("", "workflows_dir", str.strip),
-    "DISCOMFY_LOG_LEVEL": ("", "log_level", str.strip),
-}
+def _is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and is_dataclass(kind)
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_SECTION_KEYS = {
-    "discord": {"token", "api_base", "guild_ids", "upload_limit_mb"},
-    "comfyui": {"servers", "max_jobs_per_server", "request_timeout"},
-    "storage": {"data_dir", "max_output_files", "max_output_mb"},
-    "limits": {"commands_per_minute", "max_jobs_per_user", "max_jobs_total", "max_prompt_length", "weights"},
-    "permissions": {"allowed_channels", "allowed_roles", "bypass_roles"},
-}
+
+def setting_fields(cls: type[Any] = Settings, prefix: str = "") -> Iterator[tuple[str, Field[Any], Any]]:
+    """Every setting below ``cls`` as (dotted name, field, annotated type); sections are walked, not listed."""
+    hints = get_type_hints(cls)
+    for f in fields(cls):
+        kind = hints[f.name]
+        if _is_section(kind):
+            yield from setting_fields(kind, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, kind
+
+
+def rule_of(f: Field[Any]) -> Rule:
+    rule = f.metadata.get(_RULE, Rule())
+    assert isinstance(rule, Rule)
+    return rule
+
+
+#: Environment variable → the setting it overrides (dotted name), derived from the fields' ``env``.
+ENV_OVERRIDES: dict[str, str] = {env: name for name, f, _ in setting_fields() if (env := rule_of(f).env)}
 
 
 def load_settings(
@@ -132,8 +182,8 @@ def load_settings(
     defaults), a missing explicitly named file is a ``ConfigError``.
     """
     env = os.environ if environ is None else environ
-    explicit = path is not None or "DISCOMFY_CONFIG" in env
-    file = Path(path if path is not None else env.get("DISCOMFY_CONFIG", DEFAULT_CONFIG_FILE))
+    explicit = path is not None or CONFIG_ENV in env
+    file = Path(path if path is not None else env.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
     raw: dict[str, Any] = {}
     if file.exists():
         try:
@@ -144,189 +194,187 @@ def load_settings(
             raise ConfigError([f"{file} cannot be read: {exc.strerror}."]) from exc
     elif explicit:
         raise ConfigError([f"the configuration file {file} does not exist (copy discomfy.example.toml)."])
-    for var, (section, key, parse) in ENV_OVERRIDES.items():
-        value = env.get(var)
-        if value is None or value.strip() == "":
-            continue
-        target = raw.setdefault(section, {}) if section else raw
-        if not isinstance(target, dict):
-            raise ConfigError([f"[{section}] in {file} must be a table (a [{section}] header)."])
-        target[key] = parse(value)
-    settings = _Validator(raw, file.name).settings()
+    settings = from_table(Settings, raw, env, file.name)
     if require_token and not settings.discord.token:
         raise MissingTokenError()
     return settings
 
 
-class _Validator:
+def from_table[T](cls: type[T], table: Mapping[str, Any], environ: Mapping[str, str], source: str) -> T:
+    """The dataclass ``cls`` read from a TOML ``table`` and ``environ``, or a ``ConfigError`` with every problem.
+
+    ``source`` names the file in the report."""
+    reader = _Reader(source, environ)
+    result: T = reader.section(cls, table, "")
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return result
+
+
+# -- the generic reader: types from the annotations, checks from each field's Rule --
+
+_BAD: Any = object()  # a value that was reported; the field keeps its default
+
+
+def _default(f: Field[Any]) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _from_env(kind: Any, text: str) -> Any:
+    """An environment string as the TOML value it stands for; what cannot be converted is left for the check."""
+    if get_origin(kind) is tuple:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if kind is int and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind is bool and text.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return text.lower() in ("1", "true", "yes", "on")
+    return text
+
+
+class _Reader:
     """Turns the raw TOML dict into ``Settings``, collecting every problem instead of stopping at the first."""
 
-    def __init__(self, raw: dict[str, Any], source: str) -> None:
-        self.raw = raw
+    def __init__(self, source: str, environ: Mapping[str, str]) -> None:
         self.source = source
+        self.environ = environ
         self.problems: list[str] = []
 
-    def settings(self) -> Settings:
-        known = {"discord", "comfyui", "storage", "limits", "permissions", "models", "workflows_dir", "log_level"}
-        for key in self.raw:
+    def section(self, cls: type[Any], table: Mapping[str, Any], prefix: str) -> Any:
+        """Build the dataclass ``cls`` from ``table`` (its fields' environment variables first)."""
+        hints = get_type_hints(cls)
+        known = [f.name for f in fields(cls)]
+        for key in table:
             if key not in known:
-                self.problems.append(f"unknown setting '{key}' in {self.source}; known: {', '.join(sorted(known))}.")
-        d, c, s, lim, p = (self._section(n) for n in ("discord", "comfyui", "storage", "limits", "permissions"))
-        discord = DiscordSettings(
-            token=self._str(d, "discord.token", ""),
-            api_base=self._url(d, "discord.api_base", DISCORD_API_BASE).rstrip("/"),
-            guild_ids=self._ids(d, "discord.guild_ids"),
-            upload_limit_bytes=int(self._number(d, "discord.upload_limit_mb", 10, low=1, high=500) * MIB),
-        )
-        servers = self._list(c, "comfyui.servers", ["http://127.0.0.1:8188"])
-        if "servers" in c and not servers:
-            self.problems.append("comfyui.servers is empty: give at least one ComfyUI URL (or set COMFYUI_URL).")
-        for i, url in enumerate(servers):
-            self._check_url(f"comfyui.servers[{i}]", url)
-        comfyui = ComfySettings(
-            servers=tuple(str(u).rstrip("/") for u in servers),
-            max_jobs_per_server=int(self._number(c, "comfyui.max_jobs_per_server", 2, low=1, high=64)),
-            request_timeout=float(self._number(c, "comfyui.request_timeout", 30.0, low=1, high=600)),
-        )
-        storage = StorageSettings(
-            data_dir=Path(self._str(s, "storage.data_dir", "data")),
-            max_output_files=int(self._number(s, "storage.max_output_files", 100, low=1, high=1_000_000)),
-            max_output_bytes=int(self._number(s, "storage.max_output_mb", 2048, low=10, high=10**7) * MIB),
-        )
-        limits = LimitSettings(
-            commands_per_minute=int(self._number(lim, "limits.commands_per_minute", 6, low=1, high=1000)),
-            max_jobs_per_user=int(self._number(lim, "limits.max_jobs_per_user", 3, low=1, high=1000)),
-            max_jobs_total=int(self._number(lim, "limits.max_jobs_total", 50, low=1, high=100_000)),
-            max_prompt_length=int(self._number(lim, "limits.max_prompt_length", 1500, low=10, high=6000)),
-            weights=self._weights(lim),
-        )
-        permissions = PermissionSettings(
-            allowed_channels=self._ids(p, "permissions.allowed_channels"),
-            allowed_roles=self._ids(p, "permissions.allowed_roles"),
-            bypass_roles=self._ids(p, "permissions.bypass_roles"),
-        )
-        models = dict(DEFAULT_MODELS)
-        raw_models = self.raw.get("models", {})
-        if not isinstance(raw_models, dict):
-            self.problems.append("'models' must be a table: write it as a [models] section of role = \"file\".")
-            raw_models = {}
-        for role, name in raw_models.items():
-            if isinstance(name, str) and name.strip():
-                models[role] = name.strip()
-            else:
-                self.problems.append(f"models.{role} must be a model file name in quotes, not {name!r}.")
-        level = self._str(self.raw, "log_level", "INFO").upper()
-        if level not in _LOG_LEVELS:
-            self.problems.append(f"log_level '{level}' is not one of {', '.join(_LOG_LEVELS)}.")
-        settings = Settings(
-            discord=discord,
-            comfyui=comfyui,
-            storage=storage,
-            limits=limits,
-            permissions=permissions,
-            models=models,
-            workflows_dir=Path(self._str(self.raw, "workflows_dir", "workflows")),
-            log_level=level,
-        )
-        if self.problems:
-            raise ConfigError(self.problems)
-        return settings
-
-    # -- typed getters: each records a problem and returns the default on a bad value --
-
-    def _section(self, name: str) -> dict[str, Any]:
-        value = self.raw.get(name, {})
-        if not isinstance(value, dict):
-            self.problems.append(f"'{name}' must be a table: write it as a [{name}] section.")
-            return {}
-        for key in value:
-            if key not in _SECTION_KEYS[name]:
-                known = ", ".join(sorted(_SECTION_KEYS[name]))
-                self.problems.append(f"unknown setting '{name}.{key}' in {self.source}; [{name}] knows: {known}.")
-        return value
-
-    def _weights(self, table: dict[str, Any]) -> dict[str, int]:
-        weights = dict(DEFAULT_WEIGHTS)
-        raw = table.get("weights", {})
-        if not isinstance(raw, dict):
-            self.problems.append("limits.weights must be a table, e.g. weights = { image = 1, video = 4 }.")
-            return weights
-        for kind, value in raw.items():
-            if kind not in DEFAULT_WEIGHTS:
-                self.problems.append(f"limits.weights.{kind}: the kinds are {', '.join(DEFAULT_WEIGHTS)}.")
-            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-                self.problems.append(f"limits.weights.{kind} must be a whole number from 1 to 100, not {value!r}.")
-            else:
-                weights[kind] = value
-        return weights
-
-    def _get(self, table: dict[str, Any], dotted: str) -> Any:
-        return table.get(dotted.rsplit(".", 1)[-1])
-
-    def _str(self, table: dict[str, Any], dotted: str, default: str) -> str:
-        value = self._get(table, dotted)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            self.problems.append(f"{dotted} must be a string in quotes, not {value!r}.")
-            return default
-        return value
-
-    def _number(self, table: dict[str, Any], dotted: str, default: float, *, low: float, high: float) -> float:
-        value = self._get(table, dotted)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problems.append(f"{dotted} must be a number between {low:g} and {high:g}, not {value!r}.")
-            return default
-        if not low <= value <= high:
-            self.problems.append(f"{dotted} is {value:g}; it must be between {low:g} and {high:g}.")
-            return default
-        return value
-
-    def _list(self, table: dict[str, Any], dotted: str, default: list[Any]) -> list[Any]:
-        value = self._get(table, dotted)
-        if value is None:
-            return default
-        if isinstance(value, str):
-            return [value]
-        if not isinstance(value, list):
-            self.problems.append(f'{dotted} must be a list like ["...", "..."], not {value!r}.')
-            return default
-        return value
-
-    def _ids(self, table: dict[str, Any], dotted: str) -> tuple[int, ...]:
-        ids: list[int] = []
-        for item in self._list(table, dotted, []):
-            try:
-                snowflake = int(item)
-            except (TypeError, ValueError):
-                snowflake = -1
-            if snowflake <= 0 or isinstance(item, bool | float):
+                scope = f"[{prefix[:-1]}] knows" if prefix else "known"
                 self.problems.append(
-                    f"{dotted}: {item!r} is not a Discord id (a long number; in Discord turn on Developer "
-                    "Mode, then right-click → Copy ID)."
+                    f"unknown setting '{prefix}{key}' in {self.source}; {scope}: {', '.join(sorted(known))}."
+                )
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name, kind = f"{prefix}{f.name}", hints[f.name]
+            if _is_section(kind):
+                sub = table.get(f.name, {})
+                if not isinstance(sub, dict):
+                    self.problems.append(f"'{name}' must be a table: write it as a [{name}] section.")
+                    sub = {}
+                values[f.name] = self.section(kind, sub, f"{name}.")
+                continue
+            rule = rule_of(f)
+            text = self.environ.get(rule.env, "").strip() if rule.env else ""
+            if text:
+                first = len(self.problems)
+                value = self.value(name, kind, rule, _from_env(kind, text), _default(f))
+                for i in range(first, len(self.problems)):
+                    self.problems[i] = f"{self.problems[i].removesuffix('.')} (from the environment: {rule.env})."
+            elif f.name in table:
+                value = self.value(name, kind, rule, table[f.name], _default(f))
+            else:
+                continue
+            if value is not _BAD:
+                values[f.name] = value
+        return cls(**values)
+
+    def value(self, name: str, kind: Any, rule: Rule, raw: Any, default: Any = None) -> Any:
+        """``raw`` checked against the type ``kind`` and ``rule``; ``_BAD`` (and a problem) if it does not fit."""
+        origin = get_origin(kind)
+        if origin is tuple:
+            return self._tuple(name, get_args(kind)[0], rule, raw)
+        if origin is Mapping or origin is dict:
+            return self._mapping(name, get_args(kind)[1], rule, raw, default)
+        shown = "(hidden)" if rule.secret else repr(raw)
+        if kind is bool:
+            return raw if isinstance(raw, bool) else self._bad(f"{name} must be true or false, not {shown}.")
+        if kind is int or kind is float:
+            fits = isinstance(raw, int) or (kind is float and isinstance(raw, float))
+            if isinstance(raw, bool) or not fits:
+                return self._bad(f"{name} must be {self._describe(kind, rule)}, not {shown}.")
+            if (rule.low is not None and raw < rule.low) or (rule.high is not None and raw > rule.high):
+                if rule.what:
+                    return self._bad(f"{name} must be {rule.what}, not {shown}.")
+                return self._bad(f"{name} is {_number(raw)}; it must be {self._bounds(rule)}.")
+            return kind(raw)
+        assert kind is str or kind is Path, f"{name}: no reader for {kind!r}"
+        if not isinstance(raw, str) or (rule.nonempty and not raw.strip()):
+            return self._bad(f"{name} must be {self._describe(kind, rule)}, not {shown}.")
+        text = raw.strip()
+        if rule.choices:
+            text = text.upper()
+            if text not in rule.choices:
+                return self._bad(f"{name} '{text}' is not one of {', '.join(rule.choices)}.")
+        if rule.url:
+            return self._url(name, text)
+        return Path(text) if kind is Path else text
+
+    def _tuple(self, name: str, item: Any, rule: Rule, raw: Any) -> Any:
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, list):
+            return self._bad(f'{name} must be a list like ["...", "..."], not {raw!r}.')
+        if rule.nonempty and not items:
+            hint = f", or set {rule.env}" if rule.env else ""
+            return self._bad(f"{name} is empty: give at least one ({self._describe(item, rule)}){hint}.")
+        each = replace(rule, nonempty=False)
+        out = []
+        for i, value in enumerate(items):
+            if item is int and isinstance(value, str) and value.strip().isdigit():
+                value = int(value)  # ids are often quoted, and always are when they come from the environment
+            out.append(self.value(f"{name}[{i}]", item, each, value))
+        return _BAD if any(v is _BAD for v in out) else tuple(out)
+
+    def _mapping(self, name: str, item: Any, rule: Rule, raw: Any, default: Any) -> Any:
+        if not isinstance(raw, dict):
+            key = name.rsplit(".", 1)[-1]
+            return self._bad(f"{name} must be a table: a [{name}] section, or {key} = {{ name = value, ... }}.")
+        merged = dict(default or {})
+        for key, value in raw.items():
+            if rule.closed and key not in merged:
+                self.problems.append(
+                    f"unknown setting '{name}.{key}' in {self.source}; {name} knows: {', '.join(merged)}."
                 )
                 continue
-            ids.append(snowflake)
-        return tuple(ids)
+            checked = self.value(f"{name}.{key}", item, rule, value)
+            if checked is not _BAD:
+                merged[key] = checked
+        return merged
 
-    def _url(self, table: dict[str, Any], dotted: str, default: str) -> str:
-        value = self._str(table, dotted, default)
-        self._check_url(dotted, value)
-        return value
-
-    def _check_url(self, dotted: str, value: object) -> None:
-        if not isinstance(value, str):
-            self.problems.append(f'{dotted} must be a URL string like "http://127.0.0.1:8188", not {value!r}.')
-            return
+    def _url(self, name: str, value: str) -> Any:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problems.append(
-                f'{dotted} is {value!r}, which is not an http(s) URL; write it like "http://127.0.0.1:8188".'
+            return self._bad(
+                f'{name} is {value!r}, which is not an http(s) URL; write it like "http://127.0.0.1:8188".'
             )
-        else:
-            try:
-                _ = parts.port
-            except ValueError:
-                self.problems.append(f"{dotted} is {value!r}, whose port is not a number from 1 to 65535.")
+        try:
+            _ = parts.port
+        except ValueError:
+            return self._bad(f"{name} is {value!r}, whose port is not a number from 1 to 65535.")
+        return value.rstrip("/")
+
+    def _describe(self, kind: Any, rule: Rule) -> str:
+        if rule.what:
+            return rule.what
+        if rule.url:
+            return 'an http(s) URL in quotes, like "http://127.0.0.1:8188"'
+        if kind is int or kind is float:
+            bounds = self._bounds(rule)
+            return ("a whole number" if kind is int else "a number") + (f" {bounds}" if bounds else "")
+        return "a path in quotes" if kind is Path else "a string in quotes"
+
+    @staticmethod
+    def _bounds(rule: Rule) -> str:
+        if rule.low is not None and rule.high is not None:
+            return f"between {_number(rule.low)} and {_number(rule.high)}"
+        if rule.low is not None:
+            return f"at least {_number(rule.low)}"
+        return f"at most {_number(rule.high)}" if rule.high is not None else ""
+
+    def _bad(self, problem: str) -> Any:
+        self.problems.append(problem)
+        return _BAD

@@ -71,7 +71,7 @@ def test_out_of_range_number_names_the_bounds(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     report = problems(tmp_path, '[limits]\nmax_jobs_total = "many"\n[storage]\nmax_output_files = -1\nlog = 1\n')
-    assert "limits.max_jobs_total must be a number" in report
+    assert "limits.max_jobs_total must be a whole number between 1 and 100000" in report
     assert "storage.max_output_files is -1" in report
     assert "unknown setting 'storage.log'" in report
 
@@ -85,7 +85,9 @@ def test_broken_toml_is_a_config_error_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_guild_ids_must_be_discord_ids(tmp_path: Path) -> None:
-    assert "is not a Discord id" in problems(tmp_path, '[discord]\nguild_ids = ["general"]\n')
+    report = problems(tmp_path, '[discord]\nguild_ids = ["general"]\n[permissions]\nbypass_roles = [0]\n')
+    assert "discord.guild_ids[0] must be a Discord id" in report
+    assert "permissions.bypass_roles[0] must be a Discord id" in report
 
 
 def test_empty_server_list_is_refused(tmp_path: Path) -> None:
@@ -126,4 +128,54 @@ def test_queue_weights_are_read_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(file, {"DISCORD_TOKEN": "t"})
     report = caught.value.report()
-    assert "limits.weights.gif" in report and "limits.weights.image must be a whole number" in report
+    assert "limits.weights.gif" in report and "limits.weights.image is 0; it must be between 1 and 100" in report
+
+
+def test_fractional_mib_are_kept_and_the_byte_aliases_follow(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, "[discord]\nupload_limit_mb = 7.5\n[storage]\nmax_output_mb = 20\n"), TOKEN
+    )
+    assert settings.discord.upload_limit_bytes == int(7.5 * MIB)
+    assert settings.storage.max_output_bytes == 20 * MIB
+
+
+def test_whole_number_settings_refuse_fractions(tmp_path: Path) -> None:
+    report = problems(tmp_path, "[comfyui]\nmax_jobs_per_server = 2.5\nrequest_timeout = 0.5\n")
+    assert "comfyui.max_jobs_per_server must be a whole number between 1 and 64, not 2.5" in report
+    assert "comfyui.request_timeout is 0.5; it must be between 1 and 600" in report
+
+
+def test_values_are_normalised(tmp_path: Path) -> None:
+    text = (
+        'log_level = "debug"\n[discord]\napi_base = "http://x:1/api/"\n[comfyui]\nservers = "http://a:8188/"\n'
+        '[permissions]\nallowed_roles = ["123456789012345678", 42]\n'
+    )
+    settings = load_settings(write(tmp_path, text), TOKEN)
+    assert settings.log_level == "DEBUG"
+    assert settings.discord.api_base == "http://x:1/api"
+    assert settings.comfyui.servers == ("http://a:8188",)
+    assert settings.permissions.allowed_roles == (123456789012345678, 42)
+
+
+def test_a_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    report = problems(tmp_path, "", {"DISCORD_GUILD_IDS": "123, general", "COMFYUI_URL": "nowhere"})
+    assert "discord.guild_ids[1] must be a Discord id" in report and "DISCORD_GUILD_IDS" in report
+    assert "comfyui.servers[0] is 'nowhere'" in report and "COMFYUI_URL" in report
+
+
+def test_blank_environment_values_leave_the_file_alone(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, 'log_level = "ERROR"\n'), {**TOKEN, "DISCOMFY_LOG_LEVEL": "  "})
+    assert settings.log_level == "ERROR"
+
+
+def test_a_section_that_is_not_a_table_is_reported_with_the_rest(tmp_path: Path) -> None:
+    report = problems(tmp_path, 'comfyui = "http://a:1"\nlog_level = 3\n', {"COMFYUI_URL": "http://b:2"})
+    assert "'comfyui' must be a table" in report
+    assert "log_level must be a string in quotes, not 3" in report
+
+
+def test_unknown_keys_in_every_section_are_reported(tmp_path: Path) -> None:
+    report = problems(tmp_path, "verbose = true\n[discord]\ntokn = 'x'\n[permissions]\nadmins = []\n")
+    assert "unknown setting 'verbose'" in report
+    assert "unknown setting 'discord.tokn' in discomfy.toml; [discord] knows: api_base, guild_ids, token" in report
+    assert "unknown setting 'permissions.admins'" in report
