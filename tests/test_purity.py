@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "discomfy"
 PURE_MODULES = [
     "config.py",
     "errors.py",
+    "outcome.py",
     "bot/render.py",
     "jobs/admission.py",
     "bot/custom_ids.py",

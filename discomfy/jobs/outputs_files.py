@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import av
+from PIL import Image
+
 from discomfy.comfy.types import MediaKind
 from discomfy.errors import UserError
 from discomfy.jobs.records import OutputKind
@@ -106,10 +109,6 @@ def probe(data: bytes, media: MediaKind, mime: str) -> Probe:
 
 def _image_facts(data: bytes) -> tuple[int, int, int, float | None] | None:
     try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is installed wherever delivery runs
-        return None
-    try:
         with warnings.catch_warnings():
             # Opening only reads the header; a "decompression bomb" warning about the pixel count is moot.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -129,10 +128,6 @@ def _image_facts(data: bytes) -> tuple[int, int, int, float | None] | None:
 
 
 def _video_facts(data: bytes) -> tuple[int | None, int | None, float | None]:
-    try:
-        import av
-    except ImportError:  # pragma: no cover - PyAV is installed wherever delivery runs
-        return None, None, None
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             duration = container.duration / 1_000_000 if container.duration else None
