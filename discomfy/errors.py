@@ -19,12 +19,13 @@
     │   │                            (comfy/stream.py)
     │   ├── ComfyProtocolError       a message from the server could not be understood
     │   └── PromptRejectedError      POST /prompt answered 400; ``user_message`` names the option at fault
-    ├── StartupError                 the bot cannot start: its data directory or database is unusable (bot/client.py
+    ├── StartupError                 the bot cannot start: its data directory or database is unusable (app.py
     │                                raises it; run.py prints it and exits 1)
     ├── IllegalTransitionError       a job state move the state table forbids: a bug (jobs/state.py)
     ├── JobStoreError                the SQLite store failed (disk full, …) (jobs/store.py)
     ├── MediaError                   Pillow / PyAV could not read or write a file; never leaves media/ (media/errors.py)
     ├── PreviewError                 a preview picture could not be shrunk; the preview is skipped (bot/preview.py)
+    ├── PacerClosedError             the channel edit pacer was closed (the bot is stopping) (bot/pacing.py)
     └── MessageEditError             the final state of a Discord message could not be delivered (bot/editor.py)
 
 Errors defined next to their adapter are drawn here too, so this stays the one picture of the tree.

@@ -53,7 +53,7 @@ import nextcord
 from nextcord import utils
 from nextcord.http import Route
 
-from discomfy.bot.pacing import Priority
+from discomfy.bot.pacing import PacerClosedError, Priority
 from discomfy.bot.render_job import RenderedMessage
 from discomfy.errors import DiscomfyError
 from discomfy.jobs.state import INTERACTION_TOKEN_LIFETIME
@@ -247,6 +247,9 @@ class MessageEditor:
                     return
         except asyncio.CancelledError:
             raise
+        except PacerClosedError:  # the bot is stopping: nothing more is sent
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_exception(MessageEditError("the bot is stopping"))
         except Exception as exc:  # a bug: never leave finish() waiting forever
             log.exception("message editor for channel %s stopped", self._target.channel_id)
             if self._finished is not None and not self._finished.done():

@@ -13,7 +13,7 @@ finished while it waited goes ahead — first come first served among equals. ``
 (a result, a failure) before the first look of a message (still "thinking…"), before progress.
 
 Never: hand out more than ``limit`` turns in any ``period`` per channel, or leave a waiter hanging after
-``close()`` (it gets ``CancelledError``).
+``close()`` (it gets ``PacerClosedError``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from discomfy.errors import DiscomfyError
 from discomfy.jobs.admission import RateLimiter
 
-__all__ = ["ChannelPacer", "Priority"]
+__all__ = ["ChannelPacer", "PacerClosedError", "Priority"]
 
 #: Discord's edit bucket is five per five seconds per channel; the margin absorbs our requests' travel time.
 EDIT_LIMIT = 5
 EDIT_PERIOD = 5.25
+
+
+class PacerClosedError(DiscomfyError):
+    """The pacer was closed (the bot is stopping): no more turns; an editor waiting for one stops."""
 
 
 class Priority(IntEnum):
@@ -63,9 +68,9 @@ class ChannelPacer:
         self._closed = False
 
     async def turn(self, channel_id: int, priority: Callable[[], int]) -> None:
-        """Returns when this channel's budget allows one more request (raises CancelledError after close)."""
+        """Returns when this channel's budget allows one more request (``PacerClosedError`` after close)."""
         if self._closed:
-            raise asyncio.CancelledError("the pacer is closed")
+            raise PacerClosedError("the channel pacer is closed")
         waiter = _Waiter(next(self._seq), priority, asyncio.get_running_loop().create_future())
         self._waiters.setdefault(channel_id, []).append(waiter)
         grants = self._grants.get(channel_id)
@@ -104,7 +109,7 @@ class ChannelPacer:
         for line in self._waiters.values():
             for waiter in line:
                 if not waiter.granted.done():
-                    waiter.granted.cancel()
+                    waiter.granted.set_exception(PacerClosedError("the channel pacer is closed"))
         tasks = list(self._grants.values())
         self._grants.clear()
         for task in tasks:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from discomfy.bot.pacing import ChannelPacer, Priority
+from discomfy.bot.pacing import ChannelPacer, PacerClosedError, Priority
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -97,7 +97,7 @@ async def test_a_cancelled_waiter_leaves_the_line_without_using_a_turn() -> None
     await pacer.close()
 
 
-async def test_close_cancels_whoever_is_still_waiting() -> None:
+async def test_close_tells_whoever_is_still_waiting_and_later_callers() -> None:
     pacer = ChannelPacer(limit=1, period=30.0)
     await pacer.turn(1, fixed(Priority.PROGRESS))
     waiting = asyncio.create_task(pacer.turn(1, fixed(Priority.FINAL)))
@@ -105,5 +105,7 @@ async def test_close_cancels_whoever_is_still_waiting() -> None:
 
     await pacer.close()
 
-    with pytest.raises(asyncio.CancelledError):
+    with pytest.raises(PacerClosedError):
         await waiting
+    with pytest.raises(PacerClosedError):
+        await pacer.turn(1, fixed(Priority.FINAL))
