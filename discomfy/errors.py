@@ -31,11 +31,13 @@ Errors defined next to their adapter are drawn here too, so this stays the one p
 
 Rules: library exceptions (aiohttp, websockets, nextcord) are translated into this tree in one place per
 adapter, with ``raise ... from exc``. Every error that can reach a Discord user has a ``user_message``: short,
-saying what happened and what to do. Errors never carry secrets (the bot token) in their text.
+saying what happened and what to do. Errors never carry secrets (the bot token) in their text. An unexpected
+error is shown with ``reference_id()``, logged next to its traceback.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 
@@ -129,3 +131,8 @@ class PromptRejectedError(ComfyError):
 
 class StartupError(DiscomfyError):
     """The bot cannot start (its data directory or database is unusable); the text says what to fix."""
+
+
+def reference_id() -> str:
+    """A short id (8 hex digits) a user can quote and an admin can grep the log for; logged with the error."""
+    return secrets.token_hex(4)
