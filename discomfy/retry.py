@@ -38,6 +38,8 @@ _MAX_EXPONENT = 60
 #: 68+ characters; content-hash file names and prompt ids are 32–36, and stay readable).
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{48,}")
 _MAX_LOGGED = 300
+#: The jitter's own generator (tests pass a seeded one to ``delay``/``delays``).
+_RANDOM = random.Random()
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,3 @@ def describe(error: BaseException | None) -> str:
     if len(text) > _MAX_LOGGED:
         text = text[:_MAX_LOGGED] + "…"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-_RANDOM = random.Random()
