@@ -32,7 +32,8 @@ Errors defined next to their adapter are drawn here too, so this stays the one p
 
 Rules: library exceptions (aiohttp, websockets, nextcord) are translated into this tree in one place per
 adapter, with ``raise ... from exc``. Every error that can reach a Discord user has a ``user_message``: short,
-saying what happened and what to do. Errors never carry secrets (the bot token) in their text.
+saying what happened and what to do. Errors never carry secrets (the bot token) in their text. An unexpected
+error is shown with ``reference_id()``, logged next to its traceback.
 """
 
 from __future__ import annotations
@@ -145,5 +146,5 @@ class StartupError(DiscomfyError):
 
 
 def reference_id() -> str:
-    """A short id a user can quote and an admin can grep the log for (the one generator of them)."""
+    """A short id (8 hex digits) a user can quote and an admin can grep the log for; logged with the error."""
     return secrets.token_hex(4)

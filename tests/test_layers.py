@@ -5,7 +5,7 @@ lower layers never reach up into the bot or into Discord's library.
     bot/                     Discord: nextcord lives here and only here
     jobs/                    admission, the fair queue, the job service and runner, the stores
     comfy/  workflows/  media/
-    config.py  errors.py  outcome.py  logs.py   (the ground floor)
+    config.py  errors.py  outcome.py  logs.py  retry.py   (the ground floor)
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_there_is_no_import_cycle() -> None:
 
 
 LOWER = ("discomfy.jobs", "discomfy.comfy", "discomfy.workflows", "discomfy.media")
-GROUND = ("discomfy.config", "discomfy.errors", "discomfy.outcome", "discomfy.logs")
+GROUND = ("discomfy.config", "discomfy.errors", "discomfy.outcome", "discomfy.logs", "discomfy.retry")
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:

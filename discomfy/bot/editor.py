@@ -7,7 +7,7 @@ How it works:
   Discord's bucket of ~5 edits per 5 s per channel, so under normal load it never meets a 429); the final one
   does not wait out the interval (see ``_wait_turn``): the channel's pacer alone spaces it.
 - ``finish(rendered)`` queues the final state after whatever is in flight, waits its turn, sends it with retries
-  (transient failures: 5xx, connection errors, a 429 nextcord gave up on) with exponential backoff up to
+  (transient failures: 5xx, connection errors, a 429 nextcord gave up on) waiting by ``retry.Backoff`` up to
   ``final_deadline``, and returns the message id. ``close()`` stops the task (an unfinished update is dropped).
 - Routes, chosen per request (``route_for``):
   1. the interaction webhook (``PATCH /webhooks/{app}/{token}/messages/@original``) while the token is usable:
@@ -57,6 +57,7 @@ from discomfy.bot.pacing import PacerClosedError, Priority
 from discomfy.bot.render_job import RenderedMessage
 from discomfy.errors import DiscomfyError
 from discomfy.jobs.state import INTERACTION_TOKEN_LIFETIME
+from discomfy.retry import Backoff
 
 __all__ = ["EditTarget", "Failure", "MessageEditError", "MessageEditor", "RouteKind", "classify", "route_for"]
 
@@ -286,19 +287,21 @@ class MessageEditor:
     async def _send_final(self, rendered: RenderedMessage) -> None:
         assert self._finished is not None
         deadline = self._clock() + self._final_deadline
-        delay = self._retry_base
+        waits = Backoff(self._retry_base, self._retry_cap).delays()
         while True:
             failure = await self._attempt(rendered)
             if failure is None:
                 assert self._message_id is not None
                 self._finished.set_result(self._message_id)
                 return
+            delay = next(waits) if failure is Failure.TRANSIENT else 0.0
             if failure is Failure.PERMANENT or self._clock() + delay > deadline:
                 self._finished.set_exception(MessageEditError(f"final edit not delivered ({failure})"))
                 return
             if failure is Failure.TRANSIENT:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_cap)
+            else:
+                waits = Backoff(self._retry_base, self._retry_cap).delays()  # a new route starts afresh
             # After a route change the next route is tried as soon as the throttle allows.
             await self._wait_turn()
 

@@ -1,9 +1,10 @@
 """The HTTP side of one ComfyUI server, over aiohttp.
 
 How it works: every request goes through ``_send``, the one place where aiohttp's exceptions, timeouts, 5xx
-answers and null / unparsable bodies become ``ComfyUnavailableError`` (ours). Idempotent calls are retried by
-the one tenacity policy, ``idempotent_retry``. ``submit`` (POST /prompt) is never retried here: it may have
-landed even when the answer was lost, so the caller asks ``remote_job`` first (the prompt_id is ours).
+answers and null / unparsable bodies become ``ComfyUnavailableError`` (ours). Idempotent calls, and only they,
+go through ``_idempotent``: the project's retry policy (``discomfy.retry``), on that error only, with a short
+backoff. ``submit`` (POST /prompt) is never retried here: it may have landed even when the answer was lost, so
+the caller asks ``remote_job`` first (the prompt_id is ours).
 
 Never: log request bodies (they hold user prompts) above DEBUG, or retry a call that changes server state
 unless it is idempotent by construction (uploads named by content hash, cancels of one prompt_id).
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from discomfy.comfy.rejection import describe_rejection
 from discomfy.comfy.types import (
@@ -33,6 +33,7 @@ from discomfy.comfy.types import (
     parse_system_stats,
 )
 from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError, PromptRejectedError
+from discomfy.retry import Backoff, retry
 
 
 class ComfyUnreachableError(ComfyUnavailableError):
@@ -42,14 +43,12 @@ class ComfyUnreachableError(ComfyUnavailableError):
 log = logging.getLogger(__name__)
 
 
-def idempotent_retry(attempts: int = 3, max_wait: float = 2.0) -> AsyncRetrying:
-    """The retry policy for idempotent calls: only our 'unavailable' error, short jittered backoff."""
-    return AsyncRetrying(
-        retry=retry_if_exception_type(ComfyUnavailableError),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=0.1, max=max_wait) + wait_random(0, 0.1),
-        reraise=True,
-    )
+#: Between tries of an idempotent call: up to 0.1 s, 0.2 s, … 2 s (jittered).
+IDEMPOTENT_BACKOFF = Backoff(base=0.1, cap=2.0)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, ComfyUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -176,22 +175,23 @@ class ComfyHTTP:
 
         Returns the value a LoadImage node wants: ``subfolder/name`` as the server stored it.
         """
-        async for attempt in idempotent_retry(self._attempts):
-            with attempt:
-                form = aiohttp.FormData()
-                form.add_field("image", data, filename=name, content_type="application/octet-stream")
-                form.add_field("subfolder", subfolder)
-                form.add_field("overwrite", "true")
-                form.add_field("type", "input")
-                answer = await self._send("POST", "/upload/image", data=form)
-                if answer.status != 200:
-                    raise ComfyError(f"/upload/image answered HTTP {answer.status}: {answer.body[:120]!r}")
-                reply = answer.json("/upload/image")
-                if not isinstance(reply, dict) or not isinstance(reply.get("name"), str):
-                    raise ComfyProtocolError("/upload/image answered without a file name")
-                stored_subfolder = str(reply.get("subfolder") or "")
-                return f"{stored_subfolder}/{reply['name']}" if stored_subfolder else reply["name"]
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+        async def upload() -> str:
+            form = aiohttp.FormData()  # a fresh one per try: a sent form cannot be sent again
+            form.add_field("image", data, filename=name, content_type="application/octet-stream")
+            form.add_field("subfolder", subfolder)
+            form.add_field("overwrite", "true")
+            form.add_field("type", "input")
+            answer = await self._send("POST", "/upload/image", data=form)
+            if answer.status != 200:
+                raise ComfyError(f"/upload/image answered HTTP {answer.status}: {answer.body[:120]!r}")
+            reply = answer.json("/upload/image")
+            if not isinstance(reply, dict) or not isinstance(reply.get("name"), str):
+                raise ComfyProtocolError("/upload/image answered without a file name")
+            stored_subfolder = str(reply.get("subfolder") or "")
+            return f"{stored_subfolder}/{reply['name']}" if stored_subfolder else str(reply["name"])
+
+        return await self._idempotent(upload, f"POST /upload/image of {name}")
 
     async def cancel_job(self, prompt_id: str) -> bool | None:
         """``POST /api/jobs/{id}/cancel`` (newer servers: removes if pending, interrupts if running).
@@ -222,10 +222,22 @@ class ComfyHTTP:
     # -- plumbing --
 
     async def _retrying(self, method: str, path: str, **kwargs: Any) -> Answer:
-        async for attempt in idempotent_retry(self._attempts):
-            with attempt:
-                return await self._send(method, path, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        return await self._idempotent(lambda: self._send(method, path, **kwargs), f"{method} {path}")
+
+    async def _idempotent[T](self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``call`` (idempotent by construction), tried up to ``attempts`` times while the server is unavailable.
+
+        Each retry is logged at DEBUG only: the caller logs the outcome (a pool health check polls a server
+        that is down every few seconds, and would flood the log)."""
+        return await retry(
+            call,
+            what=f"{what} on {self.base_url}",
+            retryable=_unavailable,
+            attempts=self._attempts,
+            backoff=IDEMPOTENT_BACKOFF,
+            level=logging.DEBUG,
+            logger=log,
+        )
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> Answer:
         """One request. The one place aiohttp errors and 5xx become ``ComfyUnavailableError``."""

@@ -4,9 +4,13 @@ How it works: each server has a ``ServerState`` refreshed by a health check (``/
 version, ``/queue`` for its load, ``/object_info`` once per (re)connection for the model files it has). A job
 asks the pool for a server with ``acquire(needed_models)``; ``pick_server`` (pure) chooses the least-loaded
 healthy server that has every model the workflow needs and a free in-flight slot. When none is free, the
-caller waits in FIFO order; a release or a health change wakes the waiters.
+caller waits in FIFO order; a release or a health change wakes the waiters. The health loop asks every
+``health_interval`` seconds, every ``down_interval`` while a server is down (a job finding a server down wakes
+it), and outlives any error of its own: an unexpected one is logged with its traceback once per kind, and the
+server it came from counts as down until a check passes again.
 
-Never: hand out more than ``capacity`` slots of one server, or a server whose last health check failed.
+Never: hand out more than ``capacity`` slots of one server, or a server whose last health check failed; let
+the health loop end before ``close()``.
 """
 
 from __future__ import annotations
@@ -93,6 +97,10 @@ class ServerPool:
         #: Set (and replaced) whenever a slot frees up or health changes; waiters then look again.
         self._changed = asyncio.Event()
         self._health_task: asyncio.Task[None] | None = None
+        #: Set when a job found a server down: the health loop stops waiting and starts asking it often.
+        self._marked_down = asyncio.Event()
+        #: Where → kinds of unexpected errors already logged there with a traceback (not again until it works).
+        self._unexpected: dict[str, set[str]] = {}
 
     def http(self, url: str) -> ComfyHTTP:
         return self._http[url]
@@ -100,12 +108,14 @@ class ServerPool:
     async def start(self) -> None:
         await self.check_all()
         self._health_task = asyncio.create_task(self._health_loop(), name="comfy-health")
+        self._health_task.add_done_callback(_health_loop_ended)
 
     async def close(self) -> None:
         if self._health_task is not None:
-            self._health_task.cancel()
+            task, self._health_task = self._health_task, None
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._health_task
+                await task
 
     async def check_all(self) -> None:
         await asyncio.gather(*(self._check(server) for server in self.servers))
@@ -160,6 +170,7 @@ class ServerPool:
                 log.warning("ComfyUI server %s is down: %s", url, reason)
                 server.healthy, server.last_error = False, reason
                 server.failures += 1
+                self._marked_down.set()
         self._wake()
 
     def lease_on(self, url: str) -> Lease:
@@ -175,10 +186,21 @@ class ServerPool:
         changed.set()
 
     async def _health_loop(self) -> None:
+        """Checks until cancelled; no error of a round ends it (``_check`` already keeps a server's errors)."""
         while True:
             all_up = all(s.healthy for s in self.servers)
-            await asyncio.sleep(self.health_interval if all_up else min(self.health_interval, self.down_interval))
-            await self.check_all()
+            interval = self.health_interval if all_up else min(self.health_interval, self.down_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._marked_down.wait(), interval)
+            if self._marked_down.is_set():
+                self._marked_down.clear()
+                continue  # a server went down meanwhile: ask it again after ``down_interval``, not later
+            try:
+                await self.check_all()
+            except Exception as exc:
+                self._unexpected_error(_ROUND, exc)
+            else:
+                self._unexpected.pop(_ROUND, None)
 
     async def _check(self, server: ServerState) -> None:
         http = self._http[server.url]
@@ -193,7 +215,37 @@ class ServerPool:
             server.healthy, server.last_error = False, str(exc)
             server.failures += 1
             return
+        except Exception as exc:
+            # A bug of ours, or an answer we never imagined: not knowing the server's state, do not use it.
+            self._unexpected_error(_check_of(server), exc)
+            server.healthy, server.last_error = False, f"health check failed: {type(exc).__name__}: {exc}"
+            server.failures += 1
+            return
         if not server.healthy:
             log.info("ComfyUI server %s is up (ComfyUI %s)", server.url, stats.comfyui_version)
         server.healthy, server.version, server.queue_size = True, stats.comfyui_version, queue.size
         server.last_error, server.failures = "", 0
+        self._unexpected.pop(_check_of(server), None)
+
+    def _unexpected_error(self, where: str, exc: Exception) -> None:
+        """Log an unexpected error with its traceback the first time its kind is seen, then only at DEBUG."""
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        seen = self._unexpected.setdefault(where, set())
+        if kind in seen:
+            log.debug("%s failed again: %r", where, exc)
+            return
+        seen.add(kind)
+        log.error("%s failed unexpectedly (logged once until it works again); going on", where, exc_info=exc)
+
+
+_ROUND = "a health-check round"
+
+
+def _check_of(server: ServerState) -> str:
+    return f"the health check of {server.url}"
+
+
+def _health_loop_ended(task: asyncio.Task[None]) -> None:
+    """The loop only ends by ``close()`` (cancelled): any other end is a bug, and must not pass in silence."""
+    if not task.cancelled():
+        log.critical("the ComfyUI health loop ended: servers are no longer checked", exc_info=task.exception())

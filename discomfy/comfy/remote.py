@@ -20,8 +20,12 @@ from typing import Any
 from discomfy.comfy.http import ComfyHTTP, ComfyUnreachableError
 from discomfy.comfy.types import RemoteJob, RemoteStatus
 from discomfy.errors import ComfyUnavailableError
+from discomfy.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
+
+#: Between tries of a submission in doubt: up to 0.25 s, 0.5 s, 1 s, … (jittered).
+SUBMIT_BACKOFF = Backoff(base=0.25, cap=2.0)
 
 
 async def submit_once(
@@ -32,7 +36,7 @@ async def submit_once(
     client_id: str,
     extra_data: Mapping[str, Any] | None = None,
     attempts: int = 4,
-    backoff: float = 0.25,
+    backoff: Backoff = SUBMIT_BACKOFF,
 ) -> str:
     """Make sure the server has ``prompt_id`` queued (or already ran it), sending it at most once per
     positive "unknown" from the server; returns the id the server knows the job by (see ``ComfyHTTP.submit``:
@@ -42,18 +46,14 @@ async def submit_once(
     Raises ``ComfyUnavailableError`` when the server stays unreachable (``ComfyUnreachableError`` only when no
     attempt ever reached it, so the job may safely go elsewhere), ``PromptRejectedError`` when it refuses the
     graph."""
-    last_error: ComfyUnavailableError | None = None
     must_ask_first = False
     maybe_landed = False
-    for attempt in range(attempts):
-        if attempt:
-            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+
+    async def once() -> str:
+        nonlocal must_ask_first, maybe_landed
         if must_ask_first:
-            try:
-                known = await http.remote_job(prompt_id)
-            except ComfyUnavailableError as exc:
-                last_error = exc
-                continue  # still in doubt: ask again next round, never resend blindly
+            # Still in doubt while this fails: the next try asks again, never resends blindly.
+            known = await http.remote_job(prompt_id)
             if known.status is not RemoteStatus.UNKNOWN:
                 log.info("prompt %s reached the server despite a failed answer (%s)", prompt_id, known.status)
                 return prompt_id
@@ -61,15 +61,23 @@ async def submit_once(
         try:
             return await http.submit(graph, prompt_id=prompt_id, client_id=client_id, extra_data=extra_data)
         except ComfyUnavailableError as exc:
-            log.warning("submitting prompt %s to %s: %s; checking before any retry", prompt_id, http.base_url, exc)
-            last_error = exc
             must_ask_first = True
             maybe_landed = maybe_landed or not isinstance(exc, ComfyUnreachableError)
-    assert last_error is not None
-    if maybe_landed and isinstance(last_error, ComfyUnreachableError):
-        # An earlier attempt may have reached the server: not "certainly not sent".
-        raise ComfyUnavailableError(str(last_error)) from last_error
-    raise last_error
+            raise
+
+    try:
+        return await retry(
+            once,
+            what=f"submitting prompt {prompt_id} to {http.base_url} (asked about before any resend)",
+            retryable=lambda exc: isinstance(exc, ComfyUnavailableError),
+            attempts=attempts,
+            backoff=backoff,
+        )
+    except ComfyUnreachableError as exc:
+        if maybe_landed:
+            # An earlier attempt may have reached the server: not "certainly not sent".
+            raise ComfyUnavailableError(str(exc)) from exc
+        raise
 
 
 async def cancel_remote(http: ComfyHTTP, prompt_id: str, *, confirm_timeout: float = 10.0) -> RemoteJob:

@@ -2,9 +2,9 @@
 
 How it works:
 - A socket task keeps ``/ws?clientId=<job's client id>`` open for the job's life and puts raw frames on a
-  queue. On a drop it reconnects with backoff, always *after* the old socket has closed (a new socket with the
-  same clientId opened before the old one is gone can be unregistered by the old one's cleanup and receive
-  nothing), and marks the gap.
+  queue. On a drop it reconnects with backoff (``discomfy.retry``), always *after* the old socket has closed
+  (a new socket with the same clientId opened before the old one is gone can be unregistered by the old one's
+  cleanup and receive nothing), and marks the gap.
 - The main loop decodes frames and feeds the pure ``ProgressTracker``. After any gap, and whenever the socket
   has been silent for ``silence_timeout``, it *reconciles*: it asks the server about our prompt_id
   (``/api/jobs/{id}``, or queue + history on older servers) and tells the tracker what the server knows. So a
@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +41,7 @@ from discomfy.comfy.remote import submit_once
 from discomfy.comfy.types import OutputFile, RemoteJob, RemoteStatus
 from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError
 from discomfy.outcome import Failure
+from discomfy.retry import Backoff, retry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_
 #: Previews and outputs can be large; ComfyUI itself allows 100 MiB uploads.
 MAX_FRAME = 64 * 1024 * 1024
 _GAP = object()
+#: Between reconnects of the job's websocket, and between tries of an output download: up to 0.25 s, 0.5 s, … 5 s.
+RECONNECT_BACKOFF = Backoff(base=0.25, cap=5.0)
+#: Between reads of the job's record once its last message came (the server writes it right after).
+FINAL_RECORD_BACKOFF = Backoff(base=0.02, cap=0.5)
 
 
 class JobLostError(ComfyUnavailableError):
@@ -85,9 +90,8 @@ def ws_url(base_url: str, client_id: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", f"clientId={client_id}", ""))
 
 
-def backoff_delay(attempt: int, first: float = 0.25, factor: float = 2.0, cap: float = 5.0) -> float:
-    """Reconnect backoff: ``first``, then doubling, capped. A plain function of the attempt number."""
-    return float(min(cap, first * factor**attempt))
+class _NotRecordedYet(Exception):
+    """The server's record of a finished job is not written yet (worth another look, not an error)."""
 
 
 class JobStream:
@@ -107,7 +111,7 @@ class JobStream:
         unreachable_timeout: float = 120.0,
         fetch_deadline: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
-        backoff: Callable[[int], float] = backoff_delay,
+        backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
         self.http = http
         self.prompt_id = prompt_id
@@ -133,6 +137,8 @@ class JobStream:
         self._connected = asyncio.Event()
         self._submitted = False
         self._unreachable_since: float | None = None
+        #: While reconciling fails: the waits before the next try (a new schedule after each success).
+        self._reconcile_waits: Iterator[float] | None = None
         self._fetches: dict[OutputFile, asyncio.Task[bytes]] = {}
 
     @property
@@ -221,10 +227,14 @@ class JobStream:
                     started=self.started,
                 ) from exc
             log.info("job %s: reconciling failed (%s); will try again", self.prompt_id, exc)
-            await asyncio.sleep(min(1.0, self.silence_timeout))
+            if self._reconcile_waits is None:
+                cap = min(1.0, self.silence_timeout)
+                self._reconcile_waits = Backoff(base=min(0.25, cap), cap=cap).delays()
+            await asyncio.sleep(next(self._reconcile_waits))
             self._frames.put_nowait(_GAP)
             return self.tracker.snapshot
         self._unreachable_since = None
+        self._reconcile_waits = None
         if job.status is RemoteStatus.DONE:
             return self.tracker.mark_done(job.outputs, now)
         if job.status is RemoteStatus.FAILED:
@@ -257,36 +267,49 @@ class JobStream:
 
     async def _fetch(self, output: OutputFile) -> bytes:
         """One file, retried until ``fetch_deadline``: the file stays on the server, so patience loses nothing."""
-        deadline = self.clock() + self.fetch_deadline
-        attempt = 0
-        task = self._fetches.pop(output, None)
-        while True:
-            try:
-                if task is not None:
-                    return await task
-                return await self.http.view(output)
-            except ComfyError as exc:
-                task = None
-                if self.clock() > deadline:
-                    raise
-                log.warning("job %s: fetching %s failed (%s); retrying", self.prompt_id, output.filename, exc)
-                await asyncio.sleep(self.backoff(attempt))
-                attempt += 1
+        early = self._fetches.pop(output, None)
+
+        async def download() -> bytes:
+            nonlocal early
+            started, early = early, None
+            return await (started if started is not None else self.http.view(output))
+
+        return await retry(
+            download,
+            what=f"job {self.prompt_id}: fetching {output.filename}",
+            retryable=lambda exc: isinstance(exc, ComfyError),
+            give_up_after=self.fetch_deadline,
+            backoff=self.backoff,
+            clock=self.clock,
+            logger=log,
+        )
 
     async def _final_record(self, attempts: int = 20) -> RemoteJob | None:
-        for attempt in range(attempts):
-            try:
-                job = await self.http.remote_job(self.prompt_id)
-            except ComfyError:
-                job = None
-            if job is not None and job.status.is_terminal:
-                return job
-            await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
-        return None
+        """The server's record of the finished job, or None if it did not have one after ``attempts`` looks."""
+
+        async def terminal_record() -> RemoteJob:
+            job = await self.http.remote_job(self.prompt_id)
+            if not job.status.is_terminal:
+                raise _NotRecordedYet(f"prompt {self.prompt_id} is {job.status} on the server")
+            return job
+
+        try:
+            return await retry(
+                terminal_record,
+                what=f"job {self.prompt_id}: reading its final record",
+                retryable=lambda exc: isinstance(exc, ComfyError | _NotRecordedYet),
+                attempts=attempts,
+                backoff=FINAL_RECORD_BACKOFF,
+                level=logging.DEBUG,  # usual: the last message comes just before the record is written
+                logger=log,
+            )
+        except (ComfyError, _NotRecordedYet) as exc:
+            log.info("job %s: no final record from the server (%s); using what its messages said", self.prompt_id, exc)
+            return None
 
     async def _socket_loop(self) -> None:
         url = ws_url(self.http.base_url, self.client_id)
-        attempt = 0
+        waits = self.backoff.delays()
         while True:
             try:
                 # ``async with`` returns only once the close handshake is done: the old registration is gone
@@ -297,12 +320,11 @@ class JobStream:
                         # Anything may have happened while we were not listening (or before we first were).
                         self._frames.put_nowait(_GAP)
                     self._connected.set()
-                    attempt = 0
+                    waits = self.backoff.delays()  # connected: the next drop starts the schedule over
                     async for frame in ws:
                         self._frames.put_nowait(frame)
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 log.info("job %s: websocket to %s dropped: %s", self.prompt_id, self.http.base_url, exc)
             self._connected.clear()
             self.reconnects += 1
-            await asyncio.sleep(self.backoff(attempt))
-            attempt += 1
+            await asyncio.sleep(next(waits))

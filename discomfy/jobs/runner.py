@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from discomfy.comfy.engine import Engine, InputImage, JobRun, JobSpec
@@ -39,6 +39,7 @@ from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend, new_prompt_id
 from discomfy.jobs.store import JobStore
 from discomfy.outcome import Failure
+from discomfy.retry import Backoff, describe, retry
 from discomfy.workflows import BoundGraph, ParamType, Workflow
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ class OutputSink(Protocol):
         ...
 
 
-def _backoff(attempt: int) -> float:
-    return float(min(60.0, 2.0 * 2**attempt))
+#: Delivery waits 2 s, 4 s, … up to a minute between tries (jittered): Discord or our disk needs time to recover.
+DELIVER_BACKOFF = Backoff(base=2.0, cap=60.0)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class ServiceOptions:
     deliver_timeout: float = 300.0
     #: Delivery is retried for this long, then left for the next start.
     deliver_give_up_after: float = 600.0
-    deliver_backoff: Callable[[int], float] = field(default=_backoff)
+    deliver_backoff: Backoff = DELIVER_BACKOFF
     #: ``cancel`` waits this long for the engine to confirm before returning the row as it is.
     cancel_wait: float = 15.0
 
@@ -263,28 +264,27 @@ class JobRunner:
 
     async def _deliver(self, outputs: Sequence[StoredOutput]) -> None:
         options = self.deps.options
-        loop = asyncio.get_running_loop()
-        give_up_at = loop.time() + options.deliver_give_up_after
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(options.deliver_timeout):
-                    await self.deps.observer.deliver(self.job, outputs)
-                break
-            except Exception as exc:
-                delay = options.deliver_backoff(attempt)
-                attempt += 1
-                if loop.time() + delay > give_up_at:
-                    log.error(
-                        "job %s: delivery failed %d times (last: %r); it stays 'delivering' and is tried again "
-                        "on the next start",
-                        self.job.id,
-                        attempt,
-                        exc,
-                    )
-                    return
-                log.warning("job %s: delivery failed (%r); retrying in %.1f s", self.job.id, exc, delay)
-                await asyncio.sleep(delay)
+
+        async def once() -> None:
+            async with asyncio.timeout(options.deliver_timeout):
+                await self.deps.observer.deliver(self.job, outputs)
+
+        try:
+            await retry(
+                once,
+                what=f"job {self.job.id}: delivery",
+                retryable=lambda exc: True,  # Discord or our disk: whatever it was, the stored files wait
+                give_up_after=options.deliver_give_up_after,
+                backoff=options.deliver_backoff,
+                logger=log,
+            )
+        except Exception as exc:
+            log.error(
+                "job %s: delivery kept failing (last: %s); it stays 'delivering' and is tried again on the next start",
+                self.job.id,
+                describe(exc),
+            )
+            return
         self.job = await self.deps.store.transition(self.job.id, S.DELIVERED)
         log.info("job %s: delivered (%d file(s))", self.job.id, len(outputs))
 

@@ -29,6 +29,7 @@ from discomfy.jobs.state import ChannelId, Job, JobAction, JobKind, JobState, Us
 from discomfy.jobs.store import JobStore
 from discomfy.media.picture import Picture
 from discomfy.outcome import Failure
+from discomfy.retry import Backoff
 from discomfy.workflows import Kind, Registry, bind
 from tests.peers.comfyui import ComfyEmulator
 from tests.support import FAST_STREAM
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.timeout(40)
 FAST = ServiceOptions(
     poll_interval=0.05,
     previews=False,
-    deliver_backoff=lambda attempt: 0.02,
+    deliver_backoff=Backoff(base=0.02, cap=0.02, jitter=False),
     deliver_give_up_after=20.0,
     cancel_wait=5.0,
 )
