@@ -112,7 +112,8 @@ class ResultActions:
         await self._form(interaction, ref, "Animate", ANIMATE_FIELDS)
 
     async def edit_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        fields = (("prompt", "Prompt", str(job.params.get("prompt") or ""), 1500),)
+        most = self.service.settings.limits.max_prompt_length
+        fields = (("prompt", "Prompt", str(job.params.get("prompt") or "")[:most], min(most, 4000)),)
         await self._form(interaction, ref, "Edit prompt", fields, prefill=True)
 
     # -- forms submitted -------------------------------------------------------------------------------------

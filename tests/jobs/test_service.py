@@ -500,3 +500,27 @@ async def test_an_upscale_of_a_stored_result_uploads_it_and_is_delivered(
     await rig.close()
     assert done.state is S.DELIVERED, done.error
     assert any(r.path == "/upload/image" for r in comfyui_emulator.requests)
+
+
+async def test_a_job_its_server_lost_before_it_started_waits_its_turn_in_our_queue_again(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    """The engine's resubmission goes through our fair queue (``requeue``), not around it: while the server is
+    down the lost job has a place in our queue, and it is sent again, once, when the server is back."""
+    emu = comfyui_emulator
+    rig: Rig = await open_rig(capacity=2)
+    await slow(emu)
+    running = await rig.service.submit(request(1, steps=40), actor(1))
+    pending = await rig.service.submit(request(2), actor(2))
+    await until(rig.store, running.id, S.RUNNING)
+    await until(rig.store, pending.id, S.QUEUED)
+    await emu.go_down()
+    await emu.wait_for(lambda: rig.service.position(pending.id) is not None, timeout=10)
+    await emu.come_up()
+    emu.config.step_duration = 0.002
+    done = await until(rig.store, pending.id, S.DELIVERED, S.FAILED, S.LOST)
+    lost = await until(rig.store, running.id, S.DELIVERED, S.FAILED, S.LOST)
+    await rig.close()
+    assert done.state is S.DELIVERED and executions(emu, done.prompt_id) == 1
+    assert rig.store.path_of(pending.id).count(S.SUBMITTING) == 2
+    assert lost.state is S.LOST and lost.failure is Failure.LOST
