@@ -40,7 +40,9 @@ from discomfy.bot.delivery import Delivery
 from discomfy.bot.generate import GenerateCommand
 from discomfy.bot.manage import StudioCommands
 from discomfy.bot.observer import DiscordObserver
-from discomfy.bot.pacing import ChannelPacer
+from discomfy.bot.pacing import Pacer
+from discomfy.bot.ratelimits import BucketBook
+from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.engine import Engine, EngineOptions
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import Settings, load_settings
@@ -135,14 +137,14 @@ class App:
         *,
         engine_options: EngineOptions | None = None,
         service_options: ServiceOptions | None = None,
-        editor_interval: float = 1.5,
-        pacer: ChannelPacer | None = None,
+        editor_interval: float | None = None,
+        book: BucketBook | None = None,
     ) -> None:
         self.settings = settings
         self.engine_options = engine_options
         self.service_options = service_options
-        self.editor_interval = editor_interval
-        self.pacer = pacer
+        self.editor_interval = editor_interval if editor_interval is not None else settings.discord.progress_interval
+        self.book = book or BucketBook()
         self.started_at = time.monotonic()
         self.stack: Stack | None = None
         self.bot = DiscomfyBot(settings.discord, on_login=self._open, on_close=self._close)
@@ -178,14 +180,16 @@ class App:
             await pool.start()
             registry, _ = await load_and_check_workflows(settings, pool)
             engine = Engine(pool, self.engine_options)
-            delivery = Delivery(bot, store, outputs, session, bot.uploads)
+            rest = DiscordRest(session, base=settings.discord.api_base, token=settings.discord.token, book=self.book)
+            delivery = Delivery(store, outputs, session, bot.uploads)
             observer = DiscordObserver(
-                bot,
+                rest,
                 store,
                 delivery,
+                application_id=lambda: bot.application_id,
                 servers_down=lambda: not any(server.healthy for server in pool.servers),
                 min_interval=self.editor_interval,
-                pacer=self.pacer,
+                pacer=Pacer(self.book),
             )
             limits = Limits(settings.limits, settings.permissions)
             weights = {JobKind(kind): weight for kind, weight in settings.limits.weights.items()}
@@ -202,7 +206,9 @@ class App:
             )
             stack = Stack(settings, session, store, outputs, pool, engine, observer, service)
             generate = GenerateCommand(service, limits, session)
-            studio = StudioCommands(service, store, pool, limits, settings.limits, delivery, uptime=self.uptime_seconds)
+            studio = StudioCommands(
+                service, store, pool, limits, settings.limits, delivery, rest, uptime=self.uptime_seconds
+            )
             bot.install([generate, studio], ResultActions(service, store, limits, delivery))
             generate.fit_to(registry.of_kind(Kind.IMAGE))
             await service.start()

@@ -67,6 +67,8 @@ class DiscordSettings:
     guild_ids: tuple[int, ...] = setting((), env="DISCORD_GUILD_IDS", low=1, what=DISCORD_ID)
     #: MiB per message, used when an interaction does not carry ``attachment_size_limit``.
     upload_limit_mb: float = setting(10.0, low=1, high=500)
+    #: Seconds between two edits of one progress message (Discord's buckets, read from its answers, come on top).
+    progress_interval: float = setting(1.0, low=0.2, high=30)
 
     @property
     def upload_limit_bytes(self) -> int:

@@ -3,9 +3,9 @@
 How it works: ``Delivery.post(job, editor)`` reads the job's stored outputs (a file no longer on disk is fetched
 back from the Discord attachment it was delivered as, when there is one), fits them into the guild's upload
 limit (``media.fit``, in threads), renders the result (``render_job.render_result``), sends it as the editor's
-final state, reads back the attachment URLs Discord gave the files (a later Upscale of an evicted file falls
-back to them), marks the outputs delivered, and enforces the output store's caps. A job's own result (the
-observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
+final state, keeps the attachment URLs Discord's answer gave the files (a later Upscale of an evicted file
+falls back to them), marks the outputs delivered, and enforces the output store's caps. A job's own result
+(the observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
 input picture for an action (Upscale, Animate …), from our store or from Discord.
 
 Never: mark an output delivered before Discord answered with the message; send a result whose files are not
@@ -18,10 +18,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import aiohttp
-import nextcord
 
 from discomfy.bot.attachments import MAX_INPUT_BYTES, download
 from discomfy.bot.editor import MessageEditor
@@ -50,13 +48,11 @@ def output_filename(job: Job, output: StoredOutput) -> str:
 class Delivery:
     def __init__(
         self,
-        client: nextcord.Client,
         store: JobStore,
         outputs: OutputStore,
         session: aiohttp.ClientSession,
         uploads: UploadLimits,
     ) -> None:
-        self.client = client
         self.store = store
         self.outputs = outputs
         self.session = session
@@ -84,7 +80,7 @@ class Delivery:
         if not fitted.uploads:
             notes.append("Nothing could be made small enough to upload; the result is kept on the bot's server.")
         message_id = await editor.finish(render_result(job, fitted.uploads, notes=notes, now=time.time()))
-        urls = await self._attachment_urls(editor.channel_id, message_id)
+        urls = editor.attachment_urls
         for upload in fitted.uploads:
             delivered = names.get(upload.original_filename)
             if delivered is not None:
@@ -109,17 +105,3 @@ class Delivery:
         if data is None and output.attachment_url:
             data = await download(self.session, output.attachment_url, max_bytes=MAX_REFETCH_BYTES, what="a file")
         return data
-
-    async def _attachment_urls(self, channel_id: int, message_id: int) -> dict[str, str]:
-        """Discord's URLs of the message's files, by file name (best effort: a later fallback source)."""
-        try:
-            message: Any = await self.client.http.get_message(channel_id, message_id)
-        except (nextcord.HTTPException, OSError) as exc:
-            log.info("could not read back message %s for its attachment URLs: %s", message_id, exc)
-            return {}
-        attachments = message.get("attachments") if isinstance(message, dict) else None
-        return {
-            str(a.get("filename")): str(a.get("url"))
-            for a in attachments or []
-            if isinstance(a, dict) and a.get("filename") and a.get("url")
-        }

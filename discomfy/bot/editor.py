@@ -39,22 +39,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import io
 import logging
-import mimetypes
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import aiohttp
-import nextcord
-from nextcord import utils
-from nextcord.http import Route
-
 from discomfy.bot.pacing import PacerClosedError, Priority
+from discomfy.bot.ratelimits import RouteKey
 from discomfy.bot.render_job import RenderedMessage
+from discomfy.bot.rest import DiscordHTTPError, DiscordRest, Request
 from discomfy.errors import DiscomfyError
 from discomfy.jobs.state import INTERACTION_TOKEN_LIFETIME
 from discomfy.retry import Backoff
@@ -69,6 +64,9 @@ UNKNOWN_WEBHOOK = 10015
 INVALID_WEBHOOK_TOKEN = 50027
 OLD_MESSAGE_EDIT_LIMIT = 30046
 NO_MENTIONS: dict[str, Any] = {"parse": []}
+WEBHOOK_ORIGINAL = "/webhooks/{application_id}/{token}/messages/@original"
+CHANNEL_MESSAGE = "/channels/{channel_id}/messages/{message_id}"
+CHANNEL_MESSAGES = "/channels/{channel_id}/messages"
 
 
 class MessageEditError(DiscomfyError):
@@ -136,8 +134,12 @@ def route_for(*, token_usable: bool, token_dead: bool, message_id: int | None, m
 MovedCallback = Callable[[int], Awaitable[None] | None]
 #: Draws the message's latest state when its edit is about to be sent (so what is sent is never stale).
 Draw = Callable[[], Awaitable[RenderedMessage]]
-#: Awaited before every request (``ChannelPacer.turn`` bound to the channel); given the editor's priority.
-Pace = Callable[[Callable[[], int]], Awaitable[None]]
+#: Awaited before every request (``Pacer.turn``): the bucket the request will use, and the editor's priority.
+Pace = Callable[[RouteKey, Callable[[], int]], Awaitable[None]]
+
+
+async def no_pacing(key: RouteKey, priority: Callable[[], int]) -> None:
+    """For a lone editor (``/show``): its one request goes at once; Discord's answer still teaches the book."""
 
 
 class MessageEditor:
@@ -145,10 +147,10 @@ class MessageEditor:
 
     def __init__(
         self,
-        client: nextcord.Client,
+        rest: DiscordRest,
         target: EditTarget,
         *,
-        min_interval: float = 1.5,
+        min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         token_margin: float = 60.0,
@@ -157,9 +159,9 @@ class MessageEditor:
         retry_base: float = 0.5,
         retry_cap: float = 30.0,
         final_deadline: float = 600.0,
-        pace: Pace | None = None,
+        pace: Pace = no_pacing,
     ) -> None:
-        self._client = client
+        self._rest = rest
         self._target = target
         self.min_interval = min_interval
         self._clock = clock
@@ -174,16 +176,23 @@ class MessageEditor:
         self._token_dead = target.token is None
         self._must_post = False
         self._pending: Draw | None = None
+        self._pending_phase: str | None = None
+        self._sent_phase: str | None = None
         self._final: RenderedMessage | None = None
         self._finished: asyncio.Future[int] | None = None
         self._wake = asyncio.Event()
         self._final_arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_request: float | None = None
+        #: What the last accepted request made the message look like (an identical edit is skipped).
+        self._last_sent: tuple[Any, ...] | None = None
         # What the message carries now, as far as we know: our files and Discord's ids for them.
         self._files: tuple[tuple[str, bytes], ...] = ()
         self._attachment_ids: list[str] = []
         self.edits = 0  # requests that succeeded, for logs and tests
+        self.skipped = 0  # drawn states identical to what the message already shows
+        #: Discord's URLs of the message's files, by file name, from the last answer.
+        self.attachment_urls: dict[str, str] = {}
 
     @property
     def message_id(self) -> int | None:
@@ -195,12 +204,14 @@ class MessageEditor:
 
     # --- the public surface ---------------------------------------------------------------------------------
 
-    def update(self, state: RenderedMessage | Draw) -> None:
+    def update(self, state: RenderedMessage | Draw, *, phase: str | None = None) -> None:
         """The message should look like ``state`` soon: a rendered message, or a ``Draw`` called when the edit is
-        about to be sent. Never waits; a later update replaces this one."""
+        about to be sent. ``phase`` names the job's phase: a state whose phase differs from the last one sent
+        goes before plain progress in a busy bucket. Never waits; a later update replaces this one."""
         if self._closed or self._finished is not None:
             return  # finished: the final state is the last word
         self._pending = state if callable(state) else _drawn(state)
+        self._pending_phase = phase
         self._start()
 
     async def finish(self, rendered: RenderedMessage) -> int:
@@ -238,12 +249,11 @@ class MessageEditor:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._pending is not None or (self._final is not None and not self._done()):
-                    await self._wait_turn()
+                    await self._wait_interval()
                     if self._final is not None and not self._done():
                         await self._send_final(self._final)
                     elif self._pending is not None:
-                        draw, self._pending = self._pending, None
-                        await self._send_update(draw, await draw())
+                        await self._send_update()
                 if self._done():
                     return
         except asyncio.CancelledError:
@@ -259,28 +269,44 @@ class MessageEditor:
     def _done(self) -> bool:
         return self._finished is not None and self._finished.done()
 
-    async def _wait_turn(self) -> None:
+    async def _wait_interval(self) -> None:
         # The final state does not wait out this message's interval (the result should show at once; the
-        # channel's pacer still keeps the channel inside Discord's edit bucket); a final that arrives while a
-        # progress edit waits its interval cuts the wait short and goes instead.
+        # bucket's pacer still keeps us inside Discord's limits); a final that arrives while a progress edit
+        # waits its interval cuts the wait short and goes instead.
         if self._last_request is not None and self._final is None:
             delay = self._last_request + self.min_interval - self._clock()
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._final_arrived.wait(), delay)
-        if self._pace is not None:
-            await self._pace(self._priority)
 
     def _priority(self) -> int:
-        """For the channel's pacer, asked when a turn comes up: the final state first, then a first look."""
+        """For the pacer, asked when a turn comes up: the final state, then a first look or a phase change."""
         if self._final is not None:
             return Priority.FINAL
-        return Priority.FIRST if self.edits == 0 else Priority.PROGRESS
+        if self.edits == 0 or (self._pending_phase is not None and self._pending_phase != self._sent_phase):
+            return Priority.PHASE
+        return Priority.PROGRESS
 
-    async def _send_update(self, draw: Draw, rendered: RenderedMessage) -> None:
-        failure = await self._attempt(rendered)
-        if (failure is Failure.TRANSIENT or failure in ROUTE_CHANGES) and self._pending is None:
-            self._pending = draw  # nothing newer came: try this one again (drawn afresh) on the next turn
+    async def _send_update(self) -> None:
+        kind = self._route()
+        key = self._key(kind)
+        await self._pace(key, self._priority)
+        draw, phase = self._pending, self._pending_phase
+        if draw is None or self._final is not None:
+            self._rest.book.release(key)  # the final state arrived meanwhile: it goes next, on its own turn
+            return
+        self._pending = None
+        rendered = await draw()
+        if self._looks_like(kind, rendered) == self._last_sent:
+            self._rest.book.release(key)  # nothing new to show: no request
+            self.skipped += 1
+            self._sent_phase = phase
+            return
+        failure = await self._attempt(kind, rendered)
+        if failure is None:
+            self._sent_phase = phase
+        elif (failure is Failure.TRANSIENT or failure in ROUTE_CHANGES) and self._pending is None:
+            self._pending, self._pending_phase = draw, phase  # nothing newer came: drawn afresh next turn
         elif failure is Failure.PERMANENT:
             log.warning("progress edit refused for message %s; skipped", self._message_id)
 
@@ -289,7 +315,9 @@ class MessageEditor:
         deadline = self._clock() + self._final_deadline
         waits = Backoff(self._retry_base, self._retry_cap).delays()
         while True:
-            failure = await self._attempt(rendered)
+            kind = self._route()
+            await self._pace(self._key(kind), self._priority)
+            failure = await self._attempt(kind, rendered)
             if failure is None:
                 assert self._message_id is not None
                 self._finished.set_result(self._message_id)
@@ -302,24 +330,30 @@ class MessageEditor:
                 await asyncio.sleep(delay)
             else:
                 waits = Backoff(self._retry_base, self._retry_cap).delays()  # a new route starts afresh
-            # After a route change the next route is tried as soon as the throttle allows.
-            await self._wait_turn()
 
-    async def _attempt(self, rendered: RenderedMessage) -> Failure | None:
-        """One request by the route of the moment; ``None`` on success, else what went wrong (state updated)."""
+    def _route(self) -> RouteKind:
         usable = self._wall_clock() + self._token_margin < self._target.token_created_at + INTERACTION_TOKEN_LIFETIME
-        kind = route_for(
+        return route_for(
             token_usable=usable, token_dead=self._token_dead, message_id=self._message_id, must_post=self._must_post
         )
+
+    def _key(self, kind: RouteKind) -> RouteKey:
+        target = self._target
+        if kind is RouteKind.WEBHOOK:
+            assert target.token is not None
+            return RouteKey.webhook(f"PATCH {WEBHOOK_ORIGINAL}", target.application_id, target.token)
+        if kind is RouteKind.CHANNEL:
+            return RouteKey.channel(f"PATCH {CHANNEL_MESSAGE}", target.channel_id)
+        return RouteKey.channel(f"POST {CHANNEL_MESSAGES}", target.channel_id)
+
+    async def _attempt(self, kind: RouteKind, rendered: RenderedMessage) -> Failure | None:
+        """One request by route ``kind`` (its turn taken); ``None`` on success, else what went wrong."""
         self._last_request = self._clock()
         try:
-            answer = await self._request(kind, rendered)
-        except nextcord.HTTPException as exc:
-            failure = classify(exc.status, exc.code, webhook=kind is RouteKind.WEBHOOK)
+            answer = await self._rest.send(self._request(kind, rendered))
+        except DiscordHTTPError as exc:
+            failure = classify(exc.status or None, exc.code, webhook=kind is RouteKind.WEBHOOK)
             log.info("%s edit of message %s: %s %s → %s", kind, self._message_id, exc.status, exc.code, failure)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            failure = classify(None, 0, webhook=kind is RouteKind.WEBHOOK)
-            log.info("%s edit of message %s: %r → %s", kind, self._message_id, exc, failure)
         else:
             await self._accepted(kind, rendered, answer)
             return None
@@ -329,8 +363,14 @@ class MessageEditor:
             self._must_post = True
         return failure
 
+    def _looks_like(self, kind: RouteKind, rendered: RenderedMessage) -> tuple[Any, ...]:
+        """What the message shows after ``rendered`` is sent (a fresh post is never "identical")."""
+        files = tuple((name, hash(data)) for name, data in self._files_after(rendered))
+        return (kind is RouteKind.NEW_MESSAGE, rendered.content, rendered.embeds, rendered.components, files)
+
     async def _accepted(self, kind: RouteKind, rendered: RenderedMessage, answer: Any) -> None:
         self.edits += 1
+        self._last_sent = self._looks_like(RouteKind.CHANNEL, rendered)
         self._files = self._files_after(rendered)
         if isinstance(answer, dict):
             if answer.get("id") is not None:
@@ -341,7 +381,11 @@ class MessageEditor:
                     await self._notify(self._on_moved, new_id)
                 if new_id != old_id:
                     await self._notify(self._on_id, new_id)
-            self._attachment_ids = [str(a["id"]) for a in answer.get("attachments") or [] if "id" in a]
+            attachments = [a for a in answer.get("attachments") or [] if isinstance(a, dict)]
+            self._attachment_ids = [str(a["id"]) for a in attachments if "id" in a]
+            self.attachment_urls = {
+                str(a["filename"]): str(a["url"]) for a in attachments if a.get("filename") and a.get("url")
+            }
 
     @staticmethod
     async def _notify(callback: MovedCallback | None, message_id: int) -> None:
@@ -361,7 +405,7 @@ class MessageEditor:
             return self._files + rendered.files
         return rendered.files
 
-    def _request(self, kind: RouteKind, rendered: RenderedMessage) -> Awaitable[Any]:
+    def _request(self, kind: RouteKind, rendered: RenderedMessage) -> Request:
         target = self._target
         payload: dict[str, Any] = {
             "content": rendered.content,
@@ -370,68 +414,34 @@ class MessageEditor:
             "allowed_mentions": NO_MENTIONS,
         }
         files = rendered.files
+        kept: list[dict[str, Any]] | None
         if kind is RouteKind.NEW_MESSAGE:
             # A new message has none of the old attachments: upload everything it should carry.
-            files = self._files_after(rendered)
+            files, kept = self._files_after(rendered), []
             reference = self._message_id if self._message_id is not None else target.reply_to
             if reference is not None:
                 payload["message_reference"] = {"message_id": str(reference), "fail_if_not_exists": False}
-            route = Route("POST", "/channels/{channel_id}/messages", channel_id=target.channel_id)
-            return self._call(route, payload, files, kept=[])
-        if files and files == self._files and not rendered.keep_attachments:
-            files = ()  # the message already carries exactly these: leave them be (no "attachments" key)
-        elif rendered.keep_attachments:
-            if files:
-                payload["attachments"] = [{"id": i} for i in self._attachment_ids]
         else:
-            payload["attachments"] = []
+            if files and files == self._files and not rendered.keep_attachments:
+                files = ()  # the message already carries exactly these: leave them be (no "attachments" key)
+            elif rendered.keep_attachments:
+                if files:
+                    payload["attachments"] = [{"id": i} for i in self._attachment_ids]
+            else:
+                payload["attachments"] = []
+            kept = payload.get("attachments")
+        if files:
+            new = [{"id": n, "filename": name} for n, (name, _) in enumerate(files)]
+            payload["attachments"] = list(kept or []) + new
+        if kind is RouteKind.NEW_MESSAGE:
+            return Request.channel("POST", CHANNEL_MESSAGES, payload, files, channel_id=target.channel_id)
         if kind is RouteKind.WEBHOOK:
             assert target.token is not None
-            route = Route(
-                "PATCH",
-                "/webhooks/{application_id}/{interaction_token}/messages/@original",
-                application_id=target.application_id,
-                interaction_token=target.token,
-            )
-            return self._call(route, payload, files, kept=payload.get("attachments"), auth=None)
+            return Request.webhook_original(target.application_id, target.token, payload, files)
         assert self._message_id is not None
-        route = Route(
-            "PATCH",
-            "/channels/{channel_id}/messages/{message_id}",
-            channel_id=target.channel_id,
-            message_id=self._message_id,
+        return Request.channel(
+            "PATCH", CHANNEL_MESSAGE, payload, files, channel_id=target.channel_id, message_id=self._message_id
         )
-        return self._call(route, payload, files, kept=payload.get("attachments"))
-
-    async def _call(
-        self,
-        route: Route,
-        payload: dict[str, Any],
-        files: tuple[tuple[str, bytes], ...],
-        *,
-        kept: list[dict[str, Any]] | None,
-        auth: str | None = utils.MISSING,
-    ) -> Any:
-        http = self._client.http
-        if not files:
-            return await http.request(route, json=payload, auth=auth)
-        payload["attachments"] = list(kept or []) + [{"id": n, "filename": name} for n, (name, _) in enumerate(files)]
-        uploads = [nextcord.File(io.BytesIO(data), filename=name) for name, data in files]
-        form: list[dict[str, Any]] = [{"name": "payload_json", "value": utils.to_json(payload)}]
-        for n, upload in enumerate(uploads):
-            form.append(
-                {
-                    "name": f"files[{n}]",
-                    "value": upload.fp,
-                    "filename": upload.filename,
-                    "content_type": mimetypes.guess_type(upload.filename or "")[0] or "application/octet-stream",
-                }
-            )
-        try:
-            return await http.request(route, form=form, files=uploads, auth=auth)
-        finally:
-            for upload in uploads:
-                upload.close()
 
 
 def _drawn(rendered: RenderedMessage) -> Draw:

@@ -24,6 +24,7 @@ from discomfy.bot.editor import EditTarget, MessageEditor
 from discomfy.bot.failures import report_failure
 from discomfy.bot.interactions import actor_of
 from discomfy.bot.render import ServerStatus, help_embed, message_link, status_embed, truncate
+from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import LimitSettings
 from discomfy.errors import UserError
@@ -42,9 +43,11 @@ class StudioCommands(nextcord.ClientCog):
         limits: Limits,
         limit_settings: LimitSettings,
         delivery: Delivery,
+        rest: DiscordRest,
         *,
         uptime: Callable[[], float],
     ) -> None:
+        self.rest = rest
         self.service = service
         self.store = store
         self.pool = pool
@@ -120,7 +123,7 @@ class StudioCommands(nextcord.ClientCog):
                 raise UserError(f"That job is {job.state.value}; only finished results can be shown.")
             await interaction.response.defer()
             editor = MessageEditor(
-                interaction.client,
+                self.rest,
                 EditTarget(
                     channel_id=interaction.channel_id or job.channel_id,
                     message_id=None,

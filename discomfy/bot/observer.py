@@ -15,18 +15,17 @@ the job service (the observer only reads and writes rows through the store).
 from __future__ import annotations
 
 import asyncio
-import functools
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 
-import nextcord
-
 from discomfy.bot.delivery import Delivery
 from discomfy.bot.editor import EditTarget, MessageEditError, MessageEditor
-from discomfy.bot.pacing import ChannelPacer
+from discomfy.bot.pacing import Pacer
 from discomfy.bot.preview import PreviewError, shrink_preview
 from discomfy.bot.render_job import RenderedMessage, render_progress
+from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.progress import Snapshot
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import Job, MessageId
@@ -38,22 +37,24 @@ log = logging.getLogger(__name__)
 class DiscordObserver:
     def __init__(
         self,
-        client: nextcord.Client,
+        rest: DiscordRest,
         store: JobStore,
         delivery: Delivery,
         *,
+        application_id: Callable[[], int | None],
         servers_down: Callable[[], bool] = lambda: False,
-        min_interval: float = 1.5,
-        pacer: ChannelPacer | None = None,
+        min_interval: float = 1.0,
+        pacer: Pacer | None = None,
     ) -> None:
-        self.client = client
+        self.rest = rest
         self.store = store
         self.delivery = delivery
+        self.application_id = application_id
         self.servers_down = servers_down
         self.min_interval = min_interval
         self.editors: dict[str, MessageEditor] = {}
-        #: Every job message in a channel shares that channel's edit budget; results go first.
-        self.pacer = pacer or ChannelPacer()
+        #: Turns per Discord bucket, from what Discord's answers say: results and phase changes first.
+        self.pacer = pacer or Pacer(rest.book)
         self._previews: dict[str, tuple[int, bytes | None]] = {}
 
     def editor_for(self, job: Job) -> MessageEditor:
@@ -63,7 +64,7 @@ class DiscordObserver:
             target = EditTarget(
                 channel_id=job.channel_id,
                 message_id=job.message_id,
-                application_id=ref.application_id if ref else (self.client.application_id or 0),
+                application_id=ref.application_id if ref else (self.application_id() or 0),
                 token=ref.token if ref else None,
                 token_created_at=ref.created_at if ref else 0.0,
                 reply_to=job.reply_to,
@@ -73,29 +74,37 @@ class DiscordObserver:
                 await self.store.update(job_id, message_id=MessageId(message_id))
 
             editor = MessageEditor(
-                self.client,
+                self.rest,
                 target,
                 min_interval=self.min_interval,
                 on_message_id=remember,
                 on_message_moved=remember,
-                pace=functools.partial(self.pacer.turn, job.channel_id),
+                pace=self.pacer.turn,
             )
             self.editors[job.id] = editor
         return editor
 
     def show(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
+        shown_at = time.monotonic()
+
         async def draw() -> RenderedMessage:
+            # Drawn when the edit is sent: the ETA counts from now, the preview is shrunk only if it is sent.
             preview = await self._preview(job.id, snapshot)
+            current = snapshot
+            if snapshot.eta_seconds is not None:
+                aged = max(0.0, snapshot.eta_seconds - (time.monotonic() - shown_at))
+                current = dataclasses.replace(snapshot, eta_seconds=aged)
             return render_progress(
                 job,
-                snapshot,
+                current,
                 our_queue_position=our_queue_position,
                 now=time.time(),
                 preview_jpeg=preview,
                 servers_down=self.servers_down(),
             )
 
-        self.editor_for(job).update(draw)
+        phase = "waiting" if our_queue_position is not None else snapshot.phase.value
+        self.editor_for(job).update(draw, phase=phase)
 
     async def deliver(self, job: Job, outputs: Sequence[StoredOutput]) -> None:
         await self.delivery.post(job, self.editor_for(job), outputs)

@@ -1,19 +1,19 @@
-"""One edit budget per channel, shared by the editors of all the messages in it: results first.
+"""Who edits next: turns handed out per Discord bucket, from what Discord's answers say, most urgent first.
 
-Why: Discord counts message edits per channel (about five per five seconds), not per message. One editor per
-message keeps itself to one edit per 1.5 s, but twenty jobs in one channel are twenty editors: without a shared
-budget their requests pile up inside nextcord's bucket lock, each holding the state it picked before waiting
-(a "waiting, #12 in line" sent after the job is done) in no useful order, and the results come last.
+Why: Discord limits requests per route and top-level resource (``ratelimits.py``). Every interaction's message
+has its own bucket, but messages the bot edits with its own token share their channel's, and every bot-token
+request shares the global limit. When several editors wait on one bucket, the order matters: a result or a job
+whose phase changed (waiting → running) is news, a bar that moved a little is not.
 
-How it works: an editor awaits ``ChannelPacer.turn(channel_id, priority)`` before each request, then picks its
-latest state (so a long wait costs nothing but the states it coalesced away). Per channel, one grant task hands
-out turns within a sliding window (``limit`` requests in any ``period`` seconds, ``RateLimiter`` from
-``limits.py``), to the waiter with the lowest ``priority()`` — asked at grant time, so an editor whose job
-finished while it waited goes ahead — first come first served among equals. ``Priority``: a final state
-(a result, a failure) before the first look of a message (still "thinking…"), before progress.
+How it works: an editor awaits ``Pacer.turn(key, priority)`` right before a request. Waiters are lined up per
+bucket (route bucket and resource); one grant task per line asks ``BucketBook.reserve`` for the most urgent
+waiter — ``priority()`` is asked at grant time, so an editor whose job finished while it waited goes ahead — and
+sleeps only as long as the book says. ``Priority``: a final state, then a phase change or a first look, then
+progress; among equals, first come first served. A progress waiter that has waited ``starve_after`` seconds
+counts as a phase change, so no message starves however busy its bucket.
 
-Never: hand out more than ``limit`` turns in any ``period`` per channel, or leave a waiter hanging after
-``close()`` (it gets ``PacerClosedError``).
+Never: grant a request the book does not allow, or leave a waiter hanging after ``close()`` (it gets
+``PacerClosedError``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from discomfy.bot.ratelimits import BucketBook, RouteKey
 from discomfy.errors import DiscomfyError
-from discomfy.jobs.admission import RateLimiter
 
-__all__ = ["ChannelPacer", "PacerClosedError", "Priority"]
+__all__ = ["Pacer", "PacerClosedError", "Priority"]
 
-#: Discord's edit bucket is five per five seconds per channel; the margin absorbs our requests' travel time.
-EDIT_LIMIT = 5
-EDIT_PERIOD = 5.25
+#: A progress edit that has waited this long is served like a phase change.
+STARVE_AFTER = 3.0
 
 
 class PacerClosedError(DiscomfyError):
@@ -41,78 +40,93 @@ class PacerClosedError(DiscomfyError):
 
 class Priority(IntEnum):
     FINAL = 0
-    FIRST = 1
+    PHASE = 1
     PROGRESS = 2
 
 
-@dataclass(order=True)
+@dataclass
 class _Waiter:
     seq: int
+    key: RouteKey
+    since: float
     priority: Callable[[], int] = field(compare=False)
     granted: asyncio.Future[None] = field(compare=False)
 
 
-class ChannelPacer:
+class Pacer:
     def __init__(
         self,
+        book: BucketBook,
         *,
-        limit: int = EDIT_LIMIT,
-        period: float = EDIT_PERIOD,
         clock: Callable[[], float] = time.monotonic,
+        starve_after: float = STARVE_AFTER,
     ) -> None:
-        self._window = RateLimiter(limit, period)
+        self.book = book
         self._clock = clock
-        self._waiters: dict[int, list[_Waiter]] = {}
-        self._grants: dict[int, asyncio.Task[None]] = {}
+        self._starve_after = starve_after
+        self._lines: dict[tuple[str, str], list[_Waiter]] = {}
+        self._grants: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._seq = itertools.count()
         self._closed = False
 
-    async def turn(self, channel_id: int, priority: Callable[[], int]) -> None:
-        """Returns when this channel's budget allows one more request (``PacerClosedError`` after close)."""
+    async def turn(self, key: RouteKey, priority: Callable[[], int]) -> None:
+        """Returns when a request on ``key`` may be sent (its slot taken); ``PacerClosedError`` after close."""
         if self._closed:
-            raise PacerClosedError("the channel pacer is closed")
-        waiter = _Waiter(next(self._seq), priority, asyncio.get_running_loop().create_future())
-        self._waiters.setdefault(channel_id, []).append(waiter)
-        grants = self._grants.get(channel_id)
+            raise PacerClosedError("the pacer is closed")
+        line_id = (key.route, key.resource)
+        waiter = _Waiter(next(self._seq), key, self._clock(), priority, asyncio.get_running_loop().create_future())
+        self._lines.setdefault(line_id, []).append(waiter)
+        grants = self._grants.get(line_id)
         if grants is None or grants.done():
-            self._grants[channel_id] = asyncio.create_task(self._grant(channel_id), name=f"edit-pacer-{channel_id}")
+            self._grants[line_id] = asyncio.create_task(self._grant(line_id), name="edit-pacer")
         try:
             await waiter.granted
-        finally:
-            if not waiter.granted.done():
-                waiter.granted.cancel()  # our caller was cancelled: leave the line
+        except BaseException:
+            granted = waiter.granted
+            if not granted.done():
+                granted.cancel()  # our caller was cancelled: leave the line
+            elif not granted.cancelled() and granted.exception() is None:
+                self.book.release(key)  # granted, but the caller went away before using it
+            raise
 
-    def waiting(self, channel_id: int) -> int:
-        return sum(1 for w in self._waiters.get(channel_id, ()) if not w.granted.done())
+    def waiting(self, key: RouteKey) -> int:
+        return sum(1 for w in self._lines.get((key.route, key.resource), ()) if not w.granted.done())
 
-    async def _grant(self, channel_id: int) -> None:
-        line = self._waiters[channel_id]
+    def _rank(self, waiter: _Waiter, now: float) -> tuple[int, int]:
+        priority = waiter.priority()
+        if priority > Priority.PHASE and now - waiter.since >= self._starve_after:
+            priority = Priority.PHASE
+        return priority, waiter.seq
+
+    async def _grant(self, line_id: tuple[str, str]) -> None:
+        line = self._lines[line_id]
         try:
             while True:
                 line[:] = [w for w in line if not w.granted.done()]
                 if not line:
                     return
-                retry_at = self._window.hit(channel_id, self._clock())
-                if retry_at is not None:
-                    await asyncio.sleep(max(retry_at - self._clock(), 0.0))
+                now = self._clock()
+                # Only now, with the bucket about to be asked, is the line looked at: the most urgent goes.
+                chosen = min(line, key=lambda w: self._rank(w, now))
+                wait = self.book.reserve(chosen.key, now)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                     continue
-                # Only now, with a turn in hand, is the line looked at: whoever is most urgent *now* goes.
-                chosen = min(line, key=lambda w: (w.priority(), w.seq))
                 line.remove(chosen)
                 chosen.granted.set_result(None)
         finally:
             if not line:
-                self._waiters.pop(channel_id, None)
+                self._lines.pop(line_id, None)
 
     async def close(self) -> None:
         self._closed = True
-        for line in self._waiters.values():
+        for line in self._lines.values():
             for waiter in line:
                 if not waiter.granted.done():
-                    waiter.granted.set_exception(PacerClosedError("the channel pacer is closed"))
+                    waiter.granted.set_exception(PacerClosedError("the pacer is closed"))
         tasks = list(self._grants.values())
         self._grants.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._waiters.clear()
+        self._lines.clear()

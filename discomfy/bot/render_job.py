@@ -203,6 +203,10 @@ def failure_words(failure: Failure | None, detail: str | None) -> tuple[str, str
     return what.rstrip(".") + ".", todo
 
 
+#: The ETA is shown rounded up to this many seconds.
+ETA_STEP = 5
+
+
 def _failure_text(job: Job, snapshot: Snapshot | None) -> str:
     if job.state is JobState.CANCELLED or (snapshot is not None and snapshot.phase is Phase.CANCELLED):
         return "Cancelled. Nothing more will be made for this job."
@@ -251,11 +255,15 @@ def render_progress(
         detail = _running_detail(job, snapshot) if snapshot is not None and snapshot.phase is Phase.RUNNING else ""
         if detail:
             lines.append(detail)
-        fields.append({"name": "Elapsed", "value": format_duration(now - job.created_at), "inline": True})
+        # A Discord timestamp counts by itself in every client: an unchanged state draws the same, so its edit is
+        # skipped, and nothing shown goes stale while an edit waits its turn.
+        fields.append({"name": "Started", "value": f"<t:{math.floor(job.created_at)}:R>", "inline": True})
         if snapshot is not None and snapshot.phase is Phase.RUNNING and snapshot.eta_seconds is not None:
             eta = now + max(0.0, snapshot.eta_seconds) if math.isfinite(snapshot.eta_seconds) else None
             if eta is not None:
-                fields.append({"name": "Done", "value": f"<t:{math.ceil(eta)}:R>", "inline": True})
+                # In steps of ETA_STEP seconds: an estimate that wobbles by a second is not worth an edit.
+                shown = math.ceil(eta / ETA_STEP) * ETA_STEP
+                fields.append({"name": "Done", "value": f"<t:{shown}:R>", "inline": True})
     embed: dict[str, Any] = {
         "title": truncate(title, 256),
         "description": truncate("\n".join(lines), 4096),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from discomfy.bot.custom_ids import ComponentAction, decode
 from discomfy.bot.render_job import (
+    ETA_STEP,
     PREVIEW_FILENAME,
     RenderedMessage,
     check_limits,
@@ -161,8 +163,9 @@ def test_running_shows_node_step_elapsed_and_eta_as_a_discord_timestamp() -> Non
     message = render_progress(make_job(), snapshot, our_queue_position=None, now=T0 + 65)
     text = text_of(message)
     assert "⚙️ Running" in text and "**KSampler**" in text and "step 12/20" in text and "node 4/7" in text
-    assert "**42%**" in text and "Elapsed: 1m 5s" in text
-    assert f"<t:{int(T0 + 65 + 31)}:R>" in text
+    assert "**42%**" in text and f"Started: <t:{int(T0)}:R>" in text
+    eta = math.ceil((T0 + 65 + 30.4) / ETA_STEP) * ETA_STEP
+    assert f"<t:{eta}:R>" in text
     assert labels(message) == [["Cancel"]]
 
 
