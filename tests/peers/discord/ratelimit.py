@@ -79,9 +79,9 @@ def ceil_ms(seconds: float) -> float:
 
 def retry_after_header(retry_after: float, time_scale: float = 1.0) -> str:
     """Discord's ``Retry-After`` header: whole seconds, rounded up, at least 1 (the docs' example answers
-    ``retry_after: 64.57`` with ``Retry-After: 65``). Under a time scale the whole seconds are *Discord's*
-    seconds, scaled like everything else (0.1 → ``"0.4"`` for a 0.35 s wait), so the header never says to
-    wait longer than the scaled world asks for a whole second, and never less than the exact ``retry_after``."""
+    ``retry_after: 64.57`` with ``Retry-After: 65``). Under a time scale they are whole *Discord* seconds,
+    scaled like everything else (at 0.1, a 0.35 s wait says ``"0.4"``): never less than ``retry_after``, and
+    more by less than one scaled second, as on Discord."""
     whole = max(1, math.ceil(round(retry_after / time_scale, 6)))
     return f"{whole * time_scale:g}"
 

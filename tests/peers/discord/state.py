@@ -34,8 +34,8 @@ class EmulatorConfig:
     upload_limit: int = 10 * MIB
     #: ``attachment_size_limit`` sent with interactions; ``None`` means ``upload_limit``.
     attachment_size_limit: int | None = None
-    #: Message edits (channel and webhook routes alike) allowed per channel per period (Discord does not
-    #: document its numbers; 5 per 5 s is what bots observe in X-RateLimit-Limit / Reset-After).
+    #: Message edits (channel and webhook routes alike) allowed per channel per period. Discord documents no
+    #: per-route numbers (clients must read the headers); 5 per 5 s per channel is the commonly seen edit bucket.
     edit_bucket_limit: int = 5
     edit_bucket_period: float = 5.0
     #: Every other route: requests per major parameter per period (Discord's global limit is 50 per second:
