@@ -6,6 +6,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.peers.discord import DiscordEmulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +56,9 @@ async def stop(process: asyncio.subprocess.Process, sig: signal.Signals) -> tupl
     return loop.time() - started, stderr.decode()
 
 
+# A real bot process that gets to READY: its start-up, and nextcord's 2 s wait after the last GUILD_CREATE before
+# on_ready (``guild_ready_timeout``, which only in-process tests can lower), are real time.
+@pytest.mark.slow
 async def test_bot_reaches_ready_registers_commands_and_stops_cleanly_on_sigterm(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:
@@ -79,6 +84,7 @@ async def test_bot_reaches_ready_registers_commands_and_stops_cleanly_on_sigterm
         assert bad not in stderr
 
 
+@pytest.mark.slow  # a real bot process, started and stopped
 async def test_bot_stops_cleanly_on_sigint(discord_emulator: DiscordEmulator, tmp_path: Path) -> None:
     emu = discord_emulator
     process = await start_bot(emu, tmp_path, emu.bot_token)
@@ -107,6 +113,7 @@ async def test_a_refused_token_exits_1_with_one_line_and_no_token(
     assert wrong not in stderr
 
 
+@pytest.mark.slow  # a real bot process, started and stopped
 async def test_sighup_reloads_the_workflows_and_reports_a_broken_one(
     discord_emulator: DiscordEmulator, tmp_path: Path
 ) -> None:

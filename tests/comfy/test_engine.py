@@ -234,7 +234,7 @@ async def test_garbled_answers_to_reads_are_retried(
 
 
 async def test_slow_view_still_delivers(engine: Engine, registry: Registry, comfyui_emulator: ComfyEmulator) -> None:
-    comfyui_emulator.faults.slow_view(1.0, count=1)
+    comfyui_emulator.faults.slow_view(0.5, count=1)  # ten times a normal download here, well inside any timeout
     run = engine.start(spec(registry))
     await finish(run)
     assert_done_with_pngs(run)
@@ -463,6 +463,9 @@ async def test_jobs_move_to_the_other_server_when_one_is_down(
             assert run.server == second.url
 
 
+# The three tests below wait out submit_once's fixed backoff against a dead server (0.25 + 0.5 + 1 s, plus the
+# HTTP retries of each check in between): about 3 s each that no engine option shortens yet.
+@pytest.mark.slow
 async def test_a_server_gone_before_the_pool_noticed_sends_the_job_elsewhere(
     session: aiohttp.ClientSession, registry: Registry
 ) -> None:
@@ -481,6 +484,7 @@ async def test_a_server_gone_before_the_pool_noticed_sends_the_job_elsewhere(
         assert executions(second, job.prompt_id) == 1
 
 
+@pytest.mark.slow
 async def test_a_server_gone_before_the_pool_noticed_fails_plainly_when_it_is_the_only_one(
     session: aiohttp.ClientSession, registry: Registry, comfyui_emulator: ComfyEmulator
 ) -> None:
@@ -495,6 +499,7 @@ async def test_a_server_gone_before_the_pool_noticed_fails_plainly_when_it_is_th
     assert snapshots[-1].failure in (Failure.UNREACHABLE, Failure.LOST)
 
 
+@pytest.mark.slow
 async def test_a_job_whose_only_server_went_down_unnoticed_waits_for_it_to_come_back(
     session: aiohttp.ClientSession, registry: Registry, comfyui_emulator: ComfyEmulator
 ) -> None:

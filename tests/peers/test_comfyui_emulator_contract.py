@@ -32,13 +32,19 @@ def prompts(name: str) -> list[dict[str, Any]]:
 
 
 async def run_prelude(emu: ComfyEmulator, scenario: str, index: int = -1) -> None:
-    """Run a recorded prompt from another client, so the cache holds what the recording session's did."""
-    async with Client(emu.url, "prelude", feature_flags=False) as c:
-        await c.connect()
-        body = prompts(scenario)[index]
-        status, reply = await c.queue(body["prompt"], extra_data=body.get("extra_data", {}))
-        assert status == 200, reply
-        await c.wait_done(reply["prompt_id"])
+    """Run a recorded prompt from another client, so the cache holds what the recording session's did.
+
+    Its steps take no time: only what it leaves in the cache matters (400 frames take 2 s at the usual 5 ms)."""
+    step_duration, emu.config.step_duration = emu.config.step_duration, 0.0
+    try:
+        async with Client(emu.url, "prelude", feature_flags=False) as c:
+            await c.connect()
+            body = prompts(scenario)[index]
+            status, reply = await c.queue(body["prompt"], extra_data=body.get("extra_data", {}))
+            assert status == 200, reply
+            await c.wait_done(reply["prompt_id"])
+    finally:
+        emu.config.step_duration = step_duration
 
 
 async def replay_simple(emu: ComfyEmulator, name: str, *, flags: bool = True) -> Client:
@@ -224,6 +230,7 @@ async def test_targeted_interrupt_cancels_the_running_job(comfyui_emulator: Comf
 async def test_reconnect_gets_status_and_current_node_then_the_rest(comfyui_emulator: ComfyEmulator) -> None:
     emu = comfyui_emulator
     await run_prelude(emu, "interrupt")
+    emu.config.step_duration = 0.002  # 400 frames: the job still runs (0.8 s) long after we are back
     async with Client(emu.url) as c:
         await c.connect()
         _, reply = await c.queue(prompts("reconnect")[0]["prompt"])
@@ -231,7 +238,8 @@ async def test_reconnect_gets_status_and_current_node_then_the_rest(comfyui_emul
         await c.wait_for(lambda m: m["type"] == "progress")
         first_socket = len(c.messages)
         await c.disconnect()
-        await asyncio.sleep(0.3)
+        # Back only once the server has let go of the old socket (else ComfyUI's duplicate-clientId bug mutes us).
+        await emu.wait_for(lambda: c.client_id not in emu.hub.sockets)
         await c.connect()
         await c.wait_done(pid)
     recorded = recorded_messages(load("reconnect"))

@@ -320,7 +320,7 @@ async def test_edit_buckets_are_per_channel(bot: RawBot) -> None:
 
 
 async def test_rate_limit_storm_lasts_for_its_duration(bot: RawBot) -> None:
-    storm = bot.emulator.faults.rate_limit("/users/@me", count=None, duration=0.5, retry_after=0.1)
+    storm = bot.emulator.faults.rate_limit("/users/@me", count=None, duration=0.25, retry_after=0.1)
 
     during = [await bot.call("GET", "/users/@me") for _ in range(2)]
     assert storm.until is not None
@@ -329,6 +329,33 @@ async def test_rate_limit_storm_lasts_for_its_duration(bot: RawBot) -> None:
 
     assert [a.status for a in during] == [429, 429] and after.status == 200
     assert len(storm.hits) == 2 and during[0].headers["Via"]
+
+
+@pytest.mark.discord_time_scale(0.05)
+async def test_a_time_scale_shrinks_the_window_and_every_header_that_describes_it(bot: RawBot) -> None:
+    emu = bot.emulator
+    emu.config.edit_bucket_limit = 2  # per 5 Discord seconds: 0.25 s here
+    created = await post_message(bot, {"content": "v0"})
+    path = f"/channels/{emu.channels['general'].id}/messages/{created.body['id']}"
+
+    answers = [await bot.call("PATCH", path, json_body={"content": f"v{i}"}) for i in (1, 2, 3)]
+
+    assert [a.status for a in answers] == [200, 200, 429]
+    limited = answers[2]
+    retry_after = limited.body["retry_after"]
+    assert 0 < retry_after <= 0.25
+    assert float(limited.headers["X-RateLimit-Reset-After"]) == retry_after
+    assert float(limited.headers["Retry-After"]) == pytest.approx(math.ceil(round(retry_after / 0.05, 6)) * 0.05)
+    reset_at = float(limited.headers["X-RateLimit-Reset"])
+    assert reset_at - time.time() <= retry_after + 0.002  # both rounded up to the millisecond
+    await asyncio.sleep(max(reset_at - time.time(), 0.0))
+    assert (await bot.call("PATCH", path, json_body={"content": "v4"})).status == 200
+
+    emu.faults.rate_limit("/users/@me", retry_after=6.0)
+    injected = await bot.call("GET", "/users/@me")
+    assert (injected.body["retry_after"], injected.headers["Retry-After"]) == (0.3, "0.3")
+    storm = emu.faults.rate_limit("/users/@me", count=None, duration=2.0)
+    assert storm.until is not None and storm.until - time.monotonic() <= 0.1
 
 
 async def test_global_rate_limit_fault_says_so(bot: RawBot) -> None:

@@ -91,12 +91,13 @@ def test_fixed_window_refuses_past_its_limit_until_it_resets() -> None:
 def test_429_carries_retry_after_via_and_scope() -> None:
     headers, body = too_many_requests(Decision(False, 5, 0, 1.2345), "abc", wall_now=1000.0)
 
-    assert body == {"message": "You are being rate limited.", "retry_after": 1.234, "global": False}
+    # Rounded up to the millisecond: a client told to wait 1.234 s would come back 0.5 ms too early.
+    assert body == {"message": "You are being rate limited.", "retry_after": 1.235, "global": False}
     assert headers == {
         "X-RateLimit-Limit": "5",
         "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": "1001.234",
-        "X-RateLimit-Reset-After": "1.234",
+        "X-RateLimit-Reset": "1001.235",
+        "X-RateLimit-Reset-After": "1.235",
         "X-RateLimit-Bucket": "abc",
         "Retry-After": "2",
         "X-RateLimit-Scope": "user",
@@ -106,6 +107,17 @@ def test_429_carries_retry_after_via_and_scope() -> None:
 
 def test_ratelimit_headers_describe_the_bucket() -> None:
     assert ratelimit_headers(Decision(True, 5, 3, 2.5), "b", wall_now=10.0)["X-RateLimit-Reset"] == "12.500"
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "time_scale", "header"),
+    [(64.57, 1.0, "65"), (0.2, 1.0, "1"), (3.0, 1.0, "3"), (0.35, 0.1, "0.4"), (0.3, 0.1, "0.3"), (0.01, 0.1, "0.1")],
+)
+def test_retry_after_header_is_whole_discord_seconds_scaled(retry_after: float, time_scale: float, header: str) -> None:
+    headers, body = too_many_requests(Decision(False, 5, 0, retry_after), "b", 0.0, time_scale=time_scale)
+
+    assert headers["Retry-After"] == header and body["retry_after"] == retry_after
+    assert float(headers["X-RateLimit-Reset-After"]) == retry_after <= float(header)
 
 
 def test_snowflakes_are_current_and_increasing() -> None:

@@ -45,6 +45,8 @@ class SocketHub:
         self.serials: dict[int, int] = {}  # id(ws) -> serial
         self.metadata: dict[str, dict[str, Any]] = {}
         self.all_open: set[web.WebSocketResponse] = set()
+        #: Handshakes held by ``faults.delay_ws_accept``: cut short when the server goes down or stops.
+        self._held: set[asyncio.Future[None]] = set()
         self._next_serial = 0
         self._lock = asyncio.Lock()
 
@@ -63,7 +65,16 @@ class SocketHub:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if self.emu.faults.ws_accept_delay > 0:
-            await asyncio.sleep(self.emu.faults.ws_accept_delay)
+            held = asyncio.ensure_future(asyncio.sleep(self.emu.faults.ws_accept_delay))
+            self._held.add(held)
+            try:
+                await asyncio.wait({held})
+            finally:
+                self._held.discard(held)
+            if held.cancelled():  # the server went down meanwhile: the connection dies with it
+                if request.transport is not None:
+                    request.transport.abort()
+                raise web.HTTPServiceUnavailable()
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         sid = request.rel_url.query.get("clientId", "")
@@ -168,6 +179,8 @@ class SocketHub:
             await asyncio.wait_for(ws.close(), 1.0)
 
     async def close_all(self) -> None:
+        for held in list(self._held):
+            held.cancel()
         for ws in list(self.all_open):
             transport = ws._req.transport if ws._req is not None else None
             if transport is not None:

@@ -66,6 +66,17 @@ an expired token → 401 / 50027; message edits beyond the per-channel edit buck
 headers. Every answer carries ``X-RateLimit-*`` headers; JSON answers are ``Content-Type: application/json``.
 The knobs are in :class:`EmulatorConfig` (``emu.config``), changeable at any time.
 
+Time
+----
+Rate limits run on Discord's clock by default. ``DiscordEmulator(time_scale=0.1)`` (or ``config.time_scale``,
+or ``@pytest.mark.discord_time_scale(0.1)`` on a test or module using the fixture) makes every rate-limit
+duration ten times shorter: the bucket periods, the ``retry_after`` and ``duration`` of injected 429s, and with
+them ``Retry-After`` and ``X-RateLimit-Reset(-After)``, which stay consistent with each other and with when
+the emulator really lets the next request through. ``run_nextcord`` then makes the client wait exactly until
+``X-RateLimit-Reset`` (``exact_ratelimits``): by default nextcord waits at least a second for any bucket. The
+interaction deadline (3 s), token lifetime (15 min) and heartbeat are separate knobs, not scaled: the bot
+has its own copy of the first two, to be scaled with the bot's settings.
+
 Faults (``emu.faults``)
 -----------------------
 HTTP faults match API and CDN requests by an fnmatch pattern on the route template or the path

@@ -4,7 +4,9 @@ HTTP faults are rules matched against each API request before it is handled: ``r
 tried against both the route template (``/channels/{channel_id}/messages/{message_id}``) and the real path
 (``/channels/123/messages/456``), ``method`` narrows it. A rule fires for its next ``count`` matching requests,
 or for every matching request during ``duration`` seconds, whichever is given. ``hits`` keeps the monotonic
-times at which it fired.
+times at which it fired. A 429's ``retry_after`` and a storm's ``duration`` are Discord seconds: the rule keeps
+them multiplied by ``config.time_scale`` as it was when the rule was made (``rule.retry_after``, ``rule.until``
+are real time).
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ class Faults:
         is_global: bool = False,
     ) -> FaultRule:
         """429 with Discord's body and headers for matching requests (``count=None`` with ``duration``: a storm)."""
-        until = time.monotonic() + duration if duration is not None else None
-        return self._add(FaultRule("rate_limit", route, method, count, until, 429, retry_after, is_global))
+        config = self._state.config
+        until = time.monotonic() + config.scaled(duration) if duration is not None else None
+        rule = FaultRule("rate_limit", route, method, count, until, 429, config.scaled(retry_after), is_global)
+        return self._add(rule)
 
     def server_error(
         self, route: str = "*", *, method: str | None = None, count: int = 1, status: int = 500

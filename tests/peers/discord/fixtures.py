@@ -1,6 +1,8 @@
 """Pytest fixtures for the Discord emulator, and a runner for real nextcord clients against it.
 
-- ``discord_emulator``: a started :class:`DiscordEmulator` (default config), stopped after the test.
+- ``discord_emulator``: a started :class:`DiscordEmulator` (default config), stopped after the test. Mark a
+  test (or a module, with ``pytestmark``) ``@pytest.mark.discord_time_scale(0.1)`` to start it with that
+  ``config.time_scale`` (rate-limit windows and Retry-After ten times shorter).
 - ``run_nextcord``: an :class:`NextcordRunner`; ``await run_nextcord(client)`` points nextcord at the emulator,
   starts ``client.start(token)`` as a task, waits for READY and for the client's own command sync, and at the
   end of the test closes every client, awaits its task and restores ``nextcord.http.Route.BASE``.
@@ -47,8 +49,15 @@ class NextcordRunner:
         timeout: float = 10.0,  # noqa: ASYNC109
         fast_ready: bool = True,
         wait_for_commands: bool = True,
+        exact_ratelimits: bool | None = None,
     ) -> nextcord.Client:
-        return await self.start(client, timeout=timeout, fast_ready=fast_ready, wait_for_commands=wait_for_commands)
+        return await self.start(
+            client,
+            timeout=timeout,
+            fast_ready=fast_ready,
+            wait_for_commands=wait_for_commands,
+            exact_ratelimits=exact_ratelimits,
+        )
 
     async def start(
         self,
@@ -57,11 +66,19 @@ class NextcordRunner:
         timeout: float = 10.0,  # noqa: ASYNC109
         fast_ready: bool = True,
         wait_for_commands: bool = True,
+        exact_ratelimits: bool | None = None,
     ) -> nextcord.Client:
         """Starts ``client`` and returns once it is READY (and, by default, its commands are registered).
 
         ``fast_ready`` lowers the client's ``guild_ready_timeout`` (nextcord waits that long after the last
         GUILD_CREATE before READY; 2 s by default) to 50 ms.
+
+        ``exact_ratelimits`` makes the client wait for a bucket exactly until its ``X-RateLimit-Reset``, as
+        ``nextcord.Client(assume_unsync_clock=False)`` does (client and emulator share this machine's clock).
+        nextcord's default (``True``) waits for a bucket at least 1 s whatever the headers say (it starts every
+        bucket's estimated reset time at 1 s and only raises it), which would undo a time scale: so ``None``,
+        the default, means "exact when the emulator's ``time_scale`` is not 1". Set before the client's first
+        request, it is the same as the constructor argument, for clients (the bot) that do not expose it.
         """
         if self._saved_base is None:
             self._saved_base = Route.BASE
@@ -70,6 +87,10 @@ class NextcordRunner:
         if fast_ready:
             state = client._connection
             state.guild_ready_timeout = min(state.guild_ready_timeout, 0.05)
+        if exact_ratelimits is None:
+            exact_ratelimits = self.emulator.config.time_scale != 1.0
+        if exact_ratelimits:
+            client.http._ratelimit_use_timestamp = True
         task = asyncio.create_task(client.start(self.emulator.bot_token), name="nextcord-client")
         self._running.append((client, task))
         ready = asyncio.create_task(client.wait_until_ready())
@@ -154,9 +175,18 @@ async def _cancel_leftover_nextcord_tasks() -> None:
     await asyncio.gather(*leftovers, return_exceptions=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "discord_time_scale(scale): start the discord_emulator fixture with config.time_scale = scale "
+        "(real seconds per Discord second of rate limits)",
+    )
+
+
 @pytest.fixture
-async def discord_emulator() -> AsyncIterator[DiscordEmulator]:
-    emulator = DiscordEmulator()
+async def discord_emulator(request: pytest.FixtureRequest) -> AsyncIterator[DiscordEmulator]:
+    marker = request.node.get_closest_marker("discord_time_scale")
+    emulator = DiscordEmulator(time_scale=marker.args[0] if marker is not None else None)
     await emulator.start()
     try:
         yield emulator

@@ -75,9 +75,10 @@ def _bucket(state: EmulatorState, request: web.Request, route: str) -> tuple[str
     if request.method == "PATCH" and route in _EDIT_ROUTES:
         channel_id = _edit_channel(state, request, route)
         if channel_id is not None:
-            return EDIT_BUCKET, str(channel_id), config.edit_bucket_limit, config.edit_bucket_period
+            return EDIT_BUCKET, str(channel_id), config.edit_bucket_limit, config.scaled(config.edit_bucket_period)
     major = info.get("channel_id") or info.get("guild_id") or info.get("token") or info.get("interaction_id") or ""
-    return bucket_hash(f"{request.method} {route}"), major, config.route_bucket_limit, config.route_bucket_period
+    period = config.scaled(config.route_bucket_period)
+    return bucket_hash(f"{request.method} {route}"), major, config.route_bucket_limit, period
 
 
 def _fault_response(
@@ -86,7 +87,8 @@ def _fault_response(
     record.fault = fault.kind
     if fault.kind == "rate_limit":
         refused = Decision(False, limit, 0, fault.retry_after)
-        headers, body = too_many_requests(refused, bucket, time.time(), is_global=fault.is_global)
+        scale = request.app[STATE].config.time_scale
+        headers, body = too_many_requests(refused, bucket, time.time(), is_global=fault.is_global, time_scale=scale)
         return json_response(request, body, 429, headers)
     reasons = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
     return json_response(
@@ -118,7 +120,7 @@ async def _answer_api(request: web.Request, handler: Handler, record: RequestRec
         return _fault_response(request, record, fault, bucket, limit)
     decision = state.buckets.hit(bucket, major, time.monotonic(), limit, period)
     if not decision.allowed:
-        headers, body = too_many_requests(decision, bucket, time.time())
+        headers, body = too_many_requests(decision, bucket, time.time(), time_scale=state.config.time_scale)
         return json_response(request, body, 429, headers)
     if any(upload.size > state.config.upload_limit for upload in record.files):
         return error_response(request, 413, errors.REQUEST_ENTITY_TOO_LARGE)

@@ -39,8 +39,15 @@ MessageLike = StoredMessage | int
 class DiscordEmulator:
     """Discord's REST API and gateway on 127.0.0.1, for a real nextcord client."""
 
-    def __init__(self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, host: str = "127.0.0.1", time_scale: float | None = None
+    ) -> None:
+        """``time_scale`` (if given) sets ``config.time_scale``: real seconds per Discord second of rate limits."""
         self.config = config or EmulatorConfig()
+        if time_scale is not None:
+            if time_scale <= 0:
+                raise ValueError("time_scale must be positive")
+            self.config.time_scale = time_scale
         self.state = EmulatorState(self.config)
         self.gateway = GatewayServer(self.state)
         self.faults = Faults(self.state, self.gateway)

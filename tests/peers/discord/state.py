@@ -34,12 +34,21 @@ class EmulatorConfig:
     upload_limit: int = 10 * MIB
     #: ``attachment_size_limit`` sent with interactions; ``None`` means ``upload_limit``.
     attachment_size_limit: int | None = None
-    #: Message edits (channel and webhook routes alike) allowed per channel per period.
+    #: Message edits (channel and webhook routes alike) allowed per channel per period. Discord documents no
+    #: per-route numbers (clients must read the headers); 5 per 5 s per channel is the commonly seen edit bucket.
     edit_bucket_limit: int = 5
     edit_bucket_period: float = 5.0
-    #: Every other route: requests per major parameter per period.
+    #: Every other route: requests per major parameter per period (Discord's global limit is 50 per second:
+    #: docs, Topics → Rate Limits → Global Rate Limit).
     route_bucket_limit: int = 50
     route_bucket_period: float = 1.0
+    #: Real seconds per Discord second for rate limits: the bucket periods above, and the ``retry_after`` and
+    #: ``duration`` of injected 429s (``faults.rate_limit``), are multiplied by it, and the ``X-RateLimit-*`` /
+    #: ``Retry-After`` headers describe the scaled windows, so a client that reads them (nextcord does) paces
+    #: itself to the scaled clock. 1.0 is Discord's time. Deadlines the client does not learn from us (the 3 s
+    #: ``response_deadline``, the 15 min ``token_lifetime``) and the heartbeat are *not* scaled: the bot has
+    #: its own copy of those numbers, so they are set separately, together with the bot's.
+    time_scale: float = 1.0
     #: HELLO's heartbeat interval, seconds.
     heartbeat_interval: float = 41.25
     locale: str = "en-US"
@@ -48,6 +57,10 @@ class EmulatorConfig:
     @property
     def interaction_attachment_size_limit(self) -> int:
         return self.upload_limit if self.attachment_size_limit is None else self.attachment_size_limit
+
+    def scaled(self, discord_seconds: float) -> float:
+        """Real seconds for a rate-limit duration given in Discord's seconds."""
+        return discord_seconds * self.time_scale
 
 
 class EmulatorState:
