@@ -26,6 +26,7 @@
     ├── MediaError                   Pillow / PyAV could not read or write a file; never leaves media/ (media/errors.py)
     ├── PreviewError                 a preview picture could not be shrunk; the preview is skipped (bot/preview.py)
     ├── PacerClosedError             the channel edit pacer was closed (the bot is stopping) (bot/pacing.py)
+    ├── DiscordHTTPError             Discord refused one of our message writes, or it could not be sent (bot/rest.py)
     └── MessageEditError             the final state of a Discord message could not be delivered (bot/editor.py)
 
 Errors defined next to their adapter are drawn here too, so this stays the one picture of the tree.

@@ -129,7 +129,9 @@ class BucketBook:
             if len(self._global_sent) >= self.global_per_second:
                 waits.append(self._global_sent[0] + 1.0 - now)
         if bucket.reset_at is not None and now >= bucket.reset_at and bucket.known:
-            bucket.remaining, bucket.reset_at = bucket.limit or 1, None  # a new window opens
+            # A new window opens; requests still unanswered were counted in the old one (Discord counts them
+            # when they arrive, and they were sent before the reset).
+            bucket.remaining, bucket.reset_at, bucket.in_flight = bucket.limit or 1, None, 0
         if not bucket.known and bucket.in_flight:
             waits.append(UNKNOWN_POLL)  # before the first answer: one at a time
         elif bucket.remaining - bucket.in_flight <= 0:

@@ -1,8 +1,10 @@
-"""The message editor with the real nextcord client against the Discord emulator.
+"""The message editor against the Discord emulator: our own REST adapter paced by the bucket book.
 
-Coalescing and spacing, files replacing files, token expiry, 5xx, a tight edit bucket (429s honoured), and a
-message too old to edit (30046). The emulator has no 30046 fault yet, so that one test raises Discord's answer
-from a thin wrapper around nextcord's ``HTTPClient.request`` (everything else is real).
+A real nextcord client answers a slash command with a defer (as /generate does); the editor then edits that
+message through ``DiscordRest`` and a ``Pacer``, as the bot does. Coalescing and spacing, drawing at send time,
+identical edits skipped, files replacing files, token expiry, 5xx, a tight channel bucket shared by two messages
+(paced, no 429), injected 429s obeyed, and a message too old to edit (30046: the emulator has no such fault, so
+that one test raises Discord's answer from a thin wrapper around our own ``DiscordRest.send``).
 """
 
 from __future__ import annotations
@@ -10,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import nextcord
 import pytest
 
 from discomfy.bot.editor import EditTarget, Failure, MessageEditError, MessageEditor, RouteKind, classify, route_for
+from discomfy.bot.pacing import Pacer
+from discomfy.bot.ratelimits import BucketBook
 from discomfy.bot.render_job import RenderedMessage
+from discomfy.bot.rest import DiscordHTTPError, DiscordRest, Request
 from tests.peers.discord import DiscordEmulator, InteractionRecord, NextcordRunner, RequestRecord
 
 WEBHOOK_EDIT = "/webhooks/*/messages/@original"
@@ -27,6 +32,8 @@ CHANNEL_EDIT = "/channels/*/messages/*"
 BUTTONS = ({"type": 1, "components": [{"type": 2, "style": 1, "label": "Reroll", "custom_id": "dc1:reroll:abc"}]},)
 INTERVAL = 0.2
 TOLERANCE = 0.03
+#: Discord's buckets on a twentieth of its time: what the book learns from the headers scales with them.
+pytestmark = pytest.mark.discord_time_scale(0.05)
 
 
 def state(n: int, **fields: Any) -> RenderedMessage:
@@ -47,15 +54,23 @@ class Started:
     record: InteractionRecord
     target: EditTarget
     interactions: asyncio.Queue[nextcord.Interaction]
+    rest: DiscordRest
+    pacer: Pacer
+
+    def editor(self, target: EditTarget | None = None, **options: Any) -> MessageEditor:
+        return MessageEditor(self.rest, target or self.target, pace=self.pacer.turn, **options)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 async def deferred_command(
-    emu: DiscordEmulator, run_nextcord: NextcordRunner, *, exact_ratelimits: bool = True
+    emu: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> Started:
-    """A real slash command answered with a defer, as /generate does; its token drives the editor.
-
-    The buckets in these tests are Discord's, scaled down by hand: with ``exact_ratelimits`` nextcord waits for
-    them exactly (by default it waits at least a second for any bucket)."""
+    """A real slash command answered with a defer, as /generate does; its token drives the editor."""
     intents = nextcord.Intents.none()
     intents.guilds = True
     client = nextcord.Client(intents=intents, default_guild_ids=[emu.guild.id])
@@ -66,8 +81,10 @@ async def deferred_command(
         await interaction.response.defer()
         interactions.put_nowait(interaction)
 
-    await run_nextcord(client, exact_ratelimits=exact_ratelimits)
-    return await another_command(emu, Started(client, None, None, interactions))  # type: ignore[arg-type]
+    await run_nextcord(client)
+    rest = DiscordRest(session, base=emu.api_base, token=emu.bot_token, book=BucketBook())
+    first = Started(client, None, None, interactions, rest, Pacer(rest.book))  # type: ignore[arg-type]
+    return await another_command(emu, first)
 
 
 async def another_command(emu: DiscordEmulator, started: Started) -> Started:
@@ -82,7 +99,7 @@ async def another_command(emu: DiscordEmulator, started: Started) -> Started:
         token=interaction.token,
         token_created_at=interaction.created_at.timestamp(),
     )
-    return Started(started.client, record, target, started.interactions)
+    return Started(started.client, record, target, started.interactions, started.rest, started.pacer)
 
 
 async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -139,15 +156,11 @@ def test_route_rules() -> None:
 
 
 async def test_rapid_updates_coalesce_into_spaced_edits_and_the_final_state_lands(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    # Discord's 5 edits / 5 s against our 1 per 1.5 s, scaled down: 5 / 0.9 s against 1 per 0.2 s.
-    emu.config.edit_bucket_limit, emu.config.edit_bucket_period = 5, 0.9
-    # nextcord's default pacing: after five edits it holds the bucket for a whole second, and that is what spaces
-    # the final edit (which does not wait out the editor's interval) from the last progress edit.
-    started = await deferred_command(emu, run_nextcord, exact_ratelimits=False)
-    editor = MessageEditor(started.client, started.target, min_interval=INTERVAL)
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=INTERVAL)
     before = len(emu.state.requests)
 
     slowest = 0.0
@@ -159,10 +172,10 @@ async def test_rapid_updates_coalesce_into_spaced_edits_and_the_final_state_land
     message_id = await editor.finish(FINAL)
     await editor.close()
 
-    sent = edits(emu)[0:]
+    sent = edits(emu)
     assert all(r.index >= before for r in sent)
     assert 3 <= len(sent) <= 8, [r.json for r in sent]
-    assert_spaced(sent, INTERVAL)
+    assert_spaced(sent[:-1], INTERVAL)  # progress keeps the message's pace; the final one goes at once
     assert [r.status for r in emu.state.requests[before:]] == [200] * len(emu.state.requests[before:])
     assert slowest < 0.005
     message = emu.message(message_id)
@@ -173,15 +186,53 @@ async def test_rapid_updates_coalesce_into_spaced_edits_and_the_final_state_land
     contents = [s.content for s in message.history[1:-1]]
     assert contents == sorted(contents, key=lambda c: int(c.split()[1]))  # only ever forward, never a stale state
     assert all(r.json["allowed_mentions"] == {"parse": []} for r in sent)
+    assert editor.attachment_urls.keys() == {"cat_0.png", "cat_1.png"}  # from the answer: no read-back needed
+
+
+async def test_the_state_is_drawn_when_its_edit_is_sent_not_when_it_was_posted(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
+) -> None:
+    emu = discord_emulator
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=0.3)
+    drawn: list[float] = []
+
+    async def draw() -> RenderedMessage:
+        drawn.append(time.monotonic())
+        return state(len(drawn))
+
+    editor.update(state(0))
+    await until(lambda: editor.edits == 1)
+    posted = time.monotonic()
+    editor.update(draw)  # must wait out the message's interval: drawn then, not now
+    await until(lambda: editor.edits == 2)
+    await editor.close()
+    assert len(drawn) == 1 and drawn[0] - posted >= 0.3 - TOLERANCE - (posted - edits(emu)[0].time)
+
+
+async def test_an_edit_identical_to_what_the_message_shows_is_skipped(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
+) -> None:
+    emu = discord_emulator
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=0.05)
+    for _ in range(3):
+        editor.update(state(1, files=(("preview.jpg", b"same"),)))
+        await until(lambda: editor.edits + editor.skipped >= 1)
+        await asyncio.sleep(0.08)
+    editor.update(state(2))
+    await until(lambda: editor.edits == 2)
+    await editor.close()
+    assert [r.json["content"] for r in edits(emu)] == ["step 1", "step 2"]
+    assert editor.skipped == 2
 
 
 async def test_a_new_preview_replaces_the_old_and_the_result_replaces_the_preview(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    emu.config.edit_bucket_period = 0.3
-    started = await deferred_command(emu, run_nextcord)
-    editor = MessageEditor(started.client, started.target, min_interval=0.05)
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=0.05)
     message = emu.original_message(started.record)
     assert message is not None
 
@@ -205,12 +256,12 @@ async def test_a_new_preview_replaces_the_old_and_the_result_replaces_the_previe
 
 
 async def test_an_expired_token_switches_to_the_channel_route(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
+    started = await deferred_command(emu, run_nextcord, session)
     ids: list[int] = []
-    editor = MessageEditor(started.client, started.target, min_interval=0.05, on_message_id=ids.append)
+    editor = started.editor(min_interval=0.05, on_message_id=ids.append)
     editor.update(state(1))
     await until(lambda: editor.message_id is not None)
 
@@ -228,13 +279,12 @@ async def test_an_expired_token_switches_to_the_channel_route(
 
 
 async def test_a_short_token_lifetime_is_survived(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
     emu.faults.set_token_lifetime(0.4)
-    emu.config.edit_bucket_period = 0.5
-    started = await deferred_command(emu, run_nextcord)
-    editor = MessageEditor(started.client, started.target, min_interval=0.1)
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=0.1)
     for n in range(10):
         editor.update(state(n))
         await asyncio.sleep(0.08)
@@ -246,10 +296,10 @@ async def test_a_short_token_lifetime_is_survived(
 
 
 async def test_a_token_near_its_end_is_not_used_when_the_message_id_is_known(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
+    started = await deferred_command(emu, run_nextcord, session)
     target = EditTarget(
         channel_id=started.target.channel_id,
         message_id=started.record.original_message_id,
@@ -257,7 +307,7 @@ async def test_a_token_near_its_end_is_not_used_when_the_message_id_is_known(
         token=started.target.token,
         token_created_at=time.time() - 15 * 60 + 30,  # 30 s left, inside the 60 s margin
     )
-    editor = MessageEditor(started.client, target, min_interval=0.05)
+    editor = started.editor(target, min_interval=0.05)
     editor.update(state(1))
     await until(lambda: editor.edits == 1)
     await editor.finish(FINAL)
@@ -266,13 +316,13 @@ async def test_a_token_near_its_end_is_not_used_when_the_message_id_is_known(
 
 
 async def test_a_token_dead_before_the_id_was_known_posts_a_fresh_message(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
+    started = await deferred_command(emu, run_nextcord, session)
     emu.faults.expire_token(started.record)
     moved: list[int] = []
-    editor = MessageEditor(started.client, started.target, min_interval=0.05, on_message_moved=moved.append)
+    editor = started.editor(min_interval=0.05, on_message_moved=moved.append)
 
     message_id = await editor.finish(FINAL)
     await editor.close()
@@ -283,12 +333,12 @@ async def test_a_token_dead_before_the_id_was_known_posts_a_fresh_message(
 
 
 async def test_server_errors_on_the_edit_route_are_retried_and_the_final_state_delivered(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
+    started = await deferred_command(emu, run_nextcord, session)
     emu.faults.server_error(WEBHOOK_EDIT, method="PATCH", count=3, status=503)
-    editor = MessageEditor(started.client, started.target, min_interval=0.05, retry_base=0.05)
+    editor = started.editor(min_interval=0.05, retry_base=0.05)
 
     message_id = await editor.finish(FINAL)
     await editor.close()
@@ -298,12 +348,12 @@ async def test_server_errors_on_the_edit_route_are_retried_and_the_final_state_d
 
 
 async def test_a_progress_update_that_hit_a_5xx_is_sent_again_unless_a_newer_one_came(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
+    started = await deferred_command(emu, run_nextcord, session)
     emu.faults.server_error(WEBHOOK_EDIT, method="PATCH", count=1, status=503)
-    editor = MessageEditor(started.client, started.target, min_interval=0.05)
+    editor = started.editor(min_interval=0.05)
     editor.update(state(1))
     await until(lambda: editor.edits == 1)
     await editor.close()
@@ -311,18 +361,19 @@ async def test_a_progress_update_that_hit_a_5xx_is_sent_again_unless_a_newer_one
     assert emu.original_message(started.record).content == "step 1"  # type: ignore[union-attr]
 
 
-# Also with nextcord's default pacing (the bot's), which waits at least a second per bucket: slow.
-@pytest.mark.parametrize("exact_ratelimits", [True, pytest.param(False, marks=pytest.mark.slow)])
-async def test_a_tight_edit_bucket_shared_by_two_jobs_delays_edits_but_loses_nothing(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, exact_ratelimits: bool
+async def test_two_messages_edited_in_one_channel_share_its_bucket_without_a_429(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
+    """Bot-token edits of two messages in one channel use one bucket: the book learns it from the first answer
+    and the pacer spaces both editors by it, so nothing is refused and nothing is lost."""
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord, exact_ratelimits=exact_ratelimits)
+    started = await deferred_command(emu, run_nextcord, session)
     other = await another_command(emu, started)
-    # Two messages in one channel share its edit bucket: nextcord learns that from X-RateLimit-Bucket and
-    # paces both (no 429 at all, usually); any 429 that still happens must be waited out.
-    emu.config.edit_bucket_limit, emu.config.edit_bucket_period = 1, 0.15
-    editors = [MessageEditor(s.client, s.target, min_interval=0.05) for s in (started, other)]
+    targets = [
+        EditTarget(s.target.channel_id, s.record.original_message_id, s.target.application_id, None, 0.0)
+        for s in (started, other)
+    ]
+    editors = [started.editor(t, min_interval=0.05) for t in targets]
     for n in range(12):
         for editor in editors:
             editor.update(state(n))
@@ -333,49 +384,50 @@ async def test_a_tight_edit_bucket_shared_by_two_jobs_delays_edits_but_loses_not
         await editor.close()
 
     sent = edits(emu)
-    for refused in [r for r in sent if r.status == 429]:
-        retry = next(r for r in sent if r.index > refused.index and r.path == refused.path)
-        assert retry.time - refused.end_time >= refused.response["retry_after"] - TOLERANCE
+    assert [r.status for r in sent] == [200] * len(sent)
     assert [emu.message(i).content for i in ids] == ["done 0", "done 1"]
-    assert_spaced(sorted(sent, key=lambda r: r.time), 0.15)  # the bucket's pace, across both editors
     assert all(emu.message(i).buttons for i in ids)
 
 
-async def test_an_injected_429_storm_is_waited_out(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+async def test_an_injected_429_is_obeyed_for_its_retry_after_and_not_repeated_in_a_storm(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
-    emu.faults.rate_limit(WEBHOOK_EDIT, method="PATCH", count=2, retry_after=0.1)
-    editor = MessageEditor(started.client, started.target, min_interval=0.05)
+    started = await deferred_command(emu, run_nextcord, session)
+    emu.faults.rate_limit(WEBHOOK_EDIT, method="PATCH", count=2, retry_after=0.2)
+    editor = started.editor(min_interval=0.05, retry_base=0.01)
     message_id = await editor.finish(FINAL)
     await editor.close()
-    assert [r.status for r in edits(emu)] == [429, 429, 200]
+    sent = edits(emu)
+    assert [r.status for r in sent] == [429, 429, 200]
+    for refused, retry in itertools.pairwise(sent):
+        assert retry.time - refused.end_time >= refused.response["retry_after"] - TOLERANCE
     assert emu.message(message_id).content == "done"
+    assert started.rest.book.refusals == {"user": 2}
 
 
 async def test_a_message_too_old_to_edit_moves_to_a_fresh_message(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
-    http = started.client.http
-    real_request: Callable[..., Awaitable[Any]] = http.request
+    started = await deferred_command(emu, run_nextcord, session)
+    rest = started.rest
+    real_send = rest.send
     refused: list[str] = []
 
-    async def request(route: nextcord.http.Route, **kwargs: Any) -> Any:
+    async def send(request: Request) -> Any:
         # Discord's answer to an edit of a message older than an hour that used up its edits.
-        if route.method == "PATCH" and route.path.startswith("/channels/") and not refused:
-            refused.append(route.path)
-            response = SimpleNamespace(status=400, reason="Bad Request")
-            raise nextcord.HTTPException(response, {"code": 30046, "message": "Maximum number of edits reached"})  # type: ignore[arg-type]
-        return await real_request(route, **kwargs)
+        if request.method == "PATCH" and request.template.startswith("/channels/") and not refused:
+            refused.append(request.template)
+            rest.book.release(request.key)
+            raise DiscordHTTPError(400, 30046, "Maximum number of edits to messages older than 1 hour reached.")
+        return await real_send(request)
 
-    http.request = request  # type: ignore[method-assign]
+    rest.send = send  # type: ignore[method-assign]
     old_id = started.record.original_message_id
     target = EditTarget(started.target.channel_id, old_id, started.target.application_id, None, 0.0)
     moved: list[int] = []
-    editor = MessageEditor(started.client, target, min_interval=0.05, on_message_moved=moved.append)
+    editor = started.editor(target, min_interval=0.05, on_message_moved=moved.append)
     editor.update(state(1, files=(("preview.jpg", b"p"),)))
     await until(lambda: bool(moved))
     editor.update(state(2, files=(("preview.jpg", b"p"),)))
@@ -391,18 +443,36 @@ async def test_a_message_too_old_to_edit_moves_to_a_fresh_message(
 
 
 async def test_update_after_finish_is_ignored_and_finish_after_close_raises(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
 ) -> None:
     emu = discord_emulator
-    started = await deferred_command(emu, run_nextcord)
-    editor = MessageEditor(started.client, started.target, min_interval=0.05)
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=0.05)
     message_id = await editor.finish(FINAL)
     assert await editor.finish(state(9)) == message_id  # the first final stands
     editor.update(state(10))
     await asyncio.sleep(0.1)
     await editor.close()
     assert emu.message(message_id).content == "done" and len(edits(emu)) == 1
-    closed = MessageEditor(started.client, started.target)
+    closed = started.editor()
     await closed.close()
     with pytest.raises(MessageEditError):
         await closed.finish(FINAL)
+
+
+async def test_no_token_reaches_the_log(
+    discord_emulator: DiscordEmulator,
+    run_nextcord: NextcordRunner,
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emu = discord_emulator
+    started = await deferred_command(emu, run_nextcord, session)
+    emu.faults.server_error(WEBHOOK_EDIT, method="PATCH", count=1, status=503)
+    emu.faults.expire_token(started.record)
+    with caplog.at_level("DEBUG"):
+        editor = started.editor(min_interval=0.05, retry_base=0.01)
+        await editor.finish(FINAL)
+        await editor.close()
+    assert started.target.token and all(started.target.token not in r.getMessage() for r in caplog.records)
+    assert all(emu.bot_token not in r.getMessage() for r in caplog.records)
