@@ -36,6 +36,7 @@ import nextcord
 from discomfy import __version__
 from discomfy.bot.actions import ResultActions
 from discomfy.bot.client import DiscomfyBot
+from discomfy.bot.custom_ids import ComponentAction
 from discomfy.bot.delivery import Delivery
 from discomfy.bot.generate import GenerateCommand
 from discomfy.bot.manage import StudioCommands
@@ -181,7 +182,7 @@ class App:
             registry, _ = await load_and_check_workflows(settings, pool)
             engine = Engine(pool, self.engine_options)
             rest = DiscordRest(session, base=settings.discord.api_base, token=settings.discord.token, book=self.book)
-            delivery = Delivery(store, outputs, session, bot.uploads)
+            delivery = Delivery(store, outputs, session, bot.uploads, offers=lambda: runnable_actions(service.registry))
             observer = DiscordObserver(
                 rest,
                 store,
@@ -234,6 +235,12 @@ class App:
         problems = await self.stack.reload_workflows()
         log.info("workflows reloaded with %d problem(s)", len(problems))
         return problems
+
+
+def runnable_actions(registry: Registry) -> frozenset[ComponentAction]:
+    """The actions on a result that a loaded workflow can run (a button for anything else would only fail)."""
+    kinds = {ComponentAction.UPSCALE: Kind.UPSCALE, ComponentAction.ANIMATE: Kind.VIDEO}
+    return frozenset(action for action, kind in kinds.items() if registry.default(kind) is not None)
 
 
 async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tuple[Registry, list[str]]:

@@ -8,6 +8,8 @@ falls back to them), marks the outputs delivered, and enforces the output store'
 (the observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
 input picture for an action (Upscale, Animate …), from our store or from Discord.
 
+Only the actions a loaded workflow can run get a button (``offers``: no Animate without a video workflow).
+
 Never: mark an output delivered before Discord answered with the message; send a result whose files are not
 stored; read more than a bounded number of bytes from Discord.
 """
@@ -17,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
 from discomfy.bot.attachments import MAX_INPUT_BYTES, download
+from discomfy.bot.custom_ids import ComponentAction
 from discomfy.bot.editor import MessageEditor
 from discomfy.bot.interactions import UploadLimits
-from discomfy.bot.render_job import render_result
+from discomfy.bot.render_job import ALL_OUTPUT_ACTIONS, render_result
 from discomfy.errors import UserError
 from discomfy.jobs.outputs import OutputStore
 from discomfy.jobs.records import StoredOutput
@@ -52,7 +55,10 @@ class Delivery:
         outputs: OutputStore,
         session: aiohttp.ClientSession,
         uploads: UploadLimits,
+        *,
+        offers: Callable[[], frozenset[ComponentAction]] = lambda: ALL_OUTPUT_ACTIONS,
     ) -> None:
+        self.offers = offers
         self.store = store
         self.outputs = outputs
         self.session = session
@@ -79,7 +85,9 @@ class Delivery:
         notes = list(fitted.notes)
         if not fitted.uploads:
             notes.append("Nothing could be made small enough to upload; the result is kept on the bot's server.")
-        message_id = await editor.finish(render_result(job, fitted.uploads, notes=notes, now=time.time()))
+        message_id = await editor.finish(
+            render_result(job, fitted.uploads, notes=notes, now=time.time(), offers=self.offers())
+        )
         urls = editor.attachment_urls
         for upload in fitted.uploads:
             delivered = names.get(upload.original_filename)

@@ -321,19 +321,28 @@ def _chunks(buttons: list[dict[str, Any]], size: int = 5) -> list[list[dict[str,
     return [buttons[i : i + size] for i in range(0, len(buttons), size)]
 
 
-def result_components(job: Job, uploads: Sequence[UploadLike]) -> tuple[dict[str, Any], ...]:
-    """The buttons under a result: per-output Upscale/Animate rows, then the job's own row."""
+#: The actions on one output, with their button's label, short letter and emoji.
+OUTPUT_ACTIONS = ((ComponentAction.UPSCALE, "Upscale", "U", "🔍"), (ComponentAction.ANIMATE, "Animate", "A", "🎬"))
+ALL_OUTPUT_ACTIONS = frozenset(action for action, *_ in OUTPUT_ACTIONS)
+
+
+def result_components(
+    job: Job, uploads: Sequence[UploadLike], offers: frozenset[ComponentAction] = ALL_OUTPUT_ACTIONS
+) -> tuple[dict[str, Any], ...]:
+    """The buttons under a result: per-output Upscale/Animate rows (only the ``offers`` that a loaded workflow can
+    run), then the job's own row."""
     images = [i for i, upload in enumerate(uploads[:MAX_OUTPUT_BUTTONS]) if upload.mime.startswith("image/")]
+    actions = [entry for entry in OUTPUT_ACTIONS if entry[0] in offers]
     rows: list[list[dict[str, Any]]] = []
-    if len(uploads) == 1 and images:
+    if len(uploads) == 1 and images and actions:
         rows.append(
             [
-                _button("Upscale", custom_ids.encode(ComponentAction.UPSCALE, job.id, 0), BUTTON_SECONDARY, "🔍"),
-                _button("Animate", custom_ids.encode(ComponentAction.ANIMATE, job.id, 0), BUTTON_SECONDARY, "🎬"),
+                _button(label, custom_ids.encode(action, job.id, 0), BUTTON_SECONDARY, emoji)
+                for action, label, _, emoji in actions
             ]
         )
     elif images:
-        for action, letter in ((ComponentAction.UPSCALE, "U"), (ComponentAction.ANIMATE, "A")):
+        for action, _, letter, _ in actions:
             buttons = [
                 _button(f"{letter}{i + 1}", custom_ids.encode(action, job.id, i), BUTTON_SECONDARY) for i in images
             ]
@@ -356,8 +365,16 @@ def _size(params: Mapping[str, Any]) -> str | None:
     return None
 
 
-def render_result(job: Job, uploads: Sequence[UploadLike], *, notes: Sequence[str] = (), now: float) -> RenderedMessage:
-    """The result message: what was made and how, the files, and the buttons under them."""
+def render_result(
+    job: Job,
+    uploads: Sequence[UploadLike],
+    *,
+    notes: Sequence[str] = (),
+    now: float,
+    offers: frozenset[ComponentAction] = ALL_OUTPUT_ACTIONS,
+) -> RenderedMessage:
+    """The result message: what was made and how, the files, and the buttons under them (``offers``: the actions
+    on an output that a loaded workflow can run)."""
     shown = list(uploads[:MAX_FILES])
     videos = sum(1 for u in shown if u.mime.startswith("video/"))
     images = sum(1 for u in shown if u.mime.startswith("image/"))
@@ -395,7 +412,7 @@ def render_result(job: Job, uploads: Sequence[UploadLike], *, notes: Sequence[st
     }
     files = tuple((truncate(u.filename, 200) or f"output-{i}", u.data) for i, u in enumerate(shown))
     return RenderedMessage(
-        embeds=(embed,), components=result_components(job, shown), files=files, keep_attachments=False
+        embeds=(embed,), components=result_components(job, shown, offers), files=files, keep_attachments=False
     )
 
 

@@ -415,3 +415,16 @@ def test_shrink_preview_makes_a_small_jpeg_and_refuses_garbage() -> None:
         assert (image.format, image.size) == ("JPEG", (384, 192))
     with pytest.raises(PreviewError):
         shrink_preview(b"not a picture")
+
+
+def test_only_actions_a_loaded_workflow_can_run_get_a_button() -> None:
+    job = make_job(JobState.DELIVERING)
+    one = [FakeUpload("cat.png", b"png", "image/png")]
+    no_video = frozenset({ComponentAction.UPSCALE})
+    assert labels(render_result(job, one, now=T0, offers=no_video)) == [
+        ["Upscale"],
+        ["Reroll", "Edit prompt", "Info", "Delete"],
+    ]
+    assert labels(render_result(job, one, now=T0, offers=frozenset())) == [["Reroll", "Edit prompt", "Info", "Delete"]]
+    two = [*one, FakeUpload("dog.png", b"png", "image/png")]
+    assert labels(render_result(job, two, now=T0, offers=no_video))[0] == ["U1", "U2"]
