@@ -10,6 +10,10 @@ reconciliation). When a server loses the job (a restart empties its queue), a jo
 submitted again, on whichever server is best now; a running one fails with a clear message, unless the
 configuration allows resubmitting those too.
 
+The run ends as soon as the result is in hand: when the websocket's account of the job is complete, the
+server's record of it is read afterwards (``JobRun.confirmation``, a task the engine keeps until it ends and
+``Engine.close`` cancels; see ``stream.py`` for what happens when it disagrees).
+
 Cancel (``JobRun.cancel``) works at every stage: waiting for a slot (nothing was sent), between upload and
 submission (cancelled right after it lands), queued or running at ComfyUI (``cancel_remote``: targeted, never
 another user's job).
@@ -33,7 +37,7 @@ from discomfy.comfy.http import ComfyUnreachableError
 from discomfy.comfy.pool import Lease, ServerPool
 from discomfy.comfy.progress import ProgressTracker, Snapshot
 from discomfy.comfy.remote import cancel_remote
-from discomfy.comfy.stream import JobLostError, JobResult, JobStream
+from discomfy.comfy.stream import Confirmation, JobLostError, JobResult, JobStream
 from discomfy.errors import ComfyError, DiscomfyError
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,8 @@ class Engine:
         self.pool = pool
         self.options = options or EngineOptions()
         self.runs: dict[str, JobRun] = {}
+        #: Background checks of results already handed over (held here so they are not lost mid-way).
+        self._confirmations: set[asyncio.Task[Confirmation]] = set()
 
     def start(
         self,
@@ -126,6 +132,18 @@ class Engine:
         self.runs[spec.job_id] = run
         return run
 
+    async def close(self) -> None:
+        """Stop the background checks still running (the results they check were handed over already)."""
+        tasks = list(self._confirmations)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _keep(self, task: asyncio.Task[Confirmation]) -> None:
+        if not task.done():
+            self._confirmations.add(task)
+            task.add_done_callback(self._confirmations.discard)
+
     async def cancel(self, job_id: str) -> bool:
         """Cancel a run of this engine by job id; False when there is no such live run."""
         run = self.runs.get(job_id)
@@ -152,6 +170,9 @@ class JobRun:
         self.spec = spec
         self.tracker = ProgressTracker(spec.prompt_id, spec.graph)
         self.result: JobResult | None = None
+        #: The background check of a result taken from the websocket (None when the result waited for the
+        #: server's record, or there is no result).
+        self.confirmation: asyncio.Task[Confirmation] | None = None
         #: The server the job is on (or was last on).
         self.server: str | None = attach_to
         self.submissions = 0
@@ -269,6 +290,9 @@ class JobRun:
                     await self.cancel()
                 yield snapshot
             self.result = stream.result
+            if stream.confirmation is not None:
+                self.confirmation = stream.confirmation
+                self.engine._keep(stream.confirmation)
         except ComfyUnreachableError as exc:
             if self._attach or (stream is not None and stream.submitted):
                 raise

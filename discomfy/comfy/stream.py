@@ -9,14 +9,30 @@ How it works:
   has been silent for ``silence_timeout``, it *reconciles*: it asks the server about our prompt_id
   (``/api/jobs/{id}``, or queue + history on older servers) and tells the tracker what the server knows. So a
   job that finished while the socket was down, or before it ever connected, is still collected.
-- Output files are fetched with ``/view`` as soon as an ``executed`` message names them; when the job is over,
-  the server's record of it (history is written just after the last websocket message) is authoritative, and
-  whatever was not fetched yet is fetched then, retrying until ``fetch_deadline``.
+- Output files are fetched with ``/view`` as soon as an ``executed`` message names them.
+- The end, fast: ComfyUI sends ``executed`` for every node with UI output (a cached one too), and history's
+  ``outputs`` are exactly those; it writes history just *after* ``execution_success`` (255 ms later in a
+  recording of a long run). So when the websocket's account is complete — ``execution_success`` came on a
+  socket that was open before the prompt was sent and never dropped since, and every sink of the graph (a node
+  no other node reads: where a graph's outputs are) sent ``executed``, naming at least one saved file — the
+  result is those files, as soon as their downloads finish: nothing waits for the record. The record is read
+  afterwards, in the background (``confirmation``), with the same patience as below.
+- The end, otherwise (a gap, a reattach after a restart, an older server that names the job itself or sends no
+  ``execution_success``, a sink that sent no ``executed`` — older servers do not resend it for cached nodes,
+  nothing saved named): the server's record is authoritative. If reconciliation's answer is what said "done",
+  that record is used; else it is read now, retrying while it is not written yet. Whatever was not fetched
+  yet is fetched then, retrying until ``fetch_deadline``.
+- When the background record disagrees — it names saved files the messages did not (only a server breaking
+  the protocol above can), or it is not "done" — the result stands: it was handed over once and is never sent
+  again or amended. The difference is logged at WARNING with the file names (they stay on the server) and is
+  in ``confirmation``'s ``Confirmation.missed`` for a caller that wants to act on it. A record that cannot be
+  read is logged at INFO.
 - When the server no longer knows our prompt (it restarted and lost its queue), the stream ends with
   ``JobLostError``, saying whether the job had started: the engine decides whether to submit it again.
 
 Never: submit without the job's prompt_id being known to the caller first (it is passed in), resend a
-submission without asking the server first (``submit_once``), or end without a terminal snapshot or an error.
+submission without asking the server first (``submit_once``), end without a terminal snapshot or an error, or
+let the background check delay, change or repeat a result.
 """
 
 from __future__ import annotations
@@ -34,6 +50,7 @@ from urllib.parse import urlsplit, urlunsplit
 import websockets
 from websockets.asyncio.client import connect
 
+from discomfy.comfy.events import Event, Executed, ExecutionSuccess
 from discomfy.comfy.http import ComfyHTTP
 from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
 from discomfy.comfy.protocol import decode
@@ -41,7 +58,7 @@ from discomfy.comfy.remote import submit_once
 from discomfy.comfy.types import OutputFile, RemoteJob, RemoteStatus
 from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError
 from discomfy.outcome import Failure
-from discomfy.retry import Backoff, retry
+from discomfy.retry import Backoff, describe, retry
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +83,27 @@ class JobLostError(ComfyUnavailableError):
         super().__init__(message)
         #: Had the job begun running? A job lost before it started can safely be submitted again.
         self.started = started
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    """Queued after the last frame of socket number ``serial``: whatever the server sent next is lost."""
+
+    serial: int
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The server's record of a job whose result was taken from its websocket messages."""
+
+    #: The record (None when it could not be read within the deadline).
+    record: RemoteJob | None
+    #: Saved files the record names and the messages did not (not in the result; still on the server).
+    missed: tuple[OutputFile, ...] = ()
+
+    @property
+    def agrees(self) -> bool:
+        return self.record is not None and self.record.status is RemoteStatus.DONE and not self.missed
 
 
 @dataclass(frozen=True)
@@ -110,6 +148,7 @@ class JobStream:
         connect_timeout: float = 5.0,
         unreachable_timeout: float = 120.0,
         fetch_deadline: float = 120.0,
+        confirm_in_background: bool = True,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff = RECONNECT_BACKOFF,
     ) -> None:
@@ -123,9 +162,13 @@ class JobStream:
         self.connect_timeout = connect_timeout
         self.unreachable_timeout = unreachable_timeout
         self.fetch_deadline = fetch_deadline
+        #: False: every result waits for the server's record, as before issue 10 (``bench/result_latency.py``).
+        self.confirm_in_background = confirm_in_background
         self.clock = clock
         self.backoff = backoff
         self.result: JobResult | None = None
+        #: The background check of a result taken from the websocket (see the module doc); None otherwise.
+        self.confirmation: asyncio.Task[Confirmation] | None = None
         self.reconnects = 0
         #: Set once the server told us (by events or by its queue) that our job runs.
         self.started = False
@@ -140,6 +183,16 @@ class JobStream:
         #: While reconciling fails: the waits before the next try (a new schedule after each success).
         self._reconcile_waits: Iterator[float] | None = None
         self._fetches: dict[OutputFile, asyncio.Task[bytes]] = {}
+        #: Which socket is open (counts connections), and the one that was open when the prompt was sent.
+        self._serial = 0
+        self._submit_serial: int | None = None
+        #: Every message for our prompt since it was sent reached us (same socket, no drop, no rename).
+        self._unbroken = False
+        #: Nodes (and the graph nodes they stand for) an ``executed`` of our prompt named.
+        self._named: set[str] = set()
+        #: The record reconciliation read when it found the job finished.
+        self._record: RemoteJob | None = None
+        self._ending: asyncio.Task[tuple[FetchedFile, ...]] | None = None
 
     @property
     def submitted(self) -> bool:
@@ -163,6 +216,7 @@ class JobStream:
                 # connect, go on anyway: reconciliation through HTTP covers the silence.
                 await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
             if submit:
+                self._submit_serial = self._serial if self._connected.is_set() else None
                 known_as = await submit_once(
                     self.http,
                     self.graph,
@@ -170,9 +224,11 @@ class JobStream:
                     client_id=self.client_id,
                     extra_data=self.extra_data,
                 )
+                self._unbroken = self._submit_serial is not None
                 if known_as != self.prompt_id:
                     self.prompt_id = known_as
                     self.tracker.rename(known_as)
+                    self._unbroken = False
                     if self.on_renamed is not None:
                         await self.on_renamed(known_as)
                     self._frames.put_nowait(_GAP)  # its first messages were not recognised as ours: ask
@@ -186,8 +242,12 @@ class JobStream:
             socket.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await socket
+            if self._ending is not None:
+                self._ending.cancel()
             for task in self._fetches.values():
                 task.cancel()
+            if self.result is None and self.confirmation is not None:
+                self.confirmation.cancel()
 
     async def _follow(self) -> AsyncIterator[Snapshot]:
         last = self.tracker.snapshot
@@ -196,23 +256,53 @@ class JobStream:
                 item = await asyncio.wait_for(self._frames.get(), self.silence_timeout)
             except TimeoutError:
                 item = _GAP
+            event: Event | None = None
             if item is _GAP:
                 snapshot = await self._reconcile()
+            elif isinstance(item, _Dropped):
+                if item.serial == self._submit_serial:
+                    self._unbroken = False
+                continue
             else:
                 try:
                     event = decode(item)  # type: ignore[arg-type]
                 except ComfyProtocolError as exc:
                     log.warning("job %s: ignoring a frame we cannot read: %s", self.prompt_id, exc)
                     continue
+                if isinstance(event, Executed) and event.prompt_id in (None, self.prompt_id):
+                    self._named.update(n for n in (event.node, event.display_node) if n is not None)
                 snapshot = self.tracker.feed(event, self.clock())
             if snapshot.phase is Phase.RUNNING:
                 self.started = True
             if snapshot is not last:
                 self._fetch_early(snapshot)
+                if snapshot.phase is Phase.DONE:
+                    # Started before the DONE snapshot is handed on: the files keep coming while it is shown.
+                    self._ending = self._end(snapshot, told_by=event)
                 last = snapshot
                 yield snapshot
-        files = await self._collect(last) if last.phase is Phase.DONE else ()
+        if self._ending is None and last.phase is Phase.DONE:
+            self._ending = self._end(last, told_by=None)
+        files = await self._ending if self._ending is not None else ()
         self.result = JobResult(self.tracker.snapshot, files)
+
+    def _end(self, snapshot: Snapshot, *, told_by: Event | None) -> asyncio.Task[tuple[FetchedFile, ...]]:
+        """The task that gets the finished job's files: the websocket's when its account is complete (and the
+        record is checked in the background), else the record's (see the module doc)."""
+        named = self._complete_account(snapshot, told_by)
+        if named:
+            self.confirmation = asyncio.create_task(self._confirm(named), name=f"confirm-{self.prompt_id}")
+            return asyncio.create_task(self._fetch_all(named), name=f"outputs-{self.prompt_id}")
+        return asyncio.create_task(self._collect(snapshot), name=f"outputs-{self.prompt_id}")
+
+    def _complete_account(self, snapshot: Snapshot, told_by: Event | None) -> tuple[OutputFile, ...]:
+        """The saved files the websocket named, when its account of the job is complete; else ()."""
+        if not self.confirm_in_background or not self._unbroken or not isinstance(told_by, ExecutionSuccess):
+            return ()
+        sinks = _sinks(self.graph)
+        if not sinks or not sinks <= self._named:
+            return ()
+        return tuple(dict.fromkeys(o for o in snapshot.outputs if not o.is_temporary))
 
     async def _reconcile(self) -> Snapshot:
         """Ask the server what became of our prompt and tell the tracker."""
@@ -236,6 +326,7 @@ class JobStream:
         self._unreachable_since = None
         self._reconcile_waits = None
         if job.status is RemoteStatus.DONE:
+            self._record = job
             return self.tracker.mark_done(job.outputs, now)
         if job.status is RemoteStatus.FAILED:
             return self.tracker.mark_failed(job.error, now, Failure.WORKFLOW)
@@ -259,9 +350,11 @@ class JobStream:
 
     async def _collect(self, snapshot: Snapshot) -> tuple[FetchedFile, ...]:
         """The job's saved outputs, from the server's record (which is written just after the last message)."""
-        record = await self._final_record()
+        record = self._record if self._record is not None else await self._final_record()
         outputs = record.outputs if record is not None and record.outputs else tuple(snapshot.outputs)
-        wanted = list(dict.fromkeys(o for o in outputs if not o.is_temporary))
+        return await self._fetch_all(tuple(dict.fromkeys(o for o in outputs if not o.is_temporary)))
+
+    async def _fetch_all(self, wanted: tuple[OutputFile, ...]) -> tuple[FetchedFile, ...]:
         data = await asyncio.gather(*(self._fetch(o) for o in wanted))
         return tuple(FetchedFile(o, d) for o, d in zip(wanted, data, strict=True))
 
@@ -283,6 +376,37 @@ class JobStream:
             clock=self.clock,
             logger=log,
         )
+
+    async def _confirm(self, named: tuple[OutputFile, ...]) -> Confirmation:
+        """The background check of a result taken from the websocket: never raises, never changes the result."""
+        try:
+            async with asyncio.timeout(self.fetch_deadline):
+                record = await self._final_record()
+        except TimeoutError:
+            record = None
+        except Exception as exc:  # a closed session at shutdown, say: the result stands either way
+            log.info("job %s: could not confirm the result with the server: %s", self.prompt_id, describe(exc))
+            return Confirmation(None)
+        if record is None:
+            return Confirmation(None)
+        keys = {_file_key(o) for o in named}
+        missed = tuple(dict.fromkeys(o for o in record.outputs if not o.is_temporary and _file_key(o) not in keys))
+        if missed:
+            log.warning(
+                "job %s: the server's record names %d saved file(s) its messages did not (%s); the result was "
+                "delivered without them and they stay on %s",
+                self.prompt_id,
+                len(missed),
+                ", ".join(o.filename for o in missed),
+                self.http.base_url,
+            )
+        elif record.status is not RemoteStatus.DONE:
+            log.warning(
+                "job %s: its messages said done, the server's record says %s; the result stands",
+                self.prompt_id,
+                record.status,
+            )
+        return Confirmation(record, missed)
 
     async def _final_record(self, attempts: int = 20) -> RemoteJob | None:
         """The server's record of the finished job, or None if it did not have one after ``attempts`` looks."""
@@ -316,15 +440,35 @@ class JobStream:
                 # before we open the next socket with the same clientId.
                 async with connect(url, max_size=MAX_FRAME, open_timeout=self.connect_timeout) as ws:
                     await ws.send(FEATURE_FLAGS)
+                    self._serial += 1
                     if self._submitted:
                         # Anything may have happened while we were not listening (or before we first were).
                         self._frames.put_nowait(_GAP)
                     self._connected.set()
                     waits = self.backoff.delays()  # connected: the next drop starts the schedule over
-                    async for frame in ws:
-                        self._frames.put_nowait(frame)
+                    try:
+                        async for frame in ws:
+                            self._frames.put_nowait(frame)
+                    finally:
+                        self._frames.put_nowait(_Dropped(self._serial))
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 log.info("job %s: websocket to %s dropped: %s", self.prompt_id, self.http.base_url, exc)
             self._connected.clear()
             self.reconnects += 1
             await asyncio.sleep(next(waits))
+
+
+def _sinks(graph: Mapping[str, Any]) -> frozenset[str]:
+    """The graph's nodes no other node reads from: where its outputs are (SaveImage, SaveVideo, …)."""
+    read = {
+        str(value[0])
+        for node in graph.values()
+        if isinstance(node, Mapping)
+        for value in (node.get("inputs") or {}).values()
+        if isinstance(value, list) and len(value) == 2
+    }
+    return frozenset(str(node_id) for node_id in graph if str(node_id) not in read)
+
+
+def _file_key(output: OutputFile) -> tuple[str, str, str]:
+    return (output.filename, output.subfolder, output.folder_type)

@@ -67,7 +67,9 @@ Faults (``emu.faults``) and server states
 ``"lost"``; a reconnect gets ``status`` and, while its job runs, ``executing`` without ``prompt_id``),
 ``delay_ws_accept(seconds)`` (a job can finish before the socket connects), ``server_error(route, count=,
 status=, method=)``, ``bad_body(route, "null" | "truncated" | "non_json", count=, method=)``,
-``slow_view(seconds, count=)``, ``fail_node(node_id=, class_type=, message=, exception_type=, count=)``
+``slow_view(seconds, count=)``, ``slow_http(route, seconds, count=None, method=)`` (any route answered late),
+``delay_record(seconds)`` (history written that long after the prompt's last job message, as the real server's
+clean-up can take), ``fail_node(node_id=, class_type=, message=, exception_type=, count=)``
 (→ ``execution_error``); routes are fnmatch patterns on the template or path. ComfyUI's duplicate-clientId race is
 on by default (``config.dup_client_id_bug``). ``await emu.restart(down_for=0)``: sockets dropped, queue, history
 and cache emptied, same port; ``await emu.go_down()`` / ``await emu.come_up()`` keep it down (connections

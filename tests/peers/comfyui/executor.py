@@ -374,6 +374,9 @@ class Worker:
                 "completed": success,
                 "messages": run.status_messages,
             }
+            if self.emu.faults.record_delay > 0:
+                self.emu.faults.fired.append(f"delay_record {self.emu.faults.record_delay}")
+                await asyncio.sleep(self.emu.faults.record_delay)
             await queue.task_done(item_id, run.history_result(), status)
             self.current = None
             self.running_client_id = None

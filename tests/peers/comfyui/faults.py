@@ -26,6 +26,19 @@ class HttpFault:
 
 
 @dataclass
+class HttpDelay:
+    route: str
+    method: str | None
+    seconds: float
+    remaining: int | None
+
+    def matches(self, method: str, route: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return fnmatch.fnmatchcase(route, self.route) or fnmatch.fnmatchcase(path, self.route)
+
+
+@dataclass
 class SocketDrop:
     client_id: str | None
     at_node: str | None
@@ -47,11 +60,13 @@ class Faults:
 
     def __init__(self) -> None:
         self.http: list[HttpFault] = []
+        self.http_delays: list[HttpDelay] = []
         self.socket_drops: list[SocketDrop] = []
         self.node_failures: list[NodeFailure] = []
         self.view_delay: float = 0.0
         self.view_delay_count: int | None = None
         self.ws_accept_delay: float = 0.0
+        self.record_delay: float = 0.0
         self.fired: list[str] = []
 
     # -- HTTP --------------------------------------------------------------------------------------------------
@@ -70,6 +85,22 @@ class Faults:
         """Delay ``GET /view`` by ``seconds`` (for the next ``count`` requests, or until cleared with 0)."""
         self.view_delay = seconds
         self.view_delay_count = count
+
+    def slow_http(self, route: str, seconds: float, count: int | None = None, *, method: str | None = None) -> None:
+        """Hold the next ``count`` matching requests (all of them with ``None``) for ``seconds`` before they are
+        answered (with the state of the server when the answer is made), like a server too busy to answer."""
+        self.http_delays.append(HttpDelay(route, method, seconds, count))
+
+    def take_http_delay(self, method: str, route: str, path: str) -> float:
+        for delay in self.http_delays:
+            if delay.matches(method, route, path):
+                if delay.remaining is not None:
+                    delay.remaining -= 1
+                    if delay.remaining <= 0:
+                        self.http_delays.remove(delay)
+                self.fired.append(f"slow_http {delay.seconds} {method} {path}")
+                return delay.seconds
+        return 0.0
 
     def take_http(self, method: str, route: str, path: str) -> HttpFault | None:
         for fault in self.http:
@@ -108,6 +139,13 @@ class Faults:
         self.ws_accept_delay = seconds
 
     # -- jobs --------------------------------------------------------------------------------------------------
+    def delay_record(self, seconds: float) -> None:
+        """Wait ``seconds`` between a prompt's last job message (``execution_success`` / ``_error`` /
+        ``_interrupted``) and writing its history (then ``status`` and ``executing`` ``node: null``), as the real
+        server's clean-up after a prompt takes (255 ms after a 400-frame run in ``transcripts/reconnect.jsonl``).
+        Meanwhile ``/queue`` still lists the prompt as running and ``/api/jobs/{id}`` says ``in_progress``."""
+        self.record_delay = seconds
+
     def fail_node(
         self,
         node_id: str | None = None,

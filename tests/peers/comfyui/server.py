@@ -177,6 +177,10 @@ class ComfyEmulator:
             except ValueError:
                 record.json = None
         fault = self.faults.take_http(request.method, route, request.path) if route != "/ws" else None
+        delay = self.faults.take_http_delay(request.method, route, request.path) if route != "/ws" else 0.0
+        if delay:
+            record.fault = "slow_http"
+            await asyncio.sleep(delay)
         if fault is not None and fault.kind == "server_error":
             record.status, record.fault = fault.status, fault.kind
             self.notify()
