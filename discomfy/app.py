@@ -111,6 +111,7 @@ class Stack:
     async def close(self) -> None:
         await self.service.close()
         await self.observer.close()
+        await self.engine.close()
         await self.pool.close()
         await self.store.close()
         await self.session.close()
