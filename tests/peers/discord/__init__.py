@@ -86,6 +86,7 @@ HTTP faults match API and CDN requests by an fnmatch pattern on the route templa
 close code), ``await request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
 """
 
+from .buckets import SharedLimit
 from .fixtures import NextcordRunner
 from .interactions import InteractionRecord, InteractionResponse, InteractionType, ResponseType
 from .limits import Limits
@@ -111,6 +112,7 @@ __all__ = [
     "RequestRecord",
     "ResponseType",
     "Role",
+    "SharedLimit",
     "StoredAttachment",
     "StoredMessage",
     "User",
