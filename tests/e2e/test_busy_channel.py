@@ -68,3 +68,35 @@ async def test_ten_users_in_one_channel_each_see_running_within_two_seconds_of_t
             late.append((user, round(shown - start, 2)))
     assert late == []
     assert [r for r in emu.requests if r.status == 429] == []
+
+
+async def test_an_unexpected_shared_429_is_obeyed_by_every_message_in_the_channel_and_never_repeated(
+    studio: Studio,
+) -> None:
+    """Discord answers one progress edit with a ``shared`` 429 (a limit the headers never announced, on the
+    channel's messages): no message of ours writes to that channel again before its ``retry_after`` is over, and
+    no second 429 follows — the busy channel is not hammered into a storm."""
+    studio.comfy.config.step_duration = 0.05
+    for name in USERS[:4]:
+        if name not in studio.discord.users:
+            studio.discord.add_member(name)
+    await studio.start()
+    emu = studio.discord
+    retry_after = 1.0  # Discord seconds: 0.1 s here
+    emu.faults.rate_limit("/webhooks/*/messages/@original", method="PATCH", scope="shared", retry_after=retry_after)
+    interactions = [
+        await emu.send_slash_command(user, "general", "generate", {"prompt": f"{user}'s cat", "steps": 10})
+        for user in USERS[:4]
+    ]
+    for interaction in interactions:
+        await studio.result(interaction, timeout=60)
+
+    refused = [r for r in emu.requests if r.status == 429]
+    assert [r.ratelimit_scope for r in refused] == ["shared"]
+    [shared] = refused
+    wait = shared.response["retry_after"]
+    writes = [
+        r for r in emu.requests if r.method in ("PATCH", "POST") and "/messages" in r.path and r.index > shared.index
+    ]
+    assert writes, "the jobs went on"
+    assert min(r.time for r in writes) >= shared.end_time + wait - 0.02
