@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -160,7 +161,9 @@ def line(name: str, values: Sequence[float], ps: Sequence[int]) -> str:
 
 
 async def defer_latencies(discord: DiscordEmulator, commands: int) -> list[float]:
-    discord.config.edit_bucket_limit, discord.config.edit_bucket_period = 100_000, 1.0
+    config = discord.config
+    saved = dataclasses.replace(config)
+    config.webhook_bucket_limit = config.channel_edit_bucket_limit = config.channel_send_bucket_limit = 100_000
     sent: list[InteractionRecord] = []
     start = time.monotonic()
     for i in range(WARMUP + commands):
@@ -181,7 +184,9 @@ async def defer_latencies(discord: DiscordEmulator, commands: int) -> list[float
         assert interaction.response is not None
         latencies.append(interaction.response.time - frames[interaction.id])
     await until(lambda: all(result_delivered(discord, i) for i in sent), 120.0, "every phase-1 result delivered")
-    discord.config.edit_bucket_limit, discord.config.edit_bucket_period = 5, 5.0
+    config.webhook_bucket_limit = saved.webhook_bucket_limit
+    config.channel_edit_bucket_limit = saved.channel_edit_bucket_limit
+    config.channel_send_bucket_limit = saved.channel_send_bucket_limit
     return latencies
 
 

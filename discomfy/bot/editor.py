@@ -341,7 +341,7 @@ class MessageEditor:
         target = self._target
         if kind is RouteKind.WEBHOOK:
             assert target.token is not None
-            return RouteKey.webhook(f"PATCH {WEBHOOK_ORIGINAL}", target.application_id, target.token)
+            return RouteKey.webhook(f"PATCH {WEBHOOK_ORIGINAL}", target.application_id, target.token, target.channel_id)
         if kind is RouteKind.CHANNEL:
             return RouteKey.channel(f"PATCH {CHANNEL_MESSAGE}", target.channel_id)
         return RouteKey.channel(f"POST {CHANNEL_MESSAGES}", target.channel_id)
@@ -437,7 +437,9 @@ class MessageEditor:
             return Request.channel("POST", CHANNEL_MESSAGES, payload, files, channel_id=target.channel_id)
         if kind is RouteKind.WEBHOOK:
             assert target.token is not None
-            return Request.webhook_original(target.application_id, target.token, payload, files)
+            return Request.webhook_original(
+                target.application_id, target.token, payload, files, channel_id=target.channel_id
+            )
         assert self._message_id is not None
         return Request.channel(
             "PATCH", CHANNEL_MESSAGE, payload, files, channel_id=target.channel_id, message_id=self._message_id

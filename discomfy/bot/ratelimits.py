@@ -9,7 +9,8 @@ requests that bucket allows (``-Limit``), how many are left (``-Remaining``) and
 messages edited with the bot token in one channel share one. Bot-token requests also count against the global
 limit (50 per second); interaction routes are exempt. A 429 says its scope: ``user`` (this bucket),
 ``global`` (every bot-token request) or ``shared`` (a limit on the resource that other users share, which we
-could not have counted). The docs ask clients not to hard-code limits: the numbers here are only what we assume
+could not have counted; we pause every write to that channel until its ``retry_after``). The docs ask clients
+not to hard-code limits: the numbers here are only what we assume
 before the first answer of a bucket (one request at a time, then whatever Discord said).
 
 How it works: ``BucketBook.reserve(key, now)`` answers how long to wait before a request on ``key`` may be sent
@@ -46,15 +47,17 @@ class RouteKey:
     route: str
     resource: str
     bot_token: bool
+    #: The channel the request writes to, when known: a ``shared`` 429 pauses every write we make there.
+    channel_id: int | None = None
 
     @classmethod
     def channel(cls, route: str, channel_id: int) -> RouteKey:
-        return cls(route, f"channel:{channel_id}", True)
+        return cls(route, f"channel:{channel_id}", True, channel_id)
 
     @classmethod
-    def webhook(cls, route: str, webhook_id: int, token: str) -> RouteKey:
+    def webhook(cls, route: str, webhook_id: int, token: str, channel_id: int | None = None) -> RouteKey:
         digest = hashlib.sha256(token.encode()).hexdigest()[:16]
-        return cls(route, f"webhook:{webhook_id}:{digest}", False)
+        return cls(route, f"webhook:{webhook_id}:{digest}", False, channel_id)
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class BucketBook:
     _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
     _global_sent: deque[float] = field(default_factory=deque)
     _global_blocked_until: float = 0.0
+    #: Channels a ``shared`` 429 paused: a limit on the resource that we cannot count, so nothing goes there.
+    _channel_blocked_until: dict[int, float] = field(default_factory=dict)
     #: 429s seen, by scope (for logs, metrics and tests).
     refusals: dict[str, int] = field(default_factory=dict)
 
@@ -122,6 +127,8 @@ class BucketBook:
         """0 when a request on ``key`` may go now (a slot is taken), else the seconds to wait before asking again."""
         bucket = self.bucket(key)
         waits = [bucket.blocked_until - now]
+        if key.channel_id is not None:
+            waits.append(self._channel_blocked_until.get(key.channel_id, 0.0) - now)
         if key.bot_token:
             waits.append(self._global_blocked_until - now)
             while self._global_sent and self._global_sent[0] <= now - 1.0:
@@ -177,8 +184,13 @@ class BucketBook:
         until = now + (wait if wait is not None else 1.0)
         if scope == "global":
             self._global_blocked_until = max(self._global_blocked_until, until)
-        else:
-            # "user": this bucket is spent; "shared": a limit we could not count. Either way, not before then.
-            bucket.remaining = 0
-            bucket.blocked_until = max(bucket.blocked_until, until)
-            bucket.reset_at = max(bucket.reset_at or until, until)
+            return
+        if scope == "shared" and key.channel_id is not None:
+            # A limit on the resource (the channel's messages) that others share: our other messages there would
+            # meet it too, so they wait with this one instead of each being refused in turn.
+            blocked = self._channel_blocked_until.get(key.channel_id, 0.0)
+            self._channel_blocked_until[key.channel_id] = max(blocked, until)
+        # "user": this bucket is spent; "shared": a limit we could not count. Either way, not before then.
+        bucket.remaining = 0
+        bucket.blocked_until = max(bucket.blocked_until, until)
+        bucket.reset_at = max(bucket.reset_at or until, until)

@@ -63,10 +63,16 @@ class Request:
 
     @classmethod
     def webhook_original(
-        cls, application_id: int, token: str, payload: Mapping[str, Any], files: tuple[tuple[str, bytes], ...] = ()
+        cls,
+        application_id: int,
+        token: str,
+        payload: Mapping[str, Any],
+        files: tuple[tuple[str, bytes], ...] = (),
+        *,
+        channel_id: int | None = None,
     ) -> Request:
         template = "/webhooks/{application_id}/{token}/messages/@original"
-        key = RouteKey.webhook(f"PATCH {template}", application_id, token)
+        key = RouteKey.webhook(f"PATCH {template}", application_id, token, channel_id)
         params: dict[str, int | str] = {"application_id": application_id, "token": token}
         return cls("PATCH", template, params, key, payload, files, bot_token=False)
 

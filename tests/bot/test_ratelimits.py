@@ -117,3 +117,14 @@ def test_garbled_headers_are_ignored() -> None:
     book.reserve(key, 0.0)
     book.learn(key, Answer(200, {"X-RateLimit-Limit": "lots", "X-RateLimit-Remaining": "-3"}), 0.0)
     assert book.reserve(key, 0.0) == 0 and book.reserve(key, 0.0) > 0  # still nothing known: one at a time
+
+
+def test_a_shared_429_pauses_every_write_to_that_channel_but_not_others() -> None:
+    book = BucketBook()
+    mine = RouteKey.webhook(WEBHOOK_EDIT, 9, "token-a", channel_id=5)
+    book.reserve(mine, 0.0)
+    book.learn(mine, Answer(429, {"X-RateLimit-Scope": "shared"}, retry_after=2.0), 0.0)
+    assert book.reserve(RouteKey.webhook(WEBHOOK_EDIT, 9, "token-b", channel_id=5), 1.0) > 0
+    assert book.reserve(RouteKey.channel(CHANNEL_EDIT, 5), 1.0) > 0
+    assert book.reserve(RouteKey.channel(CHANNEL_EDIT, 6), 1.0) == 0
+    assert book.reserve(RouteKey.webhook(WEBHOOK_EDIT, 9, "token-b", channel_id=5), 2.0) == 0

@@ -28,6 +28,10 @@ from tests.support import FAST_STREAM, WORKFLOWS
 T = TypeVar("T")
 #: The bot's jobs may wait a little longer for an unreachable server than the engine's own fault tests.
 E2E_STREAM = {**FAST_STREAM, "unreachable_timeout": 5.0}
+#: Real seconds per Discord second of rate limits in these tests (``tests/e2e/conftest.py`` applies it).
+E2E_DISCORD_TIME_SCALE = 0.1
+#: The bot's progress cadence here (1 s in production), on the same scale as Discord's limits.
+E2E_PROGRESS_INTERVAL = 0.15
 
 
 def studio_settings(discord: DiscordEmulator, comfy: ComfyEmulator, data_dir: Path, **limits: Any) -> Settings:
@@ -46,7 +50,7 @@ class Studio:
     comfy: ComfyEmulator
     runner: NextcordRunner
     settings: Settings
-    editor_interval: float = 1.5
+    editor_interval: float = E2E_PROGRESS_INTERVAL
     app: App | None = None
     bots: list[DiscomfyBot] = field(default_factory=list)
 

@@ -36,7 +36,7 @@ SMALL = {"steps": 2, "width": 256, "height": 256}
 def make_studio(
     discord: DiscordEmulator, comfy: ComfyEmulator, runner: NextcordRunner, data: Path, **limits: Any
 ) -> Studio:
-    return Studio(discord, comfy, runner, studio_settings(discord, comfy, data, **limits), editor_interval=0.2)
+    return Studio(discord, comfy, runner, studio_settings(discord, comfy, data, **limits))
 
 
 @pytest.fixture

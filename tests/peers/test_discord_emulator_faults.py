@@ -11,6 +11,7 @@ import asyncio
 import io
 from typing import Any
 
+import aiohttp
 import nextcord
 import pytest
 
@@ -61,22 +62,24 @@ async def test_rate_limit_on_a_channel_edit_is_waited_out_then_retried(
 
 
 @pytest.mark.parametrize("time_scale", CLOCKS)
-async def test_edit_bucket_429_on_a_webhook_edit_is_waited_out_then_retried(
-    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, time_scale: float
+async def test_a_webhook_bucket_429_on_an_interaction_edit_is_waited_out_then_retried(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession, time_scale: float
 ) -> None:
     emu = discord_emulator
-    # The three edits must fall in one window: half a second (5 Discord seconds) leaves room on a busy machine;
+    # The three requests must fall in one window: half a second (5 Discord seconds) leaves room on a busy machine;
     # on Discord's time, nextcord waits a second for a bucket anyway, so the window may as well be that long.
-    emu.config.edit_bucket_limit, emu.config.edit_bucket_period = 2, 5.0 if time_scale < 1 else 1.0
+    emu.config.webhook_bucket_limit, emu.config.webhook_bucket_period = 2, 5.0 if time_scale < 1 else 1.0
     client = make_client(emu)
     done = future()
 
     @client.slash_command(description="Make an image")
     async def generate(interaction: nextcord.Interaction) -> None:
         await interaction.response.defer()
-        progress = await interaction.edit_original_message(content="10%")
-        # A channel-route edit in the same channel spends the last edit of the bucket behind the webhook's back.
-        await interaction.channel.get_partial_message(progress.id).edit(content="50%")  # type: ignore[union-attr]
+        await interaction.edit_original_message(content="10%")
+        # Someone else with this token (here the test) spends the bucket's last request behind nextcord's back.
+        url = f"{emu.api_base}/webhooks/{emu.application_id}/{interaction.token}/messages/@original"
+        async with session.get(url) as peek:
+            assert peek.status == 200 and peek.headers["X-RateLimit-Remaining"] == "0"
         await interaction.edit_original_message(content="100%")
         done.set_result(None)
 
@@ -86,9 +89,60 @@ async def test_edit_bucket_429_on_a_webhook_edit_is_waited_out_then_retried(
 
     first, limited, retried = emu.find_requests("PATCH", "/webhooks/*/messages/@original")
     assert (first.status, limited.status, retried.status) == (200, 429, 200)
+    assert limited.ratelimit_scope == "user"
     assert retried.time - limited.end_time >= limited.response["retry_after"] - 0.01
     message = emu.original_message(interaction)
-    assert message is not None and [s.content for s in message.history] == ["", "10%", "50%", "100%"]
+    assert message is not None and [s.content for s in message.history] == ["", "10%", "100%"]
+
+
+@pytest.mark.discord_time_scale(0.1)
+async def test_nextcord_waits_out_a_shared_429_on_an_interaction_edit(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    emu = discord_emulator
+    emu.config.shared_limit = (1, 2.0)  # one message write per channel per 2 Discord seconds: 0.2 s here
+    client = make_client(emu)
+    done = future()
+
+    @client.slash_command(description="Make an image")
+    async def generate(interaction: nextcord.Interaction) -> None:
+        await interaction.response.defer()
+        await interaction.edit_original_message(content="10%")
+        await interaction.edit_original_message(content="100%")
+        done.set_result(None)
+
+    await run_nextcord(client)
+    interaction = await emu.send_slash_command("alice", "general", "generate")
+    await asyncio.wait_for(done, 5)
+
+    first, limited, retried = emu.find_requests("PATCH", "/webhooks/*/messages/@original")
+    assert (first.status, limited.status, retried.status) == (200, 429, 200)
+    assert limited.ratelimit_scope == "shared" and 0 < limited.response["retry_after"] <= 0.2
+    # nextcord's webhook client sleeps the body's retry_after (the headers said there was room).
+    assert retried.time - limited.end_time >= limited.response["retry_after"] - 0.01
+    message = emu.original_message(interaction)
+    assert message is not None and message.content == "100%"
+
+
+@pytest.mark.discord_time_scale(0.1)
+async def test_nextcords_bot_token_client_retries_a_shared_429_at_once_and_gives_up(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner
+) -> None:
+    """What a shared limit does to nextcord's HTTPClient (channel routes): it paces itself by the headers only,
+    which still show room, so it retries at once, five times, and raises. A caller that meets shared limits on
+    bot-token routes has to wait out ``retry_after`` itself."""
+    emu = discord_emulator
+    emu.config.shared_limit = (1, 50.0)
+    channel = await general_channel(emu, run_nextcord)
+    message = await channel.send("step 1")
+
+    with pytest.raises(nextcord.HTTPException) as raised:
+        await message.edit(content="step 2")
+
+    assert raised.value.status == 429
+    edits = emu.find_requests("PATCH", "/channels/*/messages/*")
+    assert [r.ratelimit_scope for r in edits] == ["shared"] * 5
+    assert edits[-1].time - edits[0].time < 1.0
 
 
 @pytest.mark.slow  # nextcord sleeps 1 s before retrying a 5xx, whatever the emulator's time scale

@@ -286,7 +286,7 @@ async def test_followup_before_any_response_is_unknown_webhook(bot: RawBot) -> N
 
 async def test_edit_bucket_refusal_has_discords_429_body_and_headers(bot: RawBot) -> None:
     emu = bot.emulator
-    emu.config.edit_bucket_limit, emu.config.edit_bucket_period = 2, 2.0
+    emu.config.channel_edit_bucket_limit, emu.config.channel_edit_bucket_period = 2, 2.0
     created = await post_message(bot, {"content": "v0"})
     path = f"/channels/{emu.channels['general'].id}/messages/{created.body['id']}"
 
@@ -306,19 +306,6 @@ async def test_edit_bucket_refusal_has_discords_429_body_and_headers(bot: RawBot
     assert emu.message(int(created.body["id"])).content == "v2"
 
 
-async def test_edit_buckets_are_per_channel(bot: RawBot) -> None:
-    emu = bot.emulator
-    emu.config.edit_bucket_limit = 1
-    paths = []
-    for name in ("general", "renders"):
-        created = await bot.call("POST", f"/channels/{emu.channels[name].id}/messages", json_body={"content": "v0"})
-        paths.append(f"/channels/{emu.channels[name].id}/messages/{created.body['id']}")
-
-    answers = [await bot.call("PATCH", path, json_body={"content": "v1"}) for path in paths]
-
-    assert [a.status for a in answers] == [200, 200]
-
-
 async def test_rate_limit_storm_lasts_for_its_duration(bot: RawBot) -> None:
     storm = bot.emulator.faults.rate_limit("/users/@me", count=None, duration=0.25, retry_after=0.1)
 
@@ -334,7 +321,7 @@ async def test_rate_limit_storm_lasts_for_its_duration(bot: RawBot) -> None:
 @pytest.mark.discord_time_scale(0.05)
 async def test_a_time_scale_shrinks_the_window_and_every_header_that_describes_it(bot: RawBot) -> None:
     emu = bot.emulator
-    emu.config.edit_bucket_limit = 2  # per 5 Discord seconds: 0.25 s here
+    emu.config.channel_edit_bucket_limit = 2  # per 5 Discord seconds: 0.25 s here
     created = await post_message(bot, {"content": "v0"})
     path = f"/channels/{emu.channels['general'].id}/messages/{created.body['id']}"
 

@@ -8,13 +8,23 @@ import time
 
 import pytest
 
-from tests.peers.discord import commands, limits, ratelimit, snowflake
+from tests.peers.discord import buckets, commands, limits, ratelimit, snowflake
+from tests.peers.discord.buckets import RequestLimits, SharedLimit, limits_for
 from tests.peers.discord.limits import FormErrors, Limits, check_message, check_modal, is_empty_message
-from tests.peers.discord.ratelimit import Decision, FixedWindow, ratelimit_headers, too_many_requests
+from tests.peers.discord.ratelimit import (
+    BucketTable,
+    Decision,
+    FixedWindow,
+    Limit,
+    Verdict,
+    ratelimit_headers,
+    too_many_requests,
+)
 from tests.peers.discord.snowflake import SnowflakeGenerator, snowflake_unix_time
+from tests.peers.discord.state import EmulatorConfig
 
 
-@pytest.mark.parametrize("module", [limits, ratelimit, snowflake, commands])
+@pytest.mark.parametrize("module", [limits, ratelimit, buckets, snowflake, commands])
 def test_pure_modules_import_no_io_libraries(module: object) -> None:
     tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
     imported = {
@@ -86,6 +96,78 @@ def test_fixed_window_refuses_past_its_limit_until_it_resets() -> None:
 
     assert decisions == [Decision(True, 2, 1, 5.0), Decision(True, 2, 0, 4.0), Decision(False, 2, 0, 3.0)]
     assert after_reset == Decision(True, 2, 1, 5.0)
+
+
+def test_a_window_can_be_looked_at_without_counting() -> None:
+    window = FixedWindow()
+
+    fresh = window.state(10.0, limit=2, period=5.0)
+    taken = window.take(10.0, limit=2, period=5.0)
+
+    assert fresh == Decision(True, 2, 2, 5.0) and taken == Decision(True, 2, 1, 5.0)
+    assert window.state(12.0, limit=2, period=5.0) == Decision(True, 2, 1, 3.0) == window.state(12.0, 2, 5.0)
+
+
+def test_admit_checks_global_then_route_then_shared_and_a_refusal_counts_nowhere() -> None:
+    table = BucketTable()
+    route, other_route = Limit("r", "channel:1", 5, 5.0), Limit("r", "channel:2", 5, 5.0)
+    global_limit, shared = Limit("global", "bot", 2, 1.0), Limit("shared", "channel:1", 1, 10.0)
+
+    verdicts = [
+        table.admit(route, 0.0, global_limit=global_limit, shared=shared),
+        table.admit(route, 0.1, global_limit=global_limit, shared=shared),  # shared refuses
+        table.admit(other_route, 0.2, global_limit=global_limit, shared=None),
+        table.admit(route, 0.3, global_limit=global_limit, shared=shared),  # global refuses
+        table.admit(route, 1.0, global_limit=None, shared=None),
+    ]
+
+    assert verdicts == [
+        Verdict(Decision(True, 5, 4, 5.0)),
+        Verdict(Decision(True, 5, 4, 4.9), "shared", 9.9),
+        Verdict(Decision(True, 5, 4, 5.0)),
+        Verdict(Decision(True, 5, 4, 4.7), "global", 0.7),
+        Verdict(Decision(True, 5, 3, 4.0)),
+    ]
+
+
+def test_buckets_are_keyed_by_webhook_token_or_channel_and_interaction_routes_skip_the_global_limit() -> None:
+    config = EmulatorConfig(time_scale=0.5, shared_limit=(3, 4.0))
+    webhook = "/webhooks/{application_id}/{token}/messages/@original"
+
+    def limits(method: str, route: str, **params: str) -> RequestLimits:
+        return limits_for(config, method, route, params, authorized_as="t", target=lambda: (7, 8))
+
+    one = limits("PATCH", webhook, application_id="1", token="a")
+    two = limits("PATCH", webhook, application_id="1", token="b")
+    edit = limits("PATCH", "/channels/{channel_id}/messages/{message_id}", channel_id="7", message_id="8")
+    send = limits("POST", "/channels/{channel_id}/messages", channel_id="7")
+    callback = limits("POST", "/interactions/{interaction_id}/{token}/callback", interaction_id="9", token="a")
+
+    assert (one.route.bucket, one.route.resource, one.route.period) == (two.route.bucket, "webhook:1:a", 1.0)
+    assert two.route.resource == "webhook:1:b" and one.global_limit is None is callback.global_limit
+    assert (edit.route.resource, edit.route.limit, edit.route.period) == ("channel:7", 5, 2.5)
+    assert send.route.bucket != edit.route.bucket != one.route.bucket and send.route.resource == "channel:7"
+    assert edit.global_limit == Limit("global", "bot:t", 50, 0.5) == send.global_limit
+    assert one.shared == edit.shared == Limit("shared", "channel:7", 3, 2.0) and callback.shared is None
+    config.shared_limit = SharedLimit(1, 4.0, per="message")
+    assert limits("PATCH", webhook, application_id="1", token="a").shared == Limit("shared", "message:8", 1, 2.0)
+
+
+def test_a_shared_429_keeps_the_route_headers_as_they_are() -> None:
+    headers, body = too_many_requests(Decision(True, 10, 9, 64.57), "abcd", 1000.0, scope="shared", retry_after=1336.57)
+
+    assert body == {"message": "The resource is being rate limited.", "retry_after": 1336.57, "global": False}
+    assert (headers["X-RateLimit-Remaining"], headers["X-RateLimit-Reset-After"]) == ("9", "64.570")
+    assert (headers["Retry-After"], headers["X-RateLimit-Scope"]) == ("1337", "shared")
+    assert "X-RateLimit-Global" not in headers
+
+
+def test_a_global_429_says_global_in_body_and_headers() -> None:
+    headers, body = too_many_requests(Decision(True, 5, 5, 5.0), "b", 0.0, scope="global", retry_after=0.25)
+
+    assert body == {"message": "You are being rate limited.", "retry_after": 0.25, "global": True}
+    assert (headers["X-RateLimit-Global"], headers["X-RateLimit-Scope"]) == ("true", "global")
+    assert headers["Retry-After"] == "1"
 
 
 def test_429_carries_retry_after_via_and_scope() -> None:

@@ -46,7 +46,9 @@ focused)``, ``click_button(user, message, custom_id)``, ``select(user, message, 
 Seeing what the bot did
 -----------------------
 ``emu.requests`` (every HTTP request: monotonic ``time``, ``method``, ``route`` template, ``path``, parsed
-``json`` / ``payload_json``, ``files`` with bytes, ``status``, ``response``, ``fault``), ``emu.gateway_log``,
+``json`` / ``payload_json``, ``files`` with bytes, ``status``, ``response``, ``fault``, the ``bucket`` hash and
+``bucket_resource`` it counted against, and a 429's ``ratelimit_scope``: ``user``, ``global`` or ``shared``),
+``emu.gateway_log``,
 ``emu.messages(channel)`` (current state of each message, its ``history`` of edits, attachments with bytes and
 emulator-served ``url``), ``emu.message(id)``, ``emu.original_message(interaction)``, ``emu.followups(...)``,
 ``emu.commands(guild=None)``, ``emu.interactions``. Waits, all bounded: ``wait_for(condition)``,
@@ -62,30 +64,57 @@ Content ≤ 2000, ≤ 10 embeds and the embed text limits (title 256, descriptio
 custom_id ≤ 100, select options ≤ 25, modal ≤ 5 inputs, ≤ 25 autocomplete choices → 400 / 50035 with the
 ``errors`` tree; an empty new message → 400 / 50006; a file over ``upload_limit`` → 413 / 40005; a first
 interaction response after ``response_deadline`` → 404 / 10062; a second one → 400 / 40060; webhook calls with
-an expired token → 401 / 50027; message edits beyond the per-channel edit bucket → 429 with Discord's body and
-headers. Every answer carries ``X-RateLimit-*`` headers; JSON answers are ``Content-Type: application/json``.
-The knobs are in :class:`EmulatorConfig` (``emu.config``), changeable at any time.
+an expired token → 401 / 50027; requests beyond a rate limit → 429 with Discord's body and headers (below).
+JSON answers are ``Content-Type: application/json``. The knobs are in :class:`EmulatorConfig` (``emu.config``),
+changeable at any time.
+
+Rate limits
+-----------
+Keyed as Discord's docs (Topics → Rate Limits) key them: a bucket per route *and top-level resource*, named by
+``X-RateLimit-Bucket`` without the resource (one hash, counted per resource). ``buckets.py`` has the rules:
+
+- interaction webhook routes (``/webhooks/{application_id}/{token}``, ``.../messages/@original`` and
+  ``.../messages/{id}``, every method, no bot token needed): one bucket per webhook id + token, so each
+  interaction's message has its own (``webhook_bucket_limit`` per ``webhook_bucket_period``: 5 per 2 s);
+- bot-token ``PATCH /channels/{channel_id}/messages/{id}``: one bucket per channel, shared by every edit in it
+  (``channel_edit_bucket_*``: 5 per 5 s); ``POST /channels/{channel_id}/messages``: another per channel
+  (``channel_send_bucket_*``: 5 per 5 s); any other route: per route and resource (``route_bucket_*``: 50 / s);
+- the global limit: every request except interaction routes (webhook with token, callbacks) counts per bot
+  token (``global_limit`` per ``global_period``: Discord's 50 per second) → 429 ``global: true`` with
+  ``X-RateLimit-Global: true`` and ``X-RateLimit-Scope: global``;
+- ``config.shared_limit = (limit, period)`` or ``SharedLimit(limit, period, per="message")`` (off by default)
+  adds a limit the headers never announce, on message writes (POST / PATCH / DELETE, channel and interaction
+  routes alike) per channel, or per message for edits and deletes → 429 ``X-RateLimit-Scope: shared``, "The
+  resource is being rate limited.", with a ``retry_after`` while ``X-RateLimit-Remaining`` still shows room.
+  ``faults.rate_limit(route, scope="shared")`` injects one such 429.
+
+Discord publishes no per-route numbers: the limits and periods are assumptions (the keying and headers are
+not). A refused request counts against no limit. Every answer of a route carries ``X-RateLimit-Limit``,
+``-Remaining``, ``-Reset``, ``-Reset-After`` and ``-Bucket`` for its route bucket (429s too); a 429 adds
+``Retry-After``, ``X-RateLimit-Scope`` and ``Via``. ``edit_bucket_limit`` / ``edit_bucket_period`` (the old
+one-bucket-per-channel model) remain as aliases that set both the webhook and the channel edit buckets.
 
 Time
 ----
 Rate limits run on Discord's clock by default. ``DiscordEmulator(time_scale=0.1)`` (or ``config.time_scale``,
 or ``@pytest.mark.discord_time_scale(0.1)`` on a test or module using the fixture) makes every rate-limit
-duration ten times shorter: the bucket periods, the ``retry_after`` and ``duration`` of injected 429s, and with
-them ``Retry-After`` and ``X-RateLimit-Reset(-After)``, which stay consistent with each other and with when
-the emulator really lets the next request through. ``run_nextcord`` then makes the client wait exactly until
-``X-RateLimit-Reset`` (``exact_ratelimits``): by default nextcord waits at least a second for any bucket. The
-interaction deadline (3 s), token lifetime (15 min) and heartbeat are separate knobs, not scaled: the bot
-has its own copy of the first two, to be scaled with the bot's settings.
+duration ten times shorter: the bucket periods, the global and shared limits, the ``retry_after`` and
+``duration`` of injected 429s, and with them ``Retry-After`` and ``X-RateLimit-Reset(-After)``, which stay
+consistent with each other and with when the emulator really lets the next request through. ``run_nextcord``
+then makes the client wait exactly until ``X-RateLimit-Reset`` (``exact_ratelimits``): by default nextcord
+waits at least a second for any bucket. The interaction deadline (3 s), token lifetime (15 min) and heartbeat
+are separate knobs, not scaled: the bot has its own copy of the first two, to be scaled with the bot's settings.
 
 Faults (``emu.faults``)
 -----------------------
 HTTP faults match API and CDN requests by an fnmatch pattern on the route template or the path
 (``"/channels/*/messages/*"``), optionally a ``method``, for the next ``count`` requests or ``duration`` seconds:
-``rate_limit(route, count=, duration=, retry_after=, is_global=)``, ``server_error(route, count=, status=)``,
+``rate_limit(route, count=, duration=, retry_after=, is_global=, scope=)``, ``server_error(route, count=, status=)``,
 ``expire_token(interaction)``, ``set_token_lifetime(seconds)``, ``await drop_gateway(code=None)`` (abrupt, or a
 close code), ``await request_reconnect()`` (op 7), ``await invalidate_session(resumable=False)`` (op 9).
 """
 
+from .buckets import SharedLimit
 from .fixtures import NextcordRunner
 from .interactions import InteractionRecord, InteractionResponse, InteractionType, ResponseType
 from .limits import Limits
@@ -111,6 +140,7 @@ __all__ = [
     "RequestRecord",
     "ResponseType",
     "Role",
+    "SharedLimit",
     "StoredAttachment",
     "StoredMessage",
     "User",

@@ -34,6 +34,8 @@ class FaultRule:
     retry_after: float = 0.25
     is_global: bool = False
     hits: list[float] = field(default_factory=list)
+    #: ``X-RateLimit-Scope`` of an injected 429: ``user``, ``global`` or ``shared``.
+    scope: str = "user"
 
     def active(self, now: float) -> bool:
         if self.count is not None and len(self.hits) >= self.count:
@@ -67,11 +69,20 @@ class Faults:
         duration: float | None = None,
         retry_after: float = 0.25,
         is_global: bool = False,
+        scope: Literal["user", "global", "shared"] = "user",
     ) -> FaultRule:
-        """429 with Discord's body and headers for matching requests (``count=None`` with ``duration``: a storm)."""
+        """429 with Discord's body and headers for matching requests (``count=None`` with ``duration``: a storm).
+
+        ``is_global`` (or ``scope="global"``) makes it the global limit's 429. ``scope="shared"`` makes it a
+        resource's shared limit: the route headers then show the bucket as it is (room left), as on Discord.
+        The request counts against no bucket either way."""
+        if is_global:
+            scope = "global"
         config = self._state.config
         until = time.monotonic() + config.scaled(duration) if duration is not None else None
-        rule = FaultRule("rate_limit", route, method, count, until, 429, config.scaled(retry_after), is_global)
+        rule = FaultRule(
+            "rate_limit", route, method, count, until, 429, config.scaled(retry_after), scope == "global", scope=scope
+        )
         return self._add(rule)
 
     def server_error(

@@ -33,7 +33,10 @@ class RequestRecord:
     """One HTTP request: ``route`` is the template (``/channels/{channel_id}/messages``), ``path`` the real one.
 
     ``json`` is the parsed JSON body, or the parsed ``payload_json`` of a multipart body. ``fault`` names the
-    injected fault that answered it, if any.
+    injected fault that answered it, if any. ``bucket`` is the ``X-RateLimit-Bucket`` it was answered with and
+    ``bucket_resource`` the top-level resource that bucket was counted for (``channel:<id>``,
+    ``webhook:<application id>:<token>``, ...); a 429's ``ratelimit_scope`` says which limit refused it
+    (``user``, ``global`` or ``shared``, as its ``X-RateLimit-Scope``).
     """
 
     index: int
@@ -50,6 +53,9 @@ class RequestRecord:
     response: Any = None
     fault: str | None = None
     end_time: float = 0.0
+    bucket: str | None = None
+    bucket_resource: str | None = None
+    ratelimit_scope: str | None = None
 
     def matches(self, method: str | None = None, route: str | None = None) -> bool:
         """``route`` is an fnmatch pattern tried against both the template and the path."""

@@ -1,21 +1,22 @@
 """The REST API under ``/api/v10``: the front middleware, login, gateway discovery, commands, channels, guild.
 
 The middleware runs for every API request, in Discord's order: unknown route (404) → bot authorization
-(401, except webhook and interaction-callback routes) → injected faults → the route's rate limit bucket (429)
-→ upload size (413) → the route. It records each request (see ``records.py``) once answered, and puts the
-bucket's ``X-RateLimit-*`` headers on every answer. Message edits, on channel and webhook routes alike, share
-one bucket per channel (``edit_bucket_limit`` per ``edit_bucket_period``); other routes get a generous
-bucket per major parameter. Interaction and webhook routes are in ``webhooks.py``.
+(401, except webhook and interaction-callback routes) → injected faults → the rate limits (429: the global
+limit, the route's bucket, the optional shared limit; ``buckets.py`` says which request counts against which)
+→ upload size (413) → the route. It records each request (see ``records.py``) once answered, and puts the route
+bucket's ``X-RateLimit-*`` headers on every answer. Interaction and webhook routes are in ``webhooks.py``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from . import errors, rest_channels, webhooks
+from .buckets import RequestLimits, limits_for
 from .faults import FaultRule
 from .http_util import (
     API_PREFIX,
@@ -36,12 +37,7 @@ from .ratelimit import Decision, bucket_hash, ratelimit_headers, too_many_reques
 from .records import RequestRecord
 from .state import EmulatorState
 
-EDIT_BUCKET = bucket_hash("message-edit")
-_EDIT_ROUTES = (
-    "/channels/{channel_id}/messages/{message_id}",
-    "/webhooks/{application_id}/{token}/messages/{message_id}",
-    "/webhooks/{application_id}/{token}/messages/@original",
-)
+CDN_BUCKET = bucket_hash("cdn")
 _NO_AUTH_PREFIXES = ("/webhooks/", "/interactions/", "/gateway")
 
 
@@ -55,41 +51,55 @@ def _route_template(request: web.Request) -> str | None:
     return canonical[len(API_PREFIX) :] if canonical.startswith(API_PREFIX) else canonical
 
 
-def _edit_channel(state: EmulatorState, request: web.Request, route: str) -> int | None:
-    """The channel whose edit bucket a PATCH of a message counts against."""
-    info = request.match_info
-    if route.startswith("/channels/"):
-        return int(info["channel_id"])
-    record = state.tokens.get(info["token"])
+def _message_target(state: EmulatorState, route: str, params: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """The (channel id, message id) a message write touches; the message id is ``None`` for a new message."""
+    raw_id = params.get("message_id")
+    if "channel_id" in params:
+        return int(params["channel_id"]), int(raw_id) if raw_id is not None else None
+    record = state.tokens.get(params["token"])
     if record is None:
-        return None
-    raw_id = info.get("message_id", "@original")
-    message_id = record.original_message_id if raw_id == "@original" else int(raw_id)
-    message = state.messages.get(message_id) if message_id is not None else None
-    return message.channel_id if message is not None else None
+        return None, None
+    if route.endswith("/@original"):
+        return record.channel.id, record.original_message_id
+    return record.channel.id, int(raw_id) if raw_id is not None else None
 
 
-def _bucket(state: EmulatorState, request: web.Request, route: str) -> tuple[str, str, int, float]:
-    """(bucket hash, major parameter, limit, period) for this request."""
-    config, info = state.config, request.match_info
-    if request.method == "PATCH" and route in _EDIT_ROUTES:
-        channel_id = _edit_channel(state, request, route)
-        if channel_id is not None:
-            return EDIT_BUCKET, str(channel_id), config.edit_bucket_limit, config.scaled(config.edit_bucket_period)
-    major = info.get("channel_id") or info.get("guild_id") or info.get("token") or info.get("interaction_id") or ""
-    period = config.scaled(config.route_bucket_period)
-    return bucket_hash(f"{request.method} {route}"), major, config.route_bucket_limit, period
+def _limits(state: EmulatorState, request: web.Request, record: RequestRecord, route: str) -> RequestLimits:
+    params = request.match_info
+    return limits_for(
+        state.config,
+        request.method,
+        route,
+        params,
+        authorized_as=state.bot_token if record.authorized else None,
+        target=lambda: _message_target(state, route, params),
+    )
+
+
+def _refusal(
+    request: web.Request, record: RequestRecord, route: Decision, bucket: str, scope: str, retry_after: float | None
+) -> web.Response:
+    """Discord's 429; ``retry_after`` ``None`` means the route bucket itself refused (see ``too_many_requests``)."""
+    scale = request.app[STATE].config.time_scale
+    headers, body = too_many_requests(
+        route, bucket, time.time(), scope=scope, time_scale=scale, retry_after=retry_after
+    )
+    record.ratelimit_scope = scope
+    return json_response(request, body, 429, headers)
 
 
 def _fault_response(
-    request: web.Request, record: RequestRecord, fault: FaultRule, bucket: str, limit: int
+    request: web.Request, record: RequestRecord, fault: FaultRule, limits: RequestLimits | None
 ) -> web.Response:
     record.fault = fault.kind
     if fault.kind == "rate_limit":
-        refused = Decision(False, limit, 0, fault.retry_after)
-        scale = request.app[STATE].config.time_scale
-        headers, body = too_many_requests(refused, bucket, time.time(), is_global=fault.is_global, time_scale=scale)
-        return json_response(request, body, 429, headers)
+        if limits is None:  # the CDN: no buckets
+            return _refusal(request, record, Decision(False, 1, 0, fault.retry_after), CDN_BUCKET, fault.scope, None)
+        if fault.scope == "shared":
+            route = request.app[STATE].buckets.state(limits.route, time.monotonic())
+            return _refusal(request, record, route, limits.route.bucket, "shared", fault.retry_after)
+        refused = Decision(False, limits.route.limit, 0, fault.retry_after)
+        return _refusal(request, record, refused, limits.route.bucket, fault.scope, None)
     reasons = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
     return json_response(
         request, errors.http_error_body(fault.status, reasons.get(fault.status, "Error")), fault.status
@@ -100,7 +110,7 @@ async def _answer_cdn(request: web.Request, handler: Handler, record: RequestRec
     """Attachment downloads: no auth or buckets, but faults apply (a flaky CDN)."""
     fault = request.app[FAULTS].take(request.method, record.route, record.path)
     if fault is not None:
-        return _fault_response(request, record, fault, bucket_hash("cdn"), 1)
+        return _fault_response(request, record, fault, None)
     return await handler(request)
 
 
@@ -114,18 +124,23 @@ async def _answer_api(request: web.Request, handler: Handler, record: RequestRec
         return json_response(request, errors.http_error_body(status, reason), status)
     if not route.startswith(_NO_AUTH_PREFIXES) and not record.authorized:
         return json_response(request, errors.http_error_body(401, "Unauthorized"), 401)
-    bucket, major, limit, period = _bucket(state, request, route)
+    limits = _limits(state, request, record, route)
+    bucket = limits.route.bucket
+    record.bucket, record.bucket_resource = bucket, limits.route.resource
     fault = faults.take(request.method, route, record.path)
     if fault is not None:
-        return _fault_response(request, record, fault, bucket, limit)
-    decision = state.buckets.hit(bucket, major, time.monotonic(), limit, period)
-    if not decision.allowed:
-        headers, body = too_many_requests(decision, bucket, time.time(), time_scale=state.config.time_scale)
-        return json_response(request, body, 429, headers)
+        return _fault_response(request, record, fault, limits)
+    verdict = state.buckets.admit(
+        limits.route, time.monotonic(), global_limit=limits.global_limit, shared=limits.shared
+    )
+    if verdict.scope == "user":
+        return _refusal(request, record, verdict.route, bucket, "user", None)
+    if verdict.scope is not None:
+        return _refusal(request, record, verdict.route, bucket, verdict.scope, verdict.retry_after)
     if any(upload.size > state.config.upload_limit for upload in record.files):
         return error_response(request, 413, errors.REQUEST_ENTITY_TOO_LARGE)
     response = await handler(request)
-    response.headers.update(ratelimit_headers(decision, bucket, time.time()))
+    response.headers.update(ratelimit_headers(verdict.route, bucket, time.time()))
     return response
 
 

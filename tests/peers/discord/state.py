@@ -10,6 +10,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
+from .buckets import SharedLimit
 from .commands import CommandRegistry
 from .interactions import InteractionRecord
 from .limits import Limits
@@ -24,7 +25,7 @@ MIB = 1024 * 1024
 
 @dataclass
 class EmulatorConfig:
-    """Knobs, all changeable while the emulator runs (``emu.config.edit_bucket_period = 0.5``)."""
+    """Knobs, all changeable while the emulator runs (``emu.config.webhook_bucket_period = 0.5``)."""
 
     #: Seconds within which the first interaction response must arrive (Discord: 3), else 404 / 10062.
     response_deadline: float = 3.0
@@ -34,14 +35,32 @@ class EmulatorConfig:
     upload_limit: int = 10 * MIB
     #: ``attachment_size_limit`` sent with interactions; ``None`` means ``upload_limit``.
     attachment_size_limit: int | None = None
-    #: Message edits (channel and webhook routes alike) allowed per channel per period. Discord documents no
-    #: per-route numbers (clients must read the headers); 5 per 5 s per channel is the commonly seen edit bucket.
-    edit_bucket_limit: int = 5
-    edit_bucket_period: float = 5.0
-    #: Every other route: requests per major parameter per period (Discord's global limit is 50 per second:
-    #: docs, Topics → Rate Limits → Global Rate Limit).
+    # Rate limits (see ``buckets.py`` for which requests share a bucket). Discord publishes no per-route numbers
+    # ("rate limits should not be hard coded into your app": clients read the headers), so the limits and periods
+    # below are ASSUMPTIONS, near what bots commonly see; the keying and the headers follow Discord's docs. Periods
+    # are Discord seconds (multiplied by ``time_scale``).
+    #: Interaction webhook routes (``/webhooks/{application_id}/{token}``, ``.../messages/@original`` and
+    #: ``.../messages/{message_id}``, every method): one bucket per webhook id + token, i.e. per interaction.
+    webhook_bucket_limit: int = 5
+    webhook_bucket_period: float = 2.0
+    #: Bot-token message edits (``PATCH /channels/{channel_id}/messages/{message_id}``): one bucket per channel.
+    channel_edit_bucket_limit: int = 5
+    channel_edit_bucket_period: float = 5.0
+    #: Bot-token new messages (``POST /channels/{channel_id}/messages``): another bucket per channel.
+    channel_send_bucket_limit: int = 5
+    channel_send_bucket_period: float = 5.0
+    #: Every other route: requests per route and top-level resource (channel, guild, token) per period.
     route_bucket_limit: int = 50
     route_bucket_period: float = 1.0
+    #: Discord's global limit on bot-token requests (docs, Topics → Rate Limits → Global Rate Limit: 50 per
+    #: second); interaction routes (webhook with token, callbacks) are exempt. Refused with scope ``global``.
+    global_limit: int = 50
+    global_period: float = 1.0
+    #: An extra limit the headers never announce, refused with ``X-RateLimit-Scope: shared`` while
+    #: ``X-RateLimit-Remaining`` still shows room: ``SharedLimit(limit, period, per="channel" | "message")`` or
+    #: ``(limit, period)`` (per channel). It counts message writes (POST / PATCH / DELETE of messages, channel
+    #: and interaction webhook routes alike): per channel, or per message (edits and deletes). ``None``: off.
+    shared_limit: SharedLimit | tuple[int, float] | None = None
     #: Real seconds per Discord second for rate limits: the bucket periods above, and the ``retry_after`` and
     #: ``duration`` of injected 429s (``faults.rate_limit``), are multiplied by it, and the ``X-RateLimit-*`` /
     #: ``Retry-After`` headers describe the scaled windows, so a client that reads them (nextcord does) paces
@@ -61,6 +80,26 @@ class EmulatorConfig:
     def scaled(self, discord_seconds: float) -> float:
         """Real seconds for a rate-limit duration given in Discord's seconds."""
         return discord_seconds * self.time_scale
+
+    # The old single edit bucket (one per channel for channel and webhook edits alike), kept for callers that
+    # still set it: setting it sets both the interaction webhook bucket and the channel edit bucket.
+    @property
+    def edit_bucket_limit(self) -> int:
+        """Alias: ``channel_edit_bucket_limit``; setting it also sets ``webhook_bucket_limit``."""
+        return self.channel_edit_bucket_limit
+
+    @edit_bucket_limit.setter
+    def edit_bucket_limit(self, value: int) -> None:
+        self.channel_edit_bucket_limit = self.webhook_bucket_limit = value
+
+    @property
+    def edit_bucket_period(self) -> float:
+        """Alias: ``channel_edit_bucket_period``; setting it also sets ``webhook_bucket_period``."""
+        return self.channel_edit_bucket_period
+
+    @edit_bucket_period.setter
+    def edit_bucket_period(self, value: float) -> None:
+        self.channel_edit_bucket_period = self.webhook_bucket_period = value
 
 
 class EmulatorState:
