@@ -39,9 +39,11 @@ every state after the first, i.e. after the deferral created the message):
 - **CPU / job**: the bot process's user + system CPU (``/proc/<pid>/stat``) from the first command to the last
   result plus ``SETTLE`` seconds, minus its idle rate (measured over ``--idle`` seconds after start-up) times
   that span, divided by the jobs. The table shows new/old beside the new bot's figure.
+- **wall**: from the first command to the last job's final state (Done or a failure); a run that does not get
+  there within ``--timeout`` (or whose bot exits) says so in this column, with how many results arrived.
 
     python bench/busy_channel.py                       # every scenario, both bots; about four minutes
-    python bench/busy_channel.py --scenarios 10x1 --bots new
+    python bench/busy_channel.py --scenarios 10x1 --bots new --trace 7   # and job 7's timeline
 
 Targets (issue 10), at 50 jobs in one channel: event → shown p95 ≤ 2 s, end → result p95 ≤ 300 ms,
 identical edits 0, 429s 0, bot CPU per job at most half of today's.
@@ -297,6 +299,8 @@ async def run_one(scenario: str, bot: str, tree: Path, args: argparse.Namespace)
                     print(f"--- {bot} bot, {scenario}: last lines of its log\n{process.tail()}", file=sys.stderr)
                 records = await asyncio.to_thread(comfy.records)
                 measure(discord, sent, records, scenario, bot, result)
+                if args.trace is not None and args.trace < len(sent):
+                    trace(discord, sent[args.trace], records, f"bench-{scenario}-{bot}-{args.trace:02d}")
     finally:
         comfy.kill()
     return result
@@ -391,6 +395,19 @@ def measure(
             result.too_many[getattr(r, "ratelimit_scope", None) or r.fault or "?"] += 1
 
 
+def trace(discord: DiscordEmulator, interaction: InteractionRecord, records: dict[str, Any], label: str) -> None:
+    """One job's ComfyUI events and message states, in seconds after its command, to stderr."""
+    prompt_id = next((p for p, name in records["prompts"].items() if name == label), None)
+    lines = [(at, f"comfy  {kind} {value or ''}") for at, kind, p, value, _ in records["events"] if p == prompt_id]
+    message = discord.original_message(interaction)
+    for state in message.history if message else []:
+        title = str(state.embeds[0].get("title", "")) if state.embeds else "(no embed)"
+        lines.append((state.time, f"state  {title} · step {step_of(state)} · {len(state.attachment_ids)} files"))
+    print(f"--- {label}", file=sys.stderr)
+    for at, text in sorted(lines):
+        print(f"  {at - interaction.created:7.3f}  {text}", file=sys.stderr)
+
+
 # --- the table ----------------------------------------------------------------------------------------------
 
 
@@ -451,6 +468,7 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="sampler steps per job (default 20)")
     parser.add_argument("--step-duration", type=float, default=0.1, help="seconds per step (default 0.1)")
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle CPU baseline (default 3)")
+    parser.add_argument("--trace", type=int, help="print the timeline of this job (0-based) of every run")
     parser.add_argument("--timeout", type=float, default=150.0, help="seconds a run may take (default 150)")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
