@@ -23,7 +23,7 @@ def percents(message) -> list[int]:  # type: ignore[no-untyped-def]
 
 
 async def test_generate_shows_live_progress_then_the_png_with_buttons(studio: Studio) -> None:
-    studio.comfy.config.step_duration = 0.25
+    studio.comfy.config.step_duration = 0.05
     await studio.start()
     emu = studio.discord
     interaction = await emu.send_slash_command(
