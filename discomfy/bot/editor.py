@@ -1,14 +1,19 @@
-"""The one editor of one Discord message: coalescing, throttled, token-expiry aware, never losing the last state.
+"""The one editor of one Discord message: coalescing, paced, drawn at send time, never losing the last state.
 
 How it works:
-- ``update(rendered)`` stores the latest state and wakes the editor's task; it never waits. States that arrive
-  while an edit is in flight or while the editor waits out ``min_interval`` replace each other: only the latest
-  is sent. Progress requests start at least ``min_interval`` apart (1.5 s: one editor stays well inside
-  Discord's bucket of ~5 edits per 5 s per channel, so under normal load it never meets a 429); the final one
-  does not wait out the interval (see ``_wait_turn``): the channel's pacer alone spaces it.
+- ``update(state, phase=...)`` stores the latest state — a rendered message, or a ``Draw`` called only when its
+  edit is about to be sent — and wakes the editor's task; it never waits. States that arrive while an edit is in
+  flight or waits its turn replace each other: only the latest is drawn and sent, so nothing sent is older than
+  its request. Progress requests start at least ``min_interval`` apart (``discord.progress_interval``, 1 s); a
+  phase change (waiting → running) waits only ``PHASE_GAP`` of it, and the final state does not wait at all.
+- Before each request the editor awaits ``pace(key, priority)`` (``pacing.Pacer``) for the Discord bucket the
+  request will use (``key``: the interaction token's bucket, or the channel's), asking ``_priority()`` when the
+  turn comes: final, phase change or first look, progress. A drawn state identical to what the message already
+  shows is not sent (its turn is given back).
 - ``finish(rendered)`` queues the final state after whatever is in flight, waits its turn, sends it with retries
-  (transient failures: 5xx, connection errors, a 429 nextcord gave up on) waiting by ``retry.Backoff`` up to
-  ``final_deadline``, and returns the message id. ``close()`` stops the task (an unfinished update is dropped).
+  (transient failures: 5xx, connection errors, 429s) waiting by ``retry.Backoff`` up to ``final_deadline``, and
+  returns the message id; the answer's attachment URLs are kept (``attachment_urls``). ``close()`` stops the
+  task (an unfinished update is dropped).
 - Routes, chosen per request (``route_for``):
   1. the interaction webhook (``PATCH /webhooks/{app}/{token}/messages/@original``) while the token is usable:
      created less than 15 min ago minus ``token_margin``. Its answer tells us the message id.
@@ -19,16 +24,12 @@ How it works:
      when the token is dead before we learnt the id. ``on_message_moved(new_id)`` is called; later edits go there.
   ``on_message_id(id)`` is called whenever the id the editor writes to becomes known or changes (save it in the
   job row: a restarted bot edits the channel message by id).
-- Files (see nextcord's ``http.py``): its ``edit_original_interaction_response`` cannot send components or an
-  ``attachments`` list, so every request here is made with ``client.http.request`` on nextcord's own ``Route``s
-  (its bucket handling and 429 waits included). A request with files is multipart: ``payload_json`` plus
-  ``files[n]``, and ``attachments`` lists ``{"id": n, "filename": ...}`` for each new file and ``{"id": <id>}``
-  for each existing attachment to keep; Discord removes the attachments not listed. Without files, an absent
-  ``attachments`` keeps them all and ``[]`` removes them all. So: a new preview replaces the old one, the final
-  result replaces the preview. Files the message already carries (same names, same bytes) are not sent again.
+- Requests go through ``rest.DiscordRest`` (whose answers teach the bucket book). A request with files is
+  multipart: ``payload_json`` plus ``files[n]``, and ``attachments`` lists ``{"id": n, "filename": ...}`` for each
+  new file and ``{"id": <id>}`` for each existing attachment to keep; Discord removes the attachments not listed.
+  Without files, an absent ``attachments`` keeps them all and ``[]`` removes them all. So: a new preview replaces
+  the old one, the final result replaces the preview. Files the message already carries are not sent again.
 - ``allowed_mentions`` is always ``{"parse": []}``: an edit never pings anyone.
-- ``pace`` (optional): awaited before every request, after ``min_interval`` — the channel's shared edit budget
-  (``pacing.ChannelPacer``), which asks ``_priority()`` when the turn comes: final, first look, or progress.
 
 Never: block or slow the caller of ``update``; run two requests for one message at once; lose the final state
 to a transient failure; send a request without its ``allowed_mentions``; log the interaction token.
@@ -64,6 +65,8 @@ UNKNOWN_WEBHOOK = 10015
 INVALID_WEBHOOK_TOKEN = 50027
 OLD_MESSAGE_EDIT_LIMIT = 30046
 NO_MENTIONS: dict[str, Any] = {"parse": []}
+#: A phase change (waiting → running → …) waits this fraction of the message's interval after its last edit.
+PHASE_GAP = 0.2
 WEBHOOK_ORIGINAL = "/webhooks/{application_id}/{token}/messages/@original"
 CHANNEL_MESSAGE = "/channels/{channel_id}/messages/{message_id}"
 CHANNEL_MESSAGES = "/channels/{channel_id}/messages"
@@ -181,7 +184,8 @@ class MessageEditor:
         self._final: RenderedMessage | None = None
         self._finished: asyncio.Future[int] | None = None
         self._wake = asyncio.Event()
-        self._final_arrived = asyncio.Event()
+        #: Set when something should not wait out the whole interval: the final state, or a phase change.
+        self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_request: float | None = None
         #: What the last accepted request made the message look like (an identical edit is skipped).
@@ -212,6 +216,8 @@ class MessageEditor:
             return  # finished: the final state is the last word
         self._pending = state if callable(state) else _drawn(state)
         self._pending_phase = phase
+        if self._phase_changed():
+            self._urgent.set()
         self._start()
 
     async def finish(self, rendered: RenderedMessage) -> int:
@@ -221,7 +227,7 @@ class MessageEditor:
         if self._finished is None:
             self._finished = asyncio.get_running_loop().create_future()
             self._final, self._pending = rendered, None
-            self._final_arrived.set()
+            self._urgent.set()
             self._start()
         return await asyncio.shield(self._finished)
 
@@ -269,15 +275,23 @@ class MessageEditor:
     def _done(self) -> bool:
         return self._finished is not None and self._finished.done()
 
+    def _phase_changed(self) -> bool:
+        return self.edits > 0 and self._pending_phase is not None and self._pending_phase != self._sent_phase
+
     async def _wait_interval(self) -> None:
         # The final state does not wait out this message's interval (the result should show at once; the
-        # bucket's pacer still keeps us inside Discord's limits); a final that arrives while a progress edit
-        # waits its interval cuts the wait short and goes instead.
-        if self._last_request is not None and self._final is None:
-            delay = self._last_request + self.min_interval - self._clock()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._final_arrived.wait(), delay)
+        # bucket's pacer still keeps us inside Discord's limits), and a phase change (waiting → running) waits
+        # only a fifth of it; either one arriving while plain progress waits its interval cuts the wait short.
+        while self._last_request is not None and self._final is None:
+            gap = self.min_interval * (PHASE_GAP if self._phase_changed() else 1.0)
+            delay = self._last_request + gap - self._clock()
+            if delay <= 0:
+                return
+            self._urgent.clear()
+            try:
+                await asyncio.wait_for(self._urgent.wait(), delay)
+            except TimeoutError:
+                return
 
     def _priority(self) -> int:
         """For the pacer, asked when a turn comes up: the final state, then a first look or a phase change."""

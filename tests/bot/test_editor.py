@@ -476,3 +476,23 @@ async def test_no_token_reaches_the_log(
         await editor.close()
     assert started.target.token and all(started.target.token not in r.getMessage() for r in caplog.records)
     assert all(emu.bot_token not in r.getMessage() for r in caplog.records)
+
+
+async def test_a_phase_change_waits_a_fraction_of_the_interval_plain_progress_all_of_it(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
+) -> None:
+    emu = discord_emulator
+    started = await deferred_command(emu, run_nextcord, session)
+    editor = started.editor(min_interval=1.0)
+    editor.update(state(1), phase="queued")
+    await until(lambda: editor.edits == 1)
+    editor.update(state(2), phase="queued")  # the bar moved: waits the whole second
+    editor.update(state(3), phase="running")  # ComfyUI started it: news, goes after a fifth of it
+    await until(lambda: editor.edits == 2)
+    editor.update(state(4), phase="running")
+    await until(lambda: editor.edits == 3, timeout=3.0)
+    await editor.close()
+    first, second, third = edits(emu)
+    assert second.json["content"] == "step 3"
+    assert 0.2 - TOLERANCE <= second.time - first.time < 0.6
+    assert third.time - second.time >= 1.0 - TOLERANCE
