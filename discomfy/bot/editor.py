@@ -310,7 +310,11 @@ class MessageEditor:
             self._rest.book.release(key)  # the final state arrived meanwhile: it goes next, on its own turn
             return
         self._pending = None
-        rendered = await draw()
+        try:
+            rendered = await draw()
+        except BaseException:
+            self._rest.book.release(key)  # nothing was sent on this turn
+            raise
         if self._looks_like(kind, rendered) == self._last_sent:
             self._rest.book.release(key)  # nothing new to show: no request
             self.skipped += 1
