@@ -11,8 +11,13 @@ the editors stop, the pool, the store, the HTTP session. Nothing below ``bot/`` 
 only receives what it needs.
 
 Exit status: 0 after a clean stop, 2 for a configuration mistake (including no token), 1 when Discord
-refuses the token or cannot be reached, or the data directory is unusable. Config mistakes and login failures
-print a short report, never a traceback, and never the token.
+refuses the token or cannot be reached, the data directory is unusable, or another discomfy already runs on it.
+Config mistakes and login failures print a short report, never a traceback, and never the token.
+
+Files: the process creates what it writes readable by itself alone (umask 077): the data directory 0700, the
+database and the lock 0600. One bot per data directory: ``main`` holds ``flock`` on ``discomfy.lock`` in it for
+the life of the process (the kernel drops it when the process dies, even by kill -9), so a second process on
+the same directory exits 1 with one line instead of following the same jobs.
 
 Never: cancel anything at ComfyUI on close, or start the service before the store is reconciled.
 """
@@ -22,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import sys
 import time
@@ -46,7 +53,7 @@ from discomfy.bot.ratelimits import BucketBook
 from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.engine import Engine, EngineOptions
 from discomfy.comfy.pool import ServerPool
-from discomfy.config import Settings, load_settings
+from discomfy.config import Settings, load_settings, redact_url, url_credentials
 from discomfy.errors import ComfyError, ConfigError, StartupError
 from discomfy.jobs.admission import Limits
 from discomfy.jobs.outputs import OutputStore
@@ -61,6 +68,10 @@ log = logging.getLogger("discomfy")
 
 #: How long the bot may take to close its gateway and HTTP sessions after a stop signal.
 SHUTDOWN_GRACE = 4.0
+#: The file in the data directory whose ``flock`` one running bot holds.
+LOCK_FILE = "discomfy.lock"
+#: Environment variable naming library loggers to let through at our level (``logs.QUIET_LIBRARIES``, or "all").
+LOG_LIBRARIES_ENV = "DISCOMFY_LOG_LIBRARIES"
 
 
 class LoginProblem(Exception):
@@ -73,17 +84,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     parser.add_argument("--version", action="version", version=f"discomfy {__version__}")
     args = parser.parse_args(argv)
+    warnings: list[str] = []
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, warnings=warnings)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 2
     if args.check_config:
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         print(
             f"Configuration OK: {len(settings.comfyui.servers)} ComfyUI server(s), data in {settings.storage.data_dir}"
         )
         return 0
-    setup_logging(settings.log_level, secrets=[settings.discord.token])
+    os.umask(0o077)
+    secrets = [settings.discord.token, *url_credentials((*settings.comfyui.servers, settings.discord.api_base))]
+    setup_logging(settings.log_level, secrets, libraries=os.environ.get(LOG_LIBRARIES_ENV, "").split(","))
+    for warning in warnings:
+        log.warning("%s", warning)
+    try:
+        lock = lock_data_dir(settings.storage.data_dir)
+    except StartupError as exc:
+        print(f"discomfy could not start: {exc}", file=sys.stderr)
+        return 1
     try:
         asyncio.run(run_bot(settings))
     except LoginProblem as exc:
@@ -92,7 +115,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         print(f"discomfy could not start: {exc}", file=sys.stderr)
         return 1
+    finally:
+        os.close(lock)
     return 0
+
+
+def unusable_data_dir(data_dir: Path, exc: BaseException) -> StartupError:
+    return StartupError(
+        f"the data directory {data_dir} cannot be used ({type(exc).__name__}: {exc}). "
+        "Check that it exists or can be created, is writable and has free space, "
+        "or point DISCOMFY_DATA_DIR elsewhere."
+    )
+
+
+def make_data_dir(data_dir: Path) -> None:
+    """The data directory, created 0700 (with any missing parents); one that exists and that group or others
+    may enter draws a warning (it is left as the operator made it)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning(
+            "the data directory %s can be read by other users (mode %04o); it holds prompts and results: chmod 700 %s",
+            data_dir,
+            mode,
+            data_dir,
+        )
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Create the data directory and hold an exclusive ``flock`` on its ``discomfy.lock`` (returns the file
+    descriptor: the lock lasts until it is closed or the process ends). ``StartupError`` when another process
+    holds it or the directory cannot be used."""
+    path = data_dir / LOCK_FILE
+    try:
+        make_data_dir(data_dir)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise unusable_data_dir(data_dir, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.read(fd, 20).decode("ascii", "replace").strip()
+        os.close(fd)
+        who = f"another discomfy (pid {holder})" if holder.isdigit() else "another discomfy"
+        raise StartupError(
+            f"{who} is already running on the data directory {data_dir} (it holds {path}). "
+            "Stop it first, or give this bot its own DISCOMFY_DATA_DIR."
+        ) from exc
+    try:
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError as exc:
+        os.close(fd)
+        raise unusable_data_dir(data_dir, exc) from exc
+    return fd
 
 
 @dataclass
@@ -156,15 +233,11 @@ class App:
         try:
             self.stack = await self._open_stack(bot)
         except (OSError, JobStoreError) as exc:
-            raise StartupError(
-                f"the data directory {data_dir} cannot be used ({type(exc).__name__}: {exc}). "
-                "Check that it exists or can be created, is writable and has free space, "
-                "or point DISCOMFY_DATA_DIR elsewhere."
-            ) from exc
+            raise unusable_data_dir(data_dir, exc) from exc
 
     async def _open_stack(self, bot: DiscomfyBot) -> Stack:
         settings = self.settings
-        settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.storage.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = await JobStore.open(settings.storage.database_path)
         session = aiohttp.ClientSession()
         try:
@@ -257,10 +330,10 @@ async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tupl
         try:
             info = await pool.http(server.url).object_info()
         except ComfyError as exc:
-            log.info("could not read /object_info of %s to check the workflows: %s", server.url, exc)
+            log.info("could not read /object_info of %s to check the workflows: %s", redact_url(server.url), exc)
             continue
         for problem in registry.validate(info):
-            log.warning("workflows on %s: %s", server.url, problem)
+            log.warning("workflows on %s: %s", redact_url(server.url), problem)
             problems.append(problem)
         break
     else:
@@ -288,7 +361,7 @@ async def run_bot(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    log.info("discomfy %s starting; Discord API at %s", __version__, settings.discord.api_base)
+    log.info("discomfy %s starting; Discord API at %s", __version__, redact_url(settings.discord.api_base))
     runner = asyncio.create_task(bot.start(settings.discord.token), name="discord-client")
     stopper = asyncio.create_task(stop.wait(), name="stop-signal")
     try:

@@ -7,23 +7,27 @@ environment variable that overrides it, bounds, allowed values, URL check. ``loa
 file, and checks every field from its annotation, collecting *all* problems (unknown keys too) into one
 ``ConfigError`` whose text names the setting and says how to fix it. A config mistake never ends in a traceback.
 
-Rules: this module does no I/O besides reading the one file; the token is never logged, printed, repeated in a
-report or shown by ``repr``. A new setting is one field here plus its line in ``discomfy.example.toml`` (and a
-README row if it has an environment variable); tests/test_config_docs.py checks both.
+Rules: this module does no I/O besides reading the one file (and its mode: a file that holds the token and that
+group or others may read draws a warning); the token is never logged, printed, repeated in a report or shown by
+``repr``; a URL's credentials are shown only through ``redact_url``. A new setting is one field here plus its
+line in ``discomfy.example.toml`` (and a README row if it has an environment variable); tests/test_config_docs.py
+checks both.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from discomfy.errors import ConfigError, MissingTokenError
+from discomfy.logs import REDACTED
 
 DEFAULT_CONFIG_FILE = "discomfy.toml"
 #: Environment variable naming the TOML file (instead of ``./discomfy.toml``).
@@ -176,12 +180,17 @@ ENV_OVERRIDES: dict[str, str] = {env: name for name, f, _ in setting_fields() if
 
 
 def load_settings(
-    path: Path | None = None, environ: Mapping[str, str] | None = None, *, require_token: bool = True
+    path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    require_token: bool = True,
+    warnings: list[str] | None = None,
 ) -> Settings:
     """Read the TOML file (if it exists), apply environment overrides, validate, return ``Settings``.
 
     ``path`` defaults to ``$DISCOMFY_CONFIG`` or ``./discomfy.toml``; a missing default file is fine (all
-    defaults), a missing explicitly named file is a ``ConfigError``.
+    defaults), a missing explicitly named file is a ``ConfigError``. What is worth a warning but not a refusal
+    (a file holding the token that group or others can read) is appended to ``warnings``.
     """
     env = os.environ if environ is None else environ
     explicit = path is not None or CONFIG_ENV in env
@@ -197,9 +206,55 @@ def load_settings(
     elif explicit:
         raise ConfigError([f"the configuration file {file} does not exist (copy discomfy.example.toml)."])
     settings = from_table(Settings, raw, env, file.name)
+    if warnings is not None and (warning := _readable_token_file(file, raw)):
+        warnings.append(warning)
     if require_token and not settings.discord.token:
         raise MissingTokenError()
     return settings
+
+
+def _readable_token_file(file: Path, raw: Mapping[str, Any]) -> str | None:
+    """A warning when ``file`` holds a bot token and its mode lets group or others read it."""
+    discord = raw.get("discord")
+    token = discord.get("token") if isinstance(discord, dict) else None
+    if not isinstance(token, str) or not token.strip():
+        return None
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    who = " and ".join(w for w, bit in (("its group", stat.S_IRGRP), ("other users", stat.S_IROTH)) if mode & bit)
+    return (
+        f"{file} holds the bot token and {who} can read it (mode {mode:04o}): run `chmod 600 {file}`, "
+        "or remove the token from the file and set DISCORD_TOKEN instead."
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show in a log, an error or ``/status``: ``http://user:pass@host:8188`` becomes
+    ``http://[redacted]@host:8188``; a URL without credentials comes back unchanged. Pure; never raises."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/\s]*@", f"//{REDACTED}@", url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{host}"))
+
+
+def url_credentials(urls: Iterable[str]) -> list[str]:
+    """The user names and passwords written into ``urls`` (for the log filter's list of secrets)."""
+    found = []
+    for url in urls:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            continue
+        found += [unquoted for part in (parts.username, parts.password) if part for unquoted in {part, unquote(part)}]
+    return found
 
 
 def from_table[T](cls: type[T], table: Mapping[str, Any], environ: Mapping[str, str], source: str) -> T:
@@ -351,12 +406,12 @@ class _Reader:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return self._bad(
-                f'{name} is {value!r}, which is not an http(s) URL; write it like "http://127.0.0.1:8188".'
+                f'{name} is {redact_url(value)!r}, which is not an http(s) URL; write it like "http://127.0.0.1:8188".'
             )
         try:
             _ = parts.port
         except ValueError:
-            return self._bad(f"{name} is {value!r}, whose port is not a number from 1 to 65535.")
+            return self._bad(f"{name} is {redact_url(value)!r}, whose port is not a number from 1 to 65535.")
         return value.rstrip("/")
 
     def _describe(self, kind: Any, rule: Rule) -> str:

@@ -1,26 +1,88 @@
-"""Logging setup: one format, and a filter that keeps secrets (the bot token) out of every log line."""
+"""Logging setup: one format, and a filter that keeps secrets out of every log line, ours and the libraries'.
+
+``SecretFilter`` sits on the one handler, so every record that reaches it is scrubbed, whichever logger made it
+and at whatever level, in the message, the traceback and the stack. It replaces with ``[redacted]``:
+
+- the secrets it is given (the bot token; the user and password of a ComfyUI URL), wherever they appear;
+- Discord interaction tokens, found by their shape, not by knowing them: anything starting with
+  ``aW50ZXJhY3Rpb246`` (base64 of ``interaction:``, how Discord's interaction tokens begin), the token segment of
+  ``/webhooks/{id}/{token}`` and ``/interactions/{id}/{token}`` paths, and the value of any ``…token`` key in a
+  payload (``"token": "…"`` in JSON, ``'token': '…'`` in a repr, ``token=…``);
+- ``Authorization`` values (``Bot …``, ``Bearer …``, ``Basic …``);
+- credentials in a URL: ``http://user:pass@host`` becomes ``http://[redacted]@host``.
+
+Library loggers that dump request bodies, gateway payloads or SQL with its parameters (``QUIET_LIBRARIES``) stay
+at WARNING even when we log at DEBUG, unless they are asked for by name (``libraries``; ``app.main`` reads them
+from ``DISCOMFY_LOG_LIBRARIES``, a comma list or ``all``); what they print is scrubbed all the same.
+
+Never: log a prompt at INFO (a job is named by its id); trust a library not to print a token.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
+from typing import IO
 
 REDACTED = "[redacted]"
 
+#: Loggers kept at WARNING unless asked for: they print request bodies (prompts), gateway payloads (interaction
+#: tokens, message contents), SQL with its parameters (prompts, interaction tokens) or access lines.
+QUIET_LIBRARIES = (
+    "aiosqlite",
+    "nextcord.gateway",
+    "nextcord.http",
+    "nextcord.webhook",
+    "nextcord.state",
+    "websockets",
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.server",
+    "aiohttp.websocket",
+)
+
+# Each pattern keeps its group 1 (what precedes the secret) and replaces the rest with REDACTED.
+_PATTERNS = (
+    # Discord interaction tokens start with base64("interaction:"), wherever they appear (a tuple of SQL params).
+    re.compile(r"()aW50ZXJhY3Rpb246[A-Za-z0-9_\-.=:]*"),
+    # /webhooks/{application_id}/{token}… and /interactions/{id}/{token}/callback
+    re.compile(r"(/(?:webhooks|interactions)/[^/\s'\"<>]+/)(?!\[redacted\])[^/?#\s'\"<>]+"),
+    # "token": "…", 'token': '…', token=…, "access_token": "…" (a key ending in "token")
+    re.compile(r"(?i)(\b\w*token[\"']?\s*[:=]\s*[\"']?)(?!\[redacted\])[^\s\"',;&)}>\]]+"),
+    # Authorization: Bot …, Bearer …, Basic …
+    re.compile(r"(\b(?:Bot|Bearer|Basic)\s+)[A-Za-z0-9._~+/=\-]{16,}"),
+    # scheme://user:password@host
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://)[^\s/@'\"<>]+@"),
+)
+_URL_CREDENTIALS_REPLACEMENT = REDACTED + "@"
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given secrets and every token, Authorization value and URL credential replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    for pattern in _PATTERNS[:-1]:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return _PATTERNS[-1].sub(lambda m: m.group(1) + _URL_CREDENTIALS_REPLACEMENT, text)
+
 
 class SecretFilter(logging.Filter):
-    """Replaces each secret with ``[redacted]`` in the final message text and in tracebacks."""
+    """Scrubs each record that passes (see the module docstring): the final message, the traceback, the stack."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Short strings would redact ordinary words; a Discord token is ~70 characters.
-        self._secrets = tuple(s for s in secrets if len(s) >= 8)
+        # Short strings would redact ordinary words; a Discord token is ~70 characters. Longest first, so a
+        # secret that contains another is replaced whole.
+        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 8}, key=len, reverse=True))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging would print its raw arguments; print them scrubbed
+            message = f"{record.msg!s} {record.args!r}"
         clean = self._scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
@@ -28,25 +90,39 @@ class SecretFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._scrub(record.stack_info)
         return True
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, self._secrets)
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> None:
-    """Log to stderr with timestamps; nextcord's chatter is kept at WARNING unless we debug."""
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(stream: IO[str], secrets: Iterable[str] = ()) -> logging.Handler:
+    """The one handler: our format, with the ``SecretFilter``."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(secrets))
+    return handler
+
+
+def quiet_libraries(level: str, libraries: Iterable[str] = ()) -> None:
+    """nextcord's chatter at WARNING unless we debug; ``QUIET_LIBRARIES`` at WARNING unless named in
+    ``libraries`` (``"all"`` names them all), then at ``level``."""
+    asked = {name.strip() for name in libraries if name.strip()}
+    logging.getLogger("nextcord").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name in QUIET_LIBRARIES:
+        loud = "all" in asked or name in asked or any(name.startswith(f"{a}.") for a in asked)
+        logging.getLogger(name).setLevel(level if loud else logging.WARNING)
+
+
+def setup_logging(level: str, secrets: Iterable[str] = (), libraries: Iterable[str] = ()) -> None:
+    """Log to stderr with timestamps, every line scrubbed; noisy libraries quiet unless asked for."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(make_handler(sys.stderr, secrets))
     root.setLevel(level)
-    if level != "DEBUG":
-        logging.getLogger("nextcord").setLevel(logging.WARNING)
+    quiet_libraries(level, libraries)
     # discomfy never joins voice channels; nextcord's warning about the missing voice library only confuses.
     logging.getLogger("nextcord.client").addFilter(lambda record: "PyNaCl" not in record.getMessage())

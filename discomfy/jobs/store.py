@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
@@ -108,6 +110,22 @@ async def migrate(db: aiosqlite.Connection, target: int = SCHEMA_VERSION) -> int
     return found
 
 
+#: SQLite's companions of a database file; it creates them with the database's own mode.
+_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def _private_files(path: Path) -> None:
+    """The database's folder (created 0700) and the database with its companions, readable by us alone: the
+    file is created 0600 before SQLite opens it (SQLite gives its -wal and -shm the same mode), and one an
+    older version left readable by others is tightened to 0600."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in _COMPANIONS)):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(0o600)
+
+
 class JobStore:
     """``store = await JobStore.open(path)`` … ``await store.close()``, or ``async with JobStore(path) as store``."""
 
@@ -124,7 +142,7 @@ class JobStore:
         return store
 
     async def _connect(self) -> None:
-        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(_private_files, self.path)
         with _translated(f"opening {self.path}"):
             db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
