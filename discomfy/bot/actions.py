@@ -99,6 +99,8 @@ class ResultActions:
     # -- presses ---------------------------------------------------------------------------------------------
 
     async def cancel(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        # Checked again by the service; here so that a refusal is the first (and only) answer.
+        self.limits.check_owner_or_moderator(actor_of(interaction), job.owner_id)
         await interaction.response.defer(ephemeral=True, with_message=True)
         ended = await self.service.cancel(job.id, actor_of(interaction))
         text = {
