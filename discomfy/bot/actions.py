@@ -45,13 +45,15 @@ from discomfy.workflows import Kind, ParamType
 
 log = logging.getLogger(__name__)
 
-#: Form text inputs: (custom_id, label, placeholder / default, max length).
+#: Form text inputs: (custom_id, label, placeholder / default, max length). For Upscale and Animate the label
+#: gains the manifest's range and the placeholder is the manifest's default (``_manifest_fields``); a field the
+#: kind's default workflow does not take is left out.
 Fields = tuple[tuple[str, str, str, int], ...]
-UPSCALE_FIELDS: Fields = (("scale", "Upscale factor (1–4)", "2", 4),)
+UPSCALE_FIELDS: Fields = (("scale", "Upscale factor", "2", 4),)
 ANIMATE_FIELDS: Fields = (
-    ("frames", "Frames (1–25)", "14", 3),
-    ("motion", "Motion amount (1–255)", "127", 3),
-    ("strength", "Change from the picture (0–1)", "0.0", 4),
+    ("frames", "Frames", "14", 3),
+    ("motion", "Motion amount", "127", 3),
+    ("strength", "Change from the picture", "0.0", 4),
 )
 ACKNOWLEDGED = {
     JobAction.UPSCALE: "Upscale",
@@ -132,11 +134,11 @@ class ResultActions:
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        await self._form(interaction, ref, "Upscale", UPSCALE_FIELDS)
+        await self._form(interaction, ref, "Upscale", self._manifest_fields(Kind.UPSCALE, UPSCALE_FIELDS))
 
     async def animate_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        await self._form(interaction, ref, "Animate", ANIMATE_FIELDS)
+        await self._form(interaction, ref, "Animate", self._manifest_fields(Kind.VIDEO, ANIMATE_FIELDS))
 
     async def edit_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         most = self.service.settings.limits.max_prompt_length
@@ -173,10 +175,25 @@ class ResultActions:
             whole = param is not None and param.type is ParamType.INT
             number = _parse_number(text, whole=whole)
             if number is None:
-                what = label.split(" (")[0]
-                raise BadInputError(f"{what} must be {'a whole number' if whole else 'a number'}{_range(param)}.")
+                raise BadInputError(f"{label} must be {'a whole number' if whole else 'a number'}{_range(param)}.")
             params[name] = number
         return params
+
+    def _manifest_fields(self, kind: Kind, fields: Fields) -> Fields:
+        """The form's fields as the kind's default workflow takes them: its range in the label, its default as the
+        placeholder; fields it does not take are left out."""
+        workflow = self.service.registry.default(kind)
+        if workflow is None:
+            return fields
+        shown: list[tuple[str, str, str, int]] = []
+        for name, label, default, max_length in fields:
+            param = workflow.params.get(name)
+            if param is None:
+                continue
+            bounds = _range(param).replace(" between ", " (").replace(" and ", "–")
+            placeholder = _fmt(param.default) if isinstance(param.default, int | float) else default
+            shown.append((name, label + (f"{bounds})" if bounds else ""), placeholder, max_length))
+        return tuple(shown)
 
     # -- starting a job from a result ------------------------------------------------------------------------
 
