@@ -539,3 +539,36 @@ async def test_a_hostile_workflow_name_is_escaped_in_the_refusal(studio: Studio)
     text = await refusal(studio, refused)
     assert "no image workflow" in text
     assert_escaped(text)
+
+
+# --- what stays allowed -------------------------------------------------------------------------------------------
+
+
+async def test_delete_on_a_show_copy_removes_the_copy_only(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob")
+    show = await studio.discord.send_slash_command("bob", "renders", "show", {"job_id": job_id_of(source)})
+    copy = await studio.result(show)
+
+    press = await studio.discord.click_button("bob", copy, encode(ComponentAction.DELETE, job_id_of(source)))
+
+    assert "Deleted" in text_of(await answer(studio, press))
+    assert studio.discord.message(copy.id).deleted and not studio.discord.message(source.id).deleted
+
+
+async def test_the_forms_show_the_manifests_ranges_and_anyone_in_the_guild_may_open_them(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob")
+    job_id = job_id_of(source)
+
+    upscale = await studio.discord.click_button("carol", source, encode(ComponentAction.UPSCALE, job_id, 0))
+    animate = await studio.discord.click_button("carol", source, encode(ComponentAction.ANIMATE, job_id, 0))
+    await studio.discord.wait_for_response(upscale)
+    await studio.discord.wait_for_response(animate)
+
+    def labels(press: InteractionRecord) -> list[str]:
+        assert press.modal is not None, press.responses
+        return [row["components"][0]["label"] for row in press.modal["components"]]
+
+    assert labels(upscale) == ["Upscale factor (1–4)"]
+    assert labels(animate) == ["Frames (1–25)", "Motion amount (1–255)", "Change from the picture (0–1)"]
