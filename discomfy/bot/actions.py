@@ -3,11 +3,16 @@
 How it works: every component carries a custom_id ``dc1:<action>:<job id>[:<output>]`` (``custom_ids.py``), so a
 press is understood from the custom_id and the job's row alone — buttons work forever, also after restarts,
 without registering a view per message. The client hands every press and form submit whose custom_id is ours
-to ``ResultActions.handle``, which calls the one handler of that action (``PRESSED`` / ``SUBMITTED`` tables).
-Anyone may press Upscale, Animate, Reroll, Edit and Info (rate-limited); Cancel and Delete are checked on our
-side against the job's owner or Manage Messages. An action that starts a job checks the request first
-(``JobService.check``), then defers with a private note, and the new job's progress is posted as a reply to
-the result the button was on; its source picture comes from ``Delivery.source_picture``.
+to ``ResultActions.handle``, the one gate of every press and submit, which then calls the one handler of that
+action (``PRESSED`` / ``SUBMITTED`` tables). The gate (rules in ``jobs/admission.py``): the allow-lists before
+anything is read; the job's own place (its guild, or its DM: never another guild, never a DM for a guild job);
+the job's own message (``check_origin``: the message its row names, or one of ours carrying that very button);
+then the rate limit, except for Cancel and Delete, which never start work. Anyone may press Upscale, Animate,
+Reroll, Edit and Info there; Cancel and Delete are checked on our side against the job's owner or Manage
+Messages, and Delete removes only the message its row names or a copy of ours. An action that starts a job
+parses its form's numbers against the manifest, checks the request (``JobService.check``), then defers with a
+private note, and the new job's progress is posted as a reply to the result the button was on; its source
+picture comes from ``Delivery.source_picture``.
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).
@@ -16,6 +21,7 @@ Never: trust that a button was hidden from someone (always check), or answer lat
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -27,25 +33,27 @@ from nextcord import Interaction
 from discomfy.bot.custom_ids import ComponentAction, ComponentRef, encode
 from discomfy.bot.delivery import Delivery
 from discomfy.bot.failures import delete_thinking, report_failure
-from discomfy.bot.interactions import actor_of, modal_values
+from discomfy.bot.interactions import actor_of, modal_values, origin_of
 from discomfy.bot.render_job import render_info
 from discomfy.errors import BadInputError, UserError
-from discomfy.jobs.admission import Limits
+from discomfy.jobs.admission import Limits, check_origin
 from discomfy.jobs.service import JobRequest, JobService
-from discomfy.jobs.state import Job, JobAction, JobState
+from discomfy.jobs.state import Job, JobAction, JobKind, JobState
 from discomfy.jobs.store import JobStore
 from discomfy.media.picture import Picture
-from discomfy.workflows import Kind
+from discomfy.workflows import Kind, ParamType
 
 log = logging.getLogger(__name__)
 
-#: Form text inputs: (custom_id, label, placeholder / default, max length).
+#: Form text inputs: (custom_id, label, placeholder / default, max length). For Upscale and Animate the label
+#: gains the manifest's range and the placeholder is the manifest's default (``_manifest_fields``); a field the
+#: kind's default workflow does not take is left out.
 Fields = tuple[tuple[str, str, str, int], ...]
-UPSCALE_FIELDS: Fields = (("scale", "Upscale factor (1–4)", "2", 4),)
+UPSCALE_FIELDS: Fields = (("scale", "Upscale factor", "2", 4),)
 ANIMATE_FIELDS: Fields = (
-    ("frames", "Frames (1–25)", "14", 3),
-    ("motion", "Motion amount (1–255)", "127", 3),
-    ("strength", "Change from the picture (0–1)", "0.0", 4),
+    ("frames", "Frames", "14", 3),
+    ("motion", "Motion amount", "127", 3),
+    ("strength", "Change from the picture", "0.0", 4),
 )
 ACKNOWLEDGED = {
     JobAction.UPSCALE: "Upscale",
@@ -53,6 +61,13 @@ ACKNOWLEDGED = {
     JobAction.REROLL: "Reroll",
     JobAction.EDIT: "New version",
 }
+
+#: Presses that never start work: the allow-lists and the job's place apply, the rate limit does not.
+UNMETERED = frozenset({ComponentAction.CANCEL, ComponentAction.DELETE})
+#: Presses that only open a form: they look at the rate limit; the form's submit is what counts.
+OPENS_FORM = frozenset({ComponentAction.UPSCALE, ComponentAction.ANIMATE, ComponentAction.EDIT})
+#: A form field's text, at most: the longest number anyone means, far under what Python would parse slowly.
+NUMBER_CHARS = 32
 
 Handler = Callable[["ResultActions", Interaction[Any], ComponentRef, Job], Awaitable[None]]
 
@@ -70,13 +85,24 @@ class ResultActions:
         try:
             if handler is None:
                 raise UserError("That form is not one of ours any more.")
-            await handler(self, interaction, ref, await self.store.get(ref.job_id))
+            actor = actor_of(interaction)
+            self.limits.check_place(actor)  # the allow-lists, before anything about the job is read
+            job = await self.store.get(ref.job_id)
+            self.limits.check_place(actor, job)
+            message_id, carried = origin_of(interaction, ref.encode())
+            check_origin(job, message_id, carried)
+            if ref.action not in UNMETERED:
+                opens_form = not submitted and ref.action in OPENS_FORM
+                self.limits.admit(actor, time.time(), job=job, count=not opens_form)
+            await handler(self, interaction, ref, job)
         except Exception as exc:
             await report_failure(interaction, exc, doing=f"the {ref.action} button")
 
     # -- presses ---------------------------------------------------------------------------------------------
 
     async def cancel(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        # Checked again by the service; here so that a refusal is the first (and only) answer.
+        self.limits.check_owner_or_moderator(actor_of(interaction), job.owner_id)
         await interaction.response.defer(ephemeral=True, with_message=True)
         ended = await self.service.cancel(job.id, actor_of(interaction))
         text = {
@@ -90,26 +116,29 @@ class ResultActions:
         if not job.terminal:
             raise UserError("This job is still running; cancel it first.")
         message = interaction.message
+        message_id, carried = origin_of(interaction, ref.encode())
+        # The gate already refused a message that is neither; a copy of ours must also not be ephemeral.
+        if message is None or (message_id != job.message_id and not carried) or message.flags.ephemeral:
+            raise UserError("There is nothing here to delete.")
         await interaction.response.defer(ephemeral=True, with_message=True)
-        if message is not None:
-            await message.delete()
+        await message.delete()
         await interaction.followup.send("Deleted.", ephemeral=True)
 
     async def info(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        self.limits.admit(actor_of(interaction), time.time())
         embed = nextcord.Embed.from_dict(render_info(job))
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     async def reroll(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        self.limits.admit(actor_of(interaction), time.time())
         params = {k: v for k, v in job.params.items() if k != "seed"}
         await self._rerun(interaction, job, JobAction.REROLL, params)
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        await self._form(interaction, ref, "Upscale", UPSCALE_FIELDS)
+        self._check_output(job, ref)
+        await self._form(interaction, ref, "Upscale", self._manifest_fields(Kind.UPSCALE, UPSCALE_FIELDS))
 
     async def animate_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        await self._form(interaction, ref, "Animate", ANIMATE_FIELDS)
+        self._check_output(job, ref)
+        await self._form(interaction, ref, "Animate", self._manifest_fields(Kind.VIDEO, ANIMATE_FIELDS))
 
     async def edit_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         most = self.service.settings.limits.max_prompt_length
@@ -119,25 +148,63 @@ class ResultActions:
     # -- forms submitted -------------------------------------------------------------------------------------
 
     async def upscale(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        self.limits.admit(actor_of(interaction), time.time())
-        values = modal_values(interaction.data)
-        params: dict[str, Any] = {"scale": values.get("scale", "").strip() or "2"}
+        params = self._numbers(Kind.UPSCALE, UPSCALE_FIELDS, modal_values(interaction.data))
         await self._from_output(interaction, job, ref, JobAction.UPSCALE, Kind.UPSCALE, params)
 
     async def animate(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        self.limits.admit(actor_of(interaction), time.time())
-        values = modal_values(interaction.data)
-        params = {k: values[k].strip() for k in ("frames", "motion", "strength") if values.get(k, "").strip()}
+        params = self._numbers(Kind.VIDEO, ANIMATE_FIELDS, modal_values(interaction.data))
         await self._from_output(interaction, job, ref, JobAction.ANIMATE, Kind.VIDEO, params)
 
     async def edit(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        self.limits.admit(actor_of(interaction), time.time())
         prompt = modal_values(interaction.data).get("prompt", "").strip()
         if not prompt:
             raise BadInputError("The prompt can't be empty.")
         await self._rerun(interaction, job, JobAction.EDIT, {**job.params, "prompt": prompt})
 
+    def _numbers(self, kind: Kind, fields: Fields, values: Mapping[str, str]) -> dict[str, Any]:
+        """A form's numbers as numbers: each field present and not empty, parsed as its manifest parameter's type
+        (the kind's default workflow). The bounds are the manifest's, checked by ``JobService.check``; a value that
+        is not a number is refused here, without repeating what was typed."""
+        workflow = self.service.registry.default(kind)
+        params: dict[str, Any] = {}
+        for name, label, _, _ in fields:
+            text = values.get(name, "").strip()
+            if not text:
+                continue
+            param = workflow.params.get(name) if workflow is not None else None
+            whole = param is not None and param.type is ParamType.INT
+            number = _parse_number(text, whole=whole)
+            if number is None:
+                raise BadInputError(f"{label} must be {'a whole number' if whole else 'a number'}{_range(param)}.")
+            params[name] = number
+        return params
+
+    def _manifest_fields(self, kind: Kind, fields: Fields) -> Fields:
+        """The form's fields as the kind's default workflow takes them: its range in the label, its default as the
+        placeholder; fields it does not take are left out."""
+        workflow = self.service.registry.default(kind)
+        if workflow is None:
+            return fields
+        shown: list[tuple[str, str, str, int]] = []
+        for name, label, default, max_length in fields:
+            param = workflow.params.get(name)
+            if param is None:
+                continue
+            bounds = _range(param).replace(" between ", " (").replace(" and ", "–")
+            placeholder = _fmt(param.default) if isinstance(param.default, int | float) else default
+            shown.append((name, label + (f"{bounds})" if bounds else ""), placeholder, max_length))
+        return tuple(shown)
+
     # -- starting a job from a result ------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_output(job: Job, ref: ComponentRef) -> None:
+        """Upscale and Animate: a picture of a finished job, at an index it has."""
+        # DELIVERING too: the result message (and so this button) is up a moment before the row says delivered.
+        if job.state not in (JobState.DELIVERING, JobState.DELIVERED) or ref.index is None:
+            raise UserError("That result is not available any more.")
+        if job.kind is JobKind.VIDEO:
+            raise UserError("That result is a video; Upscale and Animate take a picture.")
 
     async def _from_output(
         self,
@@ -148,11 +215,10 @@ class ResultActions:
         kind: Kind,
         params: dict[str, Any],
     ) -> None:
-        # DELIVERING too: the result message (and so this button) is up a moment before the row says delivered.
-        if job.state not in (JobState.DELIVERING, JobState.DELIVERED) or ref.index is None:
-            raise UserError("That result is not available any more.")
-        request = self._request(interaction, job, action, kind, None, params, parent=job, index=ref.index)
-        await self._start(interaction, request, job, ref.index)
+        self._check_output(job, ref)
+        index = ref.index or 0
+        request = self._request(interaction, job, action, kind, None, params, parent=job, index=index)
+        await self._start(interaction, request, job, index)
 
     async def _rerun(self, interaction: Interaction[Any], job: Job, action: JobAction, params: dict[str, Any]) -> None:
         """The same workflow again (a new seed, a new prompt), from the same source picture if it had one."""
@@ -214,13 +280,12 @@ class ResultActions:
         self, interaction: Interaction[Any], ref: ComponentRef, title: str, fields: Fields, *, prefill: bool = False
     ) -> None:
         """Opens a form; its submit comes back through ``handle`` by its custom_id, like a button press. Opening
-        a form only looks at the rate limit; the submit is what counts.
+        a form only looks at the rate limit (``handle``); the submit is what counts.
 
         nextcord's ``send_modal`` also registers the modal in its own store, whose default callback answers the
         submit with a deferred *update* (type 6) before our handler can defer with a new message (type 5, which
         Discord then refuses with 40060). ``stop()`` takes it out of that store again; ``auto_defer=False``
         covers the gap between."""
-        self.limits.admit(actor_of(interaction), time.time(), count=False)
         modal = nextcord.ui.Modal(title, custom_id=encode(ref.action, ref.job_id, ref.index), auto_defer=False)
         for custom_id, label, text, max_length in fields:
             long = max_length > 100
@@ -237,6 +302,28 @@ class ResultActions:
             )
         await interaction.response.send_modal(modal)
         modal.stop()
+
+
+def _parse_number(text: str, *, whole: bool) -> int | float | None:
+    """Plain decimal digits (a sign, one point or comma for a fraction), nothing Python alone would also take
+    (``1_000``, ``nan``, ``inf``, other scripts' digits, thousands of digits)."""
+    if len(text) > NUMBER_CHARS or not re.fullmatch(r"[+-]?[0-9]+(?:[.,][0-9]*)?|[+-]?[.,][0-9]+", text):
+        return None
+    number = float(text.replace(",", "."))
+    if whole:
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def _range(param: Any) -> str:
+    low, high = getattr(param, "minimum", None), getattr(param, "maximum", None)
+    if low is not None and high is not None:
+        return f" between {_fmt(low)} and {_fmt(high)}"
+    return ""
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 PRESSED: dict[ComponentAction, Handler] = {

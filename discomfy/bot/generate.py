@@ -1,11 +1,12 @@
 """``/generate``: a prompt (and options, and perhaps a picture) becomes a job whose message comes alive.
 
-How it works: the handler reads who is asking (``actor_of``) and runs the cheap checks *before* answering —
-the place, role and rate limit (``Limits.admit``), the attachment's metadata, and the request against the
-workflow's manifest (``JobService.check``: the one definition of what a request may ask) — so a refusal is an
-ephemeral first response and nothing is queued. Then it defers within Discord's 3 seconds; the deferred
-message becomes the job's live progress message. A refusal met after deferring (a cap reached meanwhile, a
-picture that turns out unreadable) deletes the "thinking…" message and says why ephemerally.
+How it works: the handler reads who is asking (``actor_of``) and runs the cheap checks *before* answering — the
+place, role and rate limit (``Limits.admit``, in ``cog_application_command_check``, the gate every command passes),
+a workflow name that is not installed (refused with the name escaped), the attachment's metadata, and the request
+against the workflow's manifest (``JobService.check``: the one definition of what a request may ask) — so a refusal
+is an ephemeral first response and nothing is queued. Then it defers within Discord's 3 seconds; the deferred
+message becomes the job's live progress message. A refusal met after deferring (a cap reached meanwhile, a picture
+that turns out unreadable) deletes the "thinking…" message and says why ephemerally.
 
 nextcord evaluates the callbacks' annotations at runtime, so every name in them is imported for real. The
 option bounds registered with Discord are the union of the image workflows' manifests (``fit_to``); the chosen
@@ -27,6 +28,8 @@ from nextcord import Interaction, SlashOption
 from discomfy.bot.attachments import AttachmentInfo, check_attachment, fetch_image
 from discomfy.bot.failures import delete_thinking, report_failure
 from discomfy.bot.interactions import actor_of, interaction_ref
+from discomfy.bot.render_job import escape_user_text
+from discomfy.errors import BadInputError
 from discomfy.jobs.admission import Limits
 from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import JobAction
@@ -43,6 +46,12 @@ class GenerateCommand(nextcord.ClientCog):
         self.service = service
         self.limits = limits
         self.session = session
+
+    def cog_application_command_check(self, interaction: Interaction[Any]) -> bool:
+        """The gate of ``/generate``: the allow-lists and the rate limit (a refusal is raised, and reported by the
+        client's one error handler, as an ephemeral first response)."""
+        self.limits.admit(actor_of(interaction), time.time())
+        return True
 
     @nextcord.slash_command(name="generate", description="Make pictures from a prompt, with live progress.")
     async def generate(
@@ -90,7 +99,12 @@ class GenerateCommand(nextcord.ClientCog):
         image: nextcord.Attachment | None,
     ) -> None:
         actor = actor_of(interaction)
-        self.limits.admit(actor, time.time())
+        names = [w.name for w in self.service.registry.of_kind(Kind.IMAGE)]
+        if workflow is not None and workflow not in names:
+            raise BadInputError(
+                f"There is no image workflow called '{escape_user_text(workflow, 60)}'. "
+                f"Pick one of: {', '.join(names) or 'none installed'}."
+            )
         request = JobRequest(
             owner_id=actor.user_id,
             guild_id=interaction.guild_id,

@@ -1,9 +1,11 @@
 """Reading Discord interactions: who is asking and where, a modal's values, the guild's upload limit.
 
-Small adapters every feature uses: ``actor_of`` turns an interaction into the ``Actor`` the admission rules
-check (``jobs/admission.py``), ``interaction_ref`` keeps what a job needs to edit its message through the
-interaction's webhook, ``modal_values`` reads a submitted form, and ``UploadLimits`` remembers each guild's
-``attachment_size_limit`` (larger in boosted servers) from the interactions Discord sends.
+Small adapters every feature uses: ``actor_of`` turns an interaction into the ``Actor`` the admission rules check
+(``jobs/admission.py``; ``guild_id`` is None in a DM, where the user has no roles or permissions), ``origin_of``
+says which message a press came from and whether that message is ours and carries the button, ``interaction_ref``
+keeps what a job needs to edit its message through the interaction's webhook, ``modal_values`` reads a submitted
+form, and ``UploadLimits`` remembers each guild's ``attachment_size_limit`` (larger in boosted servers) from the
+interactions Discord sends.
 
 Never: trust what an interaction says without bounds (a missing user, a malformed form read as empty).
 """
@@ -16,7 +18,7 @@ from typing import Any
 import nextcord
 
 from discomfy.jobs.admission import Actor
-from discomfy.jobs.state import ApplicationId, ChannelId, InteractionRef, UserId
+from discomfy.jobs.state import ApplicationId, ChannelId, GuildId, InteractionRef, UserId
 
 
 def actor_of(interaction: nextcord.Interaction[Any]) -> Actor:
@@ -27,8 +29,30 @@ def actor_of(interaction: nextcord.Interaction[Any]) -> Actor:
         user_id=UserId(user.id if user else 0),
         channel_id=ChannelId(interaction.channel_id or 0),
         role_ids=roles,
-        can_manage_messages=bool(permissions and permissions.manage_messages),
+        can_manage_messages=bool(interaction.guild_id and permissions and permissions.manage_messages),
+        guild_id=GuildId(interaction.guild_id) if interaction.guild_id else None,
     )
+
+
+def origin_of(interaction: nextcord.Interaction[Any], custom_id: str) -> tuple[int | None, bool]:
+    """The id of the message a press (or a form opened from it) came from, and whether that message is one of
+    ours carrying a component with ``custom_id``. Discord fills in the message from its own copy, so this says
+    what is really on it, whatever custom_id the press names."""
+    message = interaction.message
+    if message is None:
+        return None, False
+    ours = {interaction.application_id}
+    client_user = getattr(interaction.client, "user", None)
+    if client_user is not None:
+        ours.add(client_user.id)
+    author = getattr(message, "author", None)
+    by_us = (author is not None and author.id in ours) or message.webhook_id in ours
+    carried = any(
+        getattr(child, "custom_id", None) == custom_id
+        for row in message.components
+        for child in getattr(row, "children", (row,))
+    )
+    return message.id, bool(by_us and carried)
 
 
 def interaction_ref(interaction: nextcord.Interaction[Any]) -> InteractionRef:

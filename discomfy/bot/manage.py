@@ -1,10 +1,13 @@
 """Commands about the studio and one's jobs: /help, /status, /jobs, /show.
 
-How it works: ``/help`` and ``/status`` answer from what the bot already knows — the configured limits, the
+How it works: every command here first passes ``cog_application_command_check`` (``Limits.admit``: the
+channel and role allow-lists and the rate limit, the same gate as ``/generate`` and the buttons). ``/help`` and
+``/status`` answer from what the bot already knows — the configured limits, the
 server pool's last health check (``ServerPool`` tracks every server; nothing is probed from here), our own
-queue's size. ``/jobs`` lists the asker's active jobs with Cancel buttons (their presses come back through
-``actions.ResultActions`` by custom_id). ``/show`` posts a finished result again through the one delivery path
-(``Delivery.post``), as this interaction's message.
+queue's size. ``/jobs`` lists the asker's active jobs made in this guild (or this DM) with Cancel buttons
+(their presses come back through ``actions.ResultActions`` by custom_id), the prompts escaped. ``/show`` posts
+a finished result again through the one delivery path (``Delivery.post``), as this interaction's message, only
+in the job's own guild (``check_place`` with the job).
 
 nextcord evaluates the callbacks' annotations at runtime, so every name in them is imported for real.
 """
@@ -23,12 +26,13 @@ from discomfy.bot.delivery import Delivery
 from discomfy.bot.editor import EditTarget, MessageEditor
 from discomfy.bot.failures import report_failure
 from discomfy.bot.interactions import actor_of
-from discomfy.bot.render import ServerStatus, help_embed, message_link, status_embed, truncate
+from discomfy.bot.render import ServerStatus, help_embed, message_link, status_embed
+from discomfy.bot.render_job import escape_user_text
 from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import LimitSettings
 from discomfy.errors import UserError
-from discomfy.jobs.admission import Limits
+from discomfy.jobs.admission import Limits, job_place_refusal
 from discomfy.jobs.service import JobService
 from discomfy.jobs.state import JobState
 from discomfy.jobs.store import JobStore
@@ -56,6 +60,12 @@ class StudioCommands(nextcord.ClientCog):
         self.delivery = delivery
         self.uptime = uptime
 
+    def cog_application_command_check(self, interaction: Interaction[Any]) -> bool:
+        """The one gate of these commands: the allow-lists and the rate limit (a refusal is raised, and reported
+        by the client's one error handler)."""
+        self.limits.admit(actor_of(interaction), time.time())
+        return True
+
     @nextcord.slash_command(name="help", description="What discomfy does: commands, buttons and your limits.")
     async def help(self, interaction: Interaction[Any]) -> None:
         embed = nextcord.Embed.from_dict(help_embed(self.limit_settings))
@@ -80,7 +90,12 @@ class StudioCommands(nextcord.ClientCog):
     async def jobs(self, interaction: Interaction[Any]) -> None:
         try:
             actor = actor_of(interaction)
-            mine = await self.store.by_owner(actor.user_id, active_only=True)
+            # Only this guild's (or this DM's) jobs: their Cancel buttons work only where the job was made.
+            mine = [
+                job
+                for job in await self.store.by_owner(actor.user_id, active_only=True)
+                if job_place_refusal(actor, job) is None
+            ]
             if not mine:
                 await interaction.response.send_message("You have no queued or running jobs.", ephemeral=True)
                 return
@@ -90,7 +105,7 @@ class StudioCommands(nextcord.ClientCog):
                 where = message_link(job.guild_id, job.channel_id, job.message_id)
                 place = self.service.position(job.id)
                 state = f"waiting (#{place} in our queue)" if place else job.state.value
-                prompt = truncate(str(job.params.get("prompt") or job.workflow), 60)
+                prompt = escape_user_text(str(job.params.get("prompt") or job.workflow), 60)
                 lines.append(f"**{n}.** {prompt} — {state}" + (f" · [message]({where})" if where else ""))
                 if job.cancellable:
                     buttons.append(
@@ -117,8 +132,8 @@ class StudioCommands(nextcord.ClientCog):
         job_id: str = SlashOption(description="The job id (in the result's footer)", max_length=64),
     ) -> None:
         try:
-            self.limits.admit(actor_of(interaction), time.time())
             job = await self.store.get(job_id.strip())
+            self.limits.check_place(actor_of(interaction), job)
             if job.state is not JobState.DELIVERED:
                 raise UserError(f"That job is {job.state.value}; only finished results can be shown.")
             await interaction.response.defer()

@@ -85,9 +85,10 @@ def help_embed(limits: LimitSettings) -> dict[str, Any]:
     )
     buttons = (
         "**Upscale** · **Animate** (image → video) · **Reroll** (new seed) · **Edit** (change the prompt) — "
-        "anyone may press these on any result.\n"
+        "anyone may press these on any result, in the server it was made in.\n"
         "**Info** — the workflow, every parameter and the seed, only for you.\n"
-        "**Cancel** / **Delete** — only the job's owner or members with Manage Messages."
+        "**Cancel** / **Delete** — only the job's owner or members with Manage Messages; Delete removes only "
+        "that result's message."
     )
     your_limits = (
         f"{limits.commands_per_minute} commands or buttons per minute · "

@@ -1,12 +1,16 @@
 """Who may use the bot where, how often, and with how many jobs at once.
 
-How it works: every command and button press goes through ``Limits.admit(actor, now)``: first the place
-(the channel allow-list, then the role allow-list), then the per-user rate limit, a sliding window of
-``commands_per_minute`` accepted actions in any 60 seconds. Before a job is created, ``admit_job`` compares the
-store's ``ActiveCounts`` with the per-user and global caps. Cancel and Delete on someone's job also need
-``check_owner_or_moderator``: the job's owner, or a member with Manage Messages in that channel. Members with a
-bypass role skip the rate limit and the caps (``PermissionSettings.bypass_roles``) and pass the role
-allow-list; the channel allow-list applies to everyone, so the bot stays in its channels.
+How it works: every command and button press goes through ``check_place``: the channel allow-list, then the role
+allow-list, and for anything done to a job (its buttons and forms, ``/show``) the job's own place: the guild the job
+was made in, and for a job made in a direct message that same DM. ``admit(actor, now)`` adds the per-user rate
+limit, a sliding window of ``commands_per_minute`` accepted actions in any 60 seconds (Cancel and Delete only take
+``check_place``: they never start work). A press must also come from the job's own message (``check_origin``): the
+message the job's row names, or a message of ours that carries that very button (a ``/show`` copy, the ``/jobs``
+list), never someone else's message under a custom_id naming our job. Before a job is created, ``admit_job``
+compares the store's ``ActiveCounts`` with the per-user and global caps. Cancel and Delete on someone's job also
+need ``check_owner_or_moderator``: the job's owner, or a member with Manage Messages in that channel. Members with a
+bypass role skip the rate limit and the caps (``PermissionSettings.bypass_roles``) and pass the role allow-list; the
+channel allow-list applies to everyone, so the bot stays in its channels.
 
 A refusal is a ``PermissionDeniedError`` or ``RateLimitedError`` whose ``user_message`` says what happened and
 when to try again, as a Discord timestamp (``<t:UNIX:R>``, which every client counts down by itself). A refused
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 from discomfy.config import LimitSettings, PermissionSettings
 from discomfy.errors import PermissionDeniedError, RateLimitedError
 from discomfy.jobs.records import ActiveCounts
-from discomfy.jobs.state import ChannelId, UserId
+from discomfy.jobs.state import ChannelId, GuildId, Job, UserId
 
 RATE_WINDOW = 60.0
 #: Mentions listed in a refusal (Discord renders them as names; more would only be noise).
@@ -42,6 +46,8 @@ class Actor:
     role_ids: frozenset[int] = frozenset()
     #: Discord's Manage Messages permission in this channel (from the interaction's ``member.permissions``).
     can_manage_messages: bool = False
+    #: The guild the interaction came from; None in a direct message.
+    guild_id: GuildId | None = None
 
 
 def discord_time(unix: float) -> str:
@@ -93,8 +99,9 @@ class Limits:
     def bypasses(self, actor: Actor) -> bool:
         return not actor.role_ids.isdisjoint(self.permissions.bypass_roles)
 
-    def check_place(self, actor: Actor) -> None:
-        """The channel and role allow-lists; empty lists allow everyone everywhere."""
+    def check_place(self, actor: Actor, job: Job | None = None) -> None:
+        """The channel and role allow-lists (empty lists allow everyone everywhere); with ``job``, also the job's
+        own place: its guild, or for a job made in a direct message, that DM."""
         channels = self.permissions.allowed_channels
         if channels and actor.channel_id not in channels:
             raise PermissionDeniedError(
@@ -105,13 +112,16 @@ class Limits:
             raise PermissionDeniedError(
                 f"You need the {_listed((f'<@&{r}>' for r in roles), 'or')} role to use me here."
             )
+        if job is not None:
+            check_job_place(actor, job)
 
-    def admit(self, actor: Actor, now: float, *, count: bool = True) -> None:
-        """A command or a button press: allowed here, and not too often. Raises the refusal to show.
+    def admit(self, actor: Actor, now: float, *, job: Job | None = None, count: bool = True) -> None:
+        """A command or a button press: allowed here (``check_place``, with the ``job`` it acts on), and not too
+        often. Raises the refusal to show.
 
         ``count=False`` only looks (a button that opens a form: the form's submit is what counts), so one
         action never costs two presses and nobody fills in a form only to be refused."""
-        self.check_place(actor)
+        self.check_place(actor, job)
         if self.bypasses(actor):
             return
         retry_at = self.rate.hit(actor.user_id, now, count=count)
@@ -151,6 +161,34 @@ class Limits:
             raise PermissionDeniedError(
                 f"Only the person who started this job, or someone who can manage messages here, can {doing}."
             )
+
+
+def job_place_refusal(actor: Actor, job: Job) -> str | None:
+    """Why ``job`` may not be acted on where ``actor`` is, or None: a job is acted on only where it was made, in
+    its guild, or for a job made in a direct message, in that same DM."""
+    if job.guild_id is None:
+        if actor.guild_id is not None or actor.channel_id != job.channel_id:
+            return "That job was made in a direct message; its buttons work only there."
+        return None
+    if actor.guild_id is None:
+        return "That job belongs to a server; its buttons work only in that server, not in direct messages."
+    if actor.guild_id != job.guild_id:
+        return "That job belongs to another server; its buttons work only there."
+    return None
+
+
+def check_job_place(actor: Actor, job: Job) -> None:
+    refusal = job_place_refusal(actor, job)
+    if refusal is not None:
+        raise PermissionDeniedError(refusal)
+
+
+def check_origin(job: Job, message_id: int | None, carries_button: bool) -> None:
+    """A press acts only from the job's own message: the one its row names, or a message of ours carrying that
+    very button (``carries_button``: a ``/show`` copy, the ``/jobs`` list). Never from someone else's message
+    under a custom_id that names the job."""
+    if message_id is None or (message_id != job.message_id and not carries_button):
+        raise PermissionDeniedError("That button doesn't belong to this message; use the one on the job's message.")
 
 
 def _jobs(n: int) -> str:

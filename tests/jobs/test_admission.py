@@ -1,3 +1,4 @@
+from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -6,16 +7,41 @@ from hypothesis import strategies as st
 
 from discomfy.config import LimitSettings, PermissionSettings
 from discomfy.errors import PermissionDeniedError, RateLimitedError
-from discomfy.jobs.admission import Actor, Limits, RateLimiter, discord_time
+from discomfy.jobs.admission import (
+    Actor,
+    Limits,
+    RateLimiter,
+    check_job_place,
+    check_origin,
+    discord_time,
+    job_place_refusal,
+)
 from discomfy.jobs.records import ActiveCounts
-from discomfy.jobs.state import ChannelId, UserId
+from discomfy.jobs.state import ChannelId, GuildId, Job, MessageId, UserId
+from tests.jobs.factories import make_job
 
 T0 = 1_700_000_000.0
 BYPASS, ARTIST = 900, 901
 
 
-def actor(user: int = 1, *, channel: int = 50, roles: tuple[int, ...] = (), moderator: bool = False) -> Actor:
-    return Actor(UserId(user), ChannelId(channel), frozenset(roles), can_manage_messages=moderator)
+GUILD, OTHER_GUILD = 7000, 7001
+
+
+def actor(
+    user: int = 1,
+    *,
+    channel: int = 50,
+    roles: tuple[int, ...] = (),
+    moderator: bool = False,
+    guild: int | None = GUILD,
+) -> Actor:
+    return Actor(
+        UserId(user),
+        ChannelId(channel),
+        frozenset(roles),
+        can_manage_messages=moderator,
+        guild_id=None if guild is None else GuildId(guild),
+    )
 
 
 def limits(per_minute: int = 3, per_user: int = 2, total: int = 5, **permissions: tuple[int, ...]) -> Limits:
@@ -203,3 +229,99 @@ def test_a_look_without_counting_refuses_when_full_but_uses_nothing() -> None:
     assert limiter.hit(1, 1.0) is None
     assert limiter.hit(1, 2.0) is None
     assert limiter.hit(1, 3.0, count=False) == 61.0  # the first counted press leaves the window at 61
+
+
+# -- a job's own place: its guild, or its DM --
+
+
+def guild_job() -> Job:
+    return make_job(guild_id=GuildId(GUILD), message_id=MessageId(800))
+
+
+def dm_job(channel: int) -> Job:
+    return replace(make_job(), channel_id=ChannelId(channel))
+
+
+def test_a_job_is_acted_on_in_any_channel_of_its_own_guild() -> None:
+    job = guild_job()
+    for channel in (500, 501):
+        limits().check_place(actor(channel=channel), job)
+        assert job_place_refusal(actor(channel=channel), job) is None
+
+
+def test_a_job_is_refused_from_another_guild_even_to_its_owner_and_a_moderator_there() -> None:
+    job = guild_job()
+    for who in (actor(10, guild=OTHER_GUILD), actor(2, guild=OTHER_GUILD, moderator=True)):
+        with pytest.raises(PermissionDeniedError, match="another server"):
+            limits().check_place(who, job)
+
+
+def test_a_guild_job_is_refused_in_a_dm_even_to_its_owner() -> None:
+    with pytest.raises(PermissionDeniedError, match="not in direct messages"):
+        check_job_place(actor(10, channel=999, guild=None), guild_job())
+
+
+def test_a_dm_job_is_acted_on_only_in_that_dm() -> None:
+    job = dm_job(999)  # no guild: made in the DM 999
+    check_job_place(actor(10, channel=999, guild=None), job)
+    for who in (actor(10, channel=998, guild=None), actor(10, channel=999, guild=GUILD)):
+        with pytest.raises(PermissionDeniedError, match="direct message"):
+            check_job_place(who, job)
+
+
+def test_the_allow_lists_come_before_the_jobs_place() -> None:
+    with pytest.raises(PermissionDeniedError, match="this channel"):
+        limits(allowed_channels=(60,)).check_place(actor(guild=OTHER_GUILD), guild_job())
+
+
+def test_admit_with_a_job_checks_its_place_and_a_refusal_costs_nothing() -> None:
+    gate = limits(per_minute=1)
+    with pytest.raises(PermissionDeniedError):
+        gate.admit(actor(guild=OTHER_GUILD), T0, job=guild_job())
+    gate.admit(actor(), T0, job=guild_job())
+
+
+def test_allow_lists_refuse_a_dm_whatever_the_job() -> None:
+    dm = actor(channel=999, guild=None)
+    with pytest.raises(PermissionDeniedError):
+        limits(allowed_channels=(60,)).check_place(dm)
+    with pytest.raises(PermissionDeniedError):
+        limits(allowed_roles=(ARTIST,)).check_place(dm)
+
+
+@given(
+    job_guild=st.one_of(st.none(), st.integers(1, 5)),
+    actor_guild=st.one_of(st.none(), st.integers(1, 5)),
+    job_channel=st.integers(1, 3),
+    actor_channel=st.integers(1, 3),
+)
+@settings(max_examples=200)
+def test_a_job_is_allowed_exactly_in_its_guild_or_its_dm(
+    job_guild: int | None, actor_guild: int | None, job_channel: int, actor_channel: int
+) -> None:
+    job = replace(dm_job(job_channel), guild_id=None if job_guild is None else GuildId(job_guild))
+    who = actor(channel=actor_channel, guild=actor_guild)
+    same_place = (
+        job_guild == actor_guild if job_guild is not None else actor_guild is None and job_channel == actor_channel
+    )
+    assert (job_place_refusal(who, job) is None) == same_place
+
+
+# -- a press's origin: the job's own message --
+
+
+def test_a_press_on_the_jobs_own_message_or_a_copy_of_ours_is_allowed() -> None:
+    job = guild_job()
+    check_origin(job, 800, carries_button=False)
+    check_origin(job, 801, carries_button=True)
+
+
+@pytest.mark.parametrize("message_id", [None, 801, 0])
+def test_a_press_on_any_other_message_is_refused(message_id: int | None) -> None:
+    with pytest.raises(PermissionDeniedError, match="doesn't belong to this message"):
+        check_origin(guild_job(), message_id, carries_button=False)
+
+
+def test_a_press_without_a_message_is_refused_even_if_the_job_has_none_yet() -> None:
+    with pytest.raises(PermissionDeniedError):
+        check_origin(make_job(guild_id=GuildId(GUILD)), None, carries_button=False)

@@ -5,18 +5,27 @@ Discord sends: options typed from the registered command's schema, ``resolved`` 
 attachments, the member with its permissions, ``app_permissions``, locales and ``attachment_size_limit``. They
 refuse (``ValueError``) what Discord's own client would never send: unknown or missing required options, values
 outside ``choices`` or bounds, clicks on components that are not on the message or are disabled.
+
+For hostile clients (the last section): ``forge_press`` / ``forge_modal`` / ``forge_command`` send any custom_id,
+form values or command from any ``Place`` — a channel of the default guild, ``other_guild(emu)`` or
+``dm_place(emu, user)`` — exactly as Discord would deliver them; ``post_as`` makes a member's own message.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .messages import StoredAttachment
-from .models import Channel, Guild, Role, User
+from .messages import StoredAttachment, StoredMessage
+from .models import EVERYONE_PERMISSIONS, Channel, Guild, Member, Permission, Role, User
 from .records import FileRecord
+
+if TYPE_CHECKING:
+    from .server import DiscordEmulator
 
 
 class InteractionType(IntEnum):
@@ -357,3 +366,215 @@ def interaction_payload(
     if message is not None:
         payload["message"] = message
     return payload
+
+
+# --- Hostile clients: presses, forms and commands Discord's own client would not send ---------------------------
+#
+# A modified client can send any ``custom_id`` on any message it can see, from any guild the bot shares or from
+# a direct message with the bot. These builders send exactly what Discord then delivers: the message the
+# interaction names is filled in from Discord's own copy (its real author and components), whatever custom_id the
+# press claims. A DM interaction has ``user`` instead of ``member``, no ``guild_id`` / ``guild`` /
+# ``guild_locale``, a DM channel (type 1) with its recipient, ``context`` 1 (BOT_DM) and, for a guild-installed
+# app, ``authorizing_integration_owners`` ``{"0": "0"}``.
+
+DM_CHANNEL = 1
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an interaction comes from: a channel of a guild, or (``guild`` None) a DM channel with the bot."""
+
+    channel: Channel
+    guild: Guild | None
+
+
+def dm_payload(
+    *,
+    interaction_id: int,
+    token: str,
+    kind: InteractionType,
+    data: dict[str, Any],
+    application_id: int,
+    channel: Channel,
+    user: User,
+    locale: str,
+    attachment_size_limit: int,
+    message: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The INTERACTION_CREATE payload, as Discord sends it in a DM with the bot."""
+    payload: dict[str, Any] = {
+        "id": str(interaction_id),
+        "application_id": str(application_id),
+        "type": int(kind),
+        "data": data,
+        "channel_id": str(channel.id),
+        "channel": {
+            "id": str(channel.id),
+            "type": DM_CHANNEL,
+            "last_message_id": None,
+            "flags": 0,
+            "recipients": [user.payload()],
+        },
+        "user": user.payload(),
+        "token": token,
+        "version": 1,
+        "app_permissions": str(_DM_APP_PERMISSIONS),
+        "locale": locale,
+        "entitlements": [],
+        "entitlement_sku_ids": [],
+        "authorizing_integration_owners": {"0": "0"},
+        "context": 1,
+        "attachment_size_limit": attachment_size_limit,
+    }
+    if message is not None:
+        payload["message"] = message
+    return payload
+
+
+#: What a bot may do in a DM (Discord computes it from the DM's implicit permissions).
+_DM_APP_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15) | (1 << 16)
+
+
+def _extras(emu: DiscordEmulator) -> dict[str, Any]:
+    return emu.state.__dict__.setdefault("hostile_places", {})
+
+
+def dm_place(emu: DiscordEmulator, user: User | str) -> Place:
+    """The DM channel between ``user`` and the bot (the same one every time, as on Discord)."""
+    user_ = emu.users[user] if isinstance(user, str) else user
+    places = _extras(emu)
+    key = ("dm", user_.id)
+    if key not in places:
+        places[key] = Place(Channel(emu.state.ids.next(), 0, "", 0, type=DM_CHANNEL), None)
+    place: Place = places[key]
+    return place
+
+
+def other_guild(emu: DiscordEmulator) -> Place:
+    """A second guild (one text channel, ``lobby``) where every human of the default world is a member too and
+    ``alice`` is a Moderator (Manage Messages) as well. The bot got no GUILD_CREATE for it: a hostile client
+    naming a job of the first guild is all that arrives from there."""
+    places = _extras(emu)
+    if "guild" not in places:
+        ids, world = emu.state.ids, emu.state.world
+        guild_id = ids.next()
+        moderator = Role(ids.next(), "Moderator", int(EVERYONE_PERMISSIONS | Permission.MANAGE_MESSAGES), 1)
+        lobby = Channel(ids.next(), guild_id, "lobby", 0)
+        joined = world.guild.members[0].joined_at
+        members = [
+            Member(user, (moderator.id,) if name == "alice" else (), joined) for name, user in world.users.items()
+        ]
+        guild = Guild(
+            guild_id,
+            "another guild",
+            ids.next(),
+            roles=[Role(guild_id, "@everyone", int(EVERYONE_PERMISSIONS), 0), moderator],
+            channels=[lobby],
+            members=members,
+        )
+        places["guild"] = Place(lobby, guild)
+    place: Place = places["guild"]
+    return place
+
+
+def post_as(emu: DiscordEmulator, user: User | str, channel: Channel | str, content: str) -> StoredMessage:
+    """A plain message by a member (not the bot) in a channel of the default guild: someone else's message."""
+    channel_ = emu.channels[channel] if isinstance(channel, str) else channel
+    user_ = emu.users[user] if isinstance(user, str) else user
+    return emu.state.messages.create(
+        channel_id=channel_.id, guild_id=channel_.guild_id, author=user_, payload={"content": content}
+    )
+
+
+async def deliver(
+    emu: DiscordEmulator,
+    kind: InteractionType,
+    data: dict[str, Any],
+    user: User | str,
+    place: Place | None = None,
+    *,
+    message: StoredMessage | None = None,
+) -> InteractionRecord:
+    """Sends an interaction as Discord would deliver it from ``place`` (default: the message's channel, or
+    ``#general``), without any check of what the data claims."""
+    user_ = emu.users[user] if isinstance(user, str) else user
+    if place is None:
+        channel = emu.guild.channel(message.channel_id) if message is not None else None
+        place = Place(channel or emu.channels["general"], emu.guild)
+    if emu.gateway.current is None:
+        await emu.wait_for(lambda: emu.gateway.current is not None, 5.0, "a gateway session")
+    state = emu.state
+    interaction_id = state.ids.next()
+    token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(64)
+    shown = state.message_payload(message) if message is not None else None
+    common: dict[str, Any] = {
+        "interaction_id": interaction_id,
+        "token": token,
+        "kind": kind,
+        "data": data,
+        "application_id": state.world.application_id,
+        "channel": place.channel,
+        "user": user_,
+        "locale": emu.config.locale,
+        "attachment_size_limit": emu.config.interaction_attachment_size_limit,
+        "message": shown,
+    }
+    if place.guild is None:
+        payload = dm_payload(**common)
+    else:
+        payload = interaction_payload(guild=place.guild, **common)
+        if place.guild is not state.world.guild:
+            payload["authorizing_integration_owners"] = {"0": str(place.guild.id)}
+    record = InteractionRecord(
+        interaction_id,
+        token,
+        kind,
+        data,
+        user_,
+        place.channel,
+        time.monotonic(),
+        payload,
+        message_id=message.id if message is not None else None,
+    )
+    state.add_interaction(record)
+    await emu.gateway.dispatch("INTERACTION_CREATE", payload)
+    return record
+
+
+async def forge_press(
+    emu: DiscordEmulator, user: User | str, message: StoredMessage, custom_id: str, place: Place | None = None
+) -> InteractionRecord:
+    """A button press naming ``custom_id`` on ``message``, whether or not the message has that button."""
+    data = {"custom_id": custom_id, "component_type": 2}
+    return await deliver(emu, InteractionType.MESSAGE_COMPONENT, data, user, place, message=message)
+
+
+async def forge_modal(
+    emu: DiscordEmulator,
+    user: User | str,
+    message: StoredMessage | None,
+    custom_id: str,
+    values: Mapping[str, str],
+    place: Place | None = None,
+) -> InteractionRecord:
+    """A form submit with ``custom_id`` and any ``values`` (no form need have been opened, no length checked)."""
+    rows = [
+        {"type": 1, "components": [{"type": 4, "custom_id": name, "value": value}]} for name, value in values.items()
+    ]
+    data = {"custom_id": custom_id, "components": rows}
+    return await deliver(emu, InteractionType.MODAL_SUBMIT, data, user, place, message=message)
+
+
+async def forge_command(
+    emu: DiscordEmulator,
+    user: User | str,
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    place: Place | None = None,
+) -> InteractionRecord:
+    """``/name`` from ``place`` (a DM, another guild), typed and checked as Discord's client would (a guild
+    command arriving from elsewhere is the hostile part)."""
+    user_ = emu.users[user] if isinstance(user, str) else user
+    command = emu._command(name)
+    data = command_data(command, [], dict(options or {}), guild=emu.guild, user=user_)
+    return await deliver(emu, InteractionType.APPLICATION_COMMAND, data, user_, place)
