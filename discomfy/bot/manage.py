@@ -30,7 +30,7 @@ from discomfy.bot.render import ServerStatus, help_embed, message_link, status_e
 from discomfy.bot.render_job import escape_user_text
 from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.pool import ServerPool
-from discomfy.config import LimitSettings
+from discomfy.config import LimitSettings, redact_url
 from discomfy.errors import UserError
 from discomfy.jobs.admission import Limits, job_place_refusal
 from discomfy.jobs.service import JobService
@@ -75,9 +75,9 @@ class StudioCommands(nextcord.ClientCog):
     async def status(self, interaction: Interaction[Any]) -> None:
         try:
             servers = [
-                ServerStatus(url=s.url, up=True, version=s.version, queue_size=s.queue_size)
+                ServerStatus(url=redact_url(s.url), up=True, version=s.version, queue_size=s.queue_size)
                 if s.healthy
-                else ServerStatus(url=s.url, up=False, error="not reachable")  # details stay in the log
+                else ServerStatus(url=redact_url(s.url), up=False, error="not reachable")  # details stay in the log
                 for s in self.pool.servers
             ]
             queued = (await self.store.counts()).total

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -306,7 +307,8 @@ class JobService:
             return default
         names = [w.name for w in self.registry.of_kind(kind)]
         if request.workflow not in names:
-            shown = request.workflow[:60].replace("`", "'")
+            # Workflow names are plain identifiers: anything else is shown as "?" (no markdown, no mentions).
+            shown = re.sub(r"[^A-Za-z0-9_.-]", "?", request.workflow[:60])
             choices = ", ".join(names) or "none installed"
             raise BadInputError(f"There is no {kind.value} workflow called '{shown}'. Pick one of: {choices}.")
         return self.registry.get(request.workflow)
