@@ -97,8 +97,8 @@ def missing_models(servers: Sequence[ServerState], needed_models: Iterable[str])
     """The needed models the best healthy server lacks (fewest missing; () when one has them all or none is
     healthy: then nothing is known to be missing)."""
     needed = frozenset(needed_models)
-    gaps = [sorted(needed - s.models) for s in servers if s.healthy]
-    return tuple(min(gaps, key=lambda gap: len(gap))) if gaps else ()
+    gaps: list[tuple[str, ...]] = [tuple(sorted(needed - s.models)) for s in servers if s.healthy]
+    return min(gaps, key=len) if gaps else ()
 
 
 class ServerPool:
