@@ -76,12 +76,13 @@ log = logging.getLogger(__name__)
 
 #: Sent first on every socket so the server sends previews with their node and prompt ids (binary type 4).
 FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
-#: The largest frame we read. What a real ComfyUI 0.33 sends: text frames of a few hundred bytes (an
-#: ``executed`` naming 64 saved images is ~6 KiB), and previews shrunk to ``--preview-size`` (512 px by default)
-#: as JPEG or PNG — tens of KiB, and under 1 MiB even as a noisy 512 px PNG. 8 MiB still fits a noisy PNG preview
-#: at ``--preview-size 1536`` (3 bytes a pixel, ~7 MiB) yet bounds what one frame costs us (memory, and a text
-#: frame's JSON decoding on the event loop: ~25 ms at 8 MiB). A bigger frame closes the socket (1009); it is
-#: reopened and reconciliation covers what was lost.
+#: The largest frame we read. What a real ComfyUI 0.33 sent (measured, ``tests/peers/comfyui/outages.py``): text
+#: frames up to 1.4 KiB (an ``executed`` naming 64 saved images: 4.5 KiB), previews up to 53 KiB; previews are
+#: shrunk to ``--preview-size`` (512 px by default) as JPEG or PNG, under 1 MiB even as a noisy 512 px PNG.
+#: 8 MiB still fits a noisy PNG preview at ``--preview-size 1536`` (~3 bytes a pixel, ~7 MiB) yet bounds what
+#: one frame costs us: memory, and a text frame's JSON decoding on the event loop (worst loop lag 14 ms for a
+#: 7.9 MiB frame, against 187 ms for a 60 MiB one under the old 64 MiB cap: ``bench/ws_stall.py``). A bigger
+#: frame closes the socket (1009); it is reopened and reconciliation covers what was lost.
 MAX_FRAME = 8 * 1024 * 1024
 #: Undecoded frames we hold before the reader stops reading (TCP then pushes back on the server).
 MAX_QUEUED = 256

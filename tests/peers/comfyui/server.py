@@ -198,7 +198,11 @@ class ComfyEmulator:
             record.status = 500
             self.notify()
             raise
-        if route in ("/prompt", "/api/prompt") and request.method == "POST" and self.outages.after_prompt(request, response):
+        if (
+            route in ("/prompt", "/api/prompt")
+            and request.method == "POST"
+            and self.outages.after_prompt(request, response)
+        ):
             record.status, record.fault = response.status, "lose_prompt_answer"
             self.notify()
             return response
