@@ -80,7 +80,7 @@ async def test_a_lost_prompt_answer_then_a_short_outage_ends_done_not_orphaned(
     session: aiohttp.ClientSession, registry: Registry, comfyui_emulator: ComfyEmulator
 ) -> None:
     emu = comfyui_emulator
-    emu.outages.lose_prompt_answer(down_for=4.0)  # longer than submit_once's own tries (~2 s)
+    emu.outages.lose_prompt_answer(down_for=5.0)  # longer than submit_once's own tries (~2 s)
     eng = await engine_for(session, emu, {"unreachable_timeout": 30.0})
     job = spec(registry)
     run = eng.start(job)
@@ -152,6 +152,8 @@ async def test_a_socket_unregistered_by_the_old_ones_cleanup_is_reopened_and_pro
     following = asyncio.create_task(finish(run))
     await emu.wait_for(lambda: run._stream is not None and run._stream.reopens > 0, 10)
     reopened_at = len(emu.ws_log)
+    # The race happened: messages for our client went nowhere while its new socket was open.
+    assert any(r.direction == "lost" and r.client_id == job.job_id for r in emu.ws_log[:reopened_at])
     snapshots = await following
     await eng.pool.close()
     assert_done(run)
