@@ -14,9 +14,9 @@ The run ends as soon as the result is in hand: when the websocket's account of t
 server's record of it is read afterwards (``JobRun.confirmation``, a task the engine keeps until it ends and
 ``Engine.close`` cancels; see ``stream.py`` for what happens when it disagrees).
 
-Cancel (``JobRun.cancel``) works at every stage: waiting for a slot (nothing was sent), between upload and
-submission (cancelled right after it lands), queued or running at ComfyUI (``cancel_remote``: targeted, never
-another user's job).
+Cancel (``JobRun.cancel``) works at every stage: waiting for a slot (nothing was sent), while the job's socket
+is still connecting (nothing is sent), during submission (cancelled right after it lands),
+queued or running at ComfyUI (``cancel_remote``: targeted, never another user's job).
 
 Never: let an error other than our own escape the iteration (every end is a terminal snapshot), send a job
 whose ``on_submit`` failed, or hold a server slot after the run ends.
@@ -270,6 +270,7 @@ class JobRun:
                 graph=self.spec.graph,
                 tracker=self.tracker,
                 extra_data={"preview_method": self.engine.options.preview_method} if self.spec.preview else None,
+                cancel_event=self._cancel,
                 **self.engine.options.stream,
             )
             stream.started = self._attach and self._was_running

@@ -25,6 +25,7 @@ import aiohttp
 
 from discomfy.comfy.http import ComfyHTTP
 from discomfy.errors import ComfyError, ComfyUnavailableError
+from discomfy.outcome import Failure
 from discomfy.workflows import models_on_server
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,30 @@ class Lease:
 
 
 class NoServerError(ComfyUnavailableError):
+    """No server can take the job. With ``missing`` (see ``missing_models``): servers are up and none has those
+    model files — waiting will not help, an admin must install them (or fix the configuration), and the words
+    and the detail say so and name them."""
+
     user_message = "No image server that can run this workflow is available right now. Please try again later."
+
+    def __init__(self, message: str, *, missing: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
+        if self.missing:
+            names = ", ".join(self.missing)
+            self.user_message = f"No image server has the model file(s) this workflow needs ({names}); ask an admin."
+            self.shown_detail = f"not installed on any image server: {names}; ask an admin"
+            # TODO(issue 11): ``Failure.MISSING_MODEL`` ("ask an admin") once outcome.py has it; REJECTED is the
+            # closest kind today (the job cannot run as asked; the detail names what is missing).
+            self.failure = Failure.REJECTED
+
+
+def missing_models(servers: Sequence[ServerState], needed_models: Iterable[str]) -> tuple[str, ...]:
+    """The needed models the best healthy server lacks (fewest missing; () when one has them all or none is
+    healthy: then nothing is known to be missing)."""
+    needed = frozenset(needed_models)
+    gaps: list[tuple[str, ...]] = [tuple(sorted(needed - s.models)) for s in servers if s.healthy]
+    return min(gaps, key=len) if gaps else ()
 
 
 class ServerPool:
@@ -127,7 +151,8 @@ class ServerPool:
         """A slot on the best server; waits (up to ``wait`` seconds, None = forever) while all are busy.
 
         Raises ``NoServerError`` when no healthy server has the models at all — at once, or after waiting up to
-        ``wait_for_health`` seconds for one to come (back) up.
+        ``wait_for_health`` seconds for one to come (back) up: with ``missing`` set (an admin must act, the
+        message names the files) when servers are up and lack them, plain ``NoServerError`` when none is up.
         """
         needed = frozenset(needed_models)
         loop = asyncio.get_running_loop()
@@ -141,8 +166,13 @@ class ServerPool:
             if not any(s.healthy and needed <= s.models for s in self.servers):
                 left = health_deadline - loop.time()
                 if left <= 0:
-                    missing = ", ".join(sorted(needed)) or "none"
-                    raise NoServerError(f"no healthy ComfyUI server has the models this workflow needs ({missing})")
+                    missing = missing_models(self.servers, needed)
+                    if missing:
+                        raise NoServerError(
+                            f"no healthy ComfyUI server has the models this workflow needs: {', '.join(missing)}",
+                            missing=missing,
+                        )
+                    raise NoServerError(f"no ComfyUI server is up to run this workflow ({', '.join(sorted(needed))})")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), min(left, 1.0))
                 continue

@@ -2,7 +2,10 @@
 
 Submission: the prompt_id is ours, so after any doubt (a timeout, a dropped connection, a 5xx or a garbled
 answer to ``POST /prompt``) we *ask* the server about that id before sending again. We only resend after the
-server has positively answered "unknown". A job is never run twice.
+server has positively answered "unknown". A job is never run twice. When the answer was lost *and* the server then
+stays unreachable for the few tries here, the prompt may well have landed (a real ComfyUI queues it before it
+answers): with ``doubt_ok`` the answer is then ``None``, and the caller follows the job as submitted —
+reconciliation asks the server once it answers again, and only a positive "unknown" sends the prompt again.
 
 Cancellation: newer servers have ``POST /api/jobs/{id}/cancel`` (atomic: dequeue if pending, interrupt if
 running). Older ones get ``POST /queue {"delete"}`` for a pending job and ``POST /interrupt`` for a running
@@ -37,15 +40,17 @@ async def submit_once(
     extra_data: Mapping[str, Any] | None = None,
     attempts: int = 4,
     backoff: Backoff = SUBMIT_BACKOFF,
-) -> str:
+    doubt_ok: bool = False,
+) -> str | None:
     """Make sure the server has ``prompt_id`` queued (or already ran it), sending it at most once per
     positive "unknown" from the server; returns the id the server knows the job by (see ``ComfyHTTP.submit``:
     an older server that ignores our id names its own, and then asking about ours cannot prove a lost answer
     landed — exactly-once holds only on servers that take the client's id).
 
-    Raises ``ComfyUnavailableError`` when the server stays unreachable (``ComfyUnreachableError`` only when no
-    attempt ever reached it, so the job may safely go elsewhere), ``PromptRejectedError`` when it refuses the
-    graph."""
+    When an attempt may have reached the server and it could not be asked about since: returns ``None`` with
+    ``doubt_ok`` (follow the job as submitted: never fail it, never resend it blindly), else raises
+    ``ComfyUnavailableError``. Raises ``ComfyUnreachableError`` when no attempt ever reached it (the
+    job may safely go elsewhere), ``PromptRejectedError`` when it refuses the graph."""
     must_ask_first = False
     maybe_landed = False
 
@@ -73,10 +78,15 @@ async def submit_once(
             attempts=attempts,
             backoff=backoff,
         )
-    except ComfyUnreachableError as exc:
+    except ComfyUnavailableError as exc:
         if maybe_landed:
-            # An earlier attempt may have reached the server: not "certainly not sent".
-            raise ComfyUnavailableError(str(exc)) from exc
+            # An earlier attempt may have reached the server: not "certainly not sent", and not "failed" either.
+            if doubt_ok:
+                log.warning(
+                    "prompt %s may have reached %s (%s); following it as submitted", prompt_id, http.base_url, exc
+                )
+                return None
+            raise ComfyUnavailableError(f"prompt {prompt_id} may have reached {http.base_url}: {exc}") from exc
         raise
 
 

@@ -27,6 +27,18 @@ How it works:
   again or amended. The difference is logged at WARNING with the file names (they stay on the server) and is
   in ``confirmation``'s ``Confirmation.missed`` for a caller that wants to act on it. A record that cannot be
   read is logged at INFO.
+- A submission in doubt (``submit_once`` answers ``None``: the answer to ``POST /prompt`` was lost and the server
+  then went away for a while) is followed as submitted: reconciliation asks once the server answers, and only
+  its "unknown" (``JobLostError``, not started) has the engine send the prompt again.
+- ComfyUI's reconnect race (``server.py``'s websocket handler pops ``sockets[sid]`` in its ``finally`` without
+  checking which socket holds it, so a dead old socket noticed late unregisters our new one): the socket stays
+  open but hears nothing. So when a silence check finds the job running, the socket is reopened.
+- The reconnect backoff starts over whenever a connection succeeds, and also when the server answers HTTP
+  again while the socket is down (the socket is retried at once instead of after the rest of a long wait).
+- Frames are capped (``MAX_FRAME``) and never flood the event loop: the reader waits while ``MAX_QUEUED``
+  frames are still undecoded, and the decoder yields to the loop every ``_YIELD_EVERY`` frames.
+- A cancel that arrives before the prompt is sent (while the socket is still connecting) ends the run
+  cancelled: nothing is sent.
 - When the server no longer knows our prompt (it restarted and lost its queue), the stream ends with
   ``JobLostError``, saying whether the job had started: the engine decides whether to submit it again.
 
@@ -64,8 +76,18 @@ log = logging.getLogger(__name__)
 
 #: Sent first on every socket so the server sends previews with their node and prompt ids (binary type 4).
 FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
-#: Previews and outputs can be large; ComfyUI itself allows 100 MiB uploads.
-MAX_FRAME = 64 * 1024 * 1024
+#: The largest frame we read. What a real ComfyUI 0.33 sent (measured, ``tests/peers/comfyui/outages.py``): text
+#: frames up to 1.4 KiB (an ``executed`` naming 64 saved images: 4.5 KiB), previews up to 53 KiB; previews are
+#: shrunk to ``--preview-size`` (512 px by default) as JPEG or PNG, under 1 MiB even as a noisy 512 px PNG.
+#: 8 MiB still fits a noisy PNG preview at ``--preview-size 1536`` (~3 bytes a pixel, ~7 MiB) yet bounds what
+#: one frame costs us: memory, and a text frame's JSON decoding on the event loop (worst loop lag 14 ms for a
+#: 7.9 MiB frame, against 187 ms for a 60 MiB one under the old 64 MiB cap: ``bench/ws_stall.py``). A bigger
+#: frame closes the socket (1009); it is reopened and reconciliation covers what was lost.
+MAX_FRAME = 8 * 1024 * 1024
+#: Undecoded frames we hold before the reader stops reading (TCP then pushes back on the server).
+MAX_QUEUED = 256
+#: The decoder yields to the event loop after this many frames in a row that were already waiting.
+_YIELD_EVERY = 32
 _GAP = object()
 #: Between reconnects of the job's websocket, and between tries of an output download: up to 0.25 s, 0.5 s, … 5 s.
 RECONNECT_BACKOFF = Backoff(base=0.25, cap=5.0)
@@ -151,6 +173,7 @@ class JobStream:
         confirm_in_background: bool = True,
         clock: Callable[[], float] = time.monotonic,
         backoff: Backoff = RECONNECT_BACKOFF,
+        cancel_event: asyncio.Event | None = None,
     ) -> None:
         self.http = http
         self.prompt_id = prompt_id
@@ -166,10 +189,16 @@ class JobStream:
         self.confirm_in_background = confirm_in_background
         self.clock = clock
         self.backoff = backoff
+        #: Set by the caller to cancel: before the prompt is sent, nothing is sent (see ``run``).
+        self.cancel_event = cancel_event
         self.result: JobResult | None = None
         #: The background check of a result taken from the websocket (see the module doc); None otherwise.
         self.confirmation: asyncio.Task[Confirmation] | None = None
         self.reconnects = 0
+        #: Sockets closed by us because a silence check found the job running (ComfyUI's reconnect race).
+        self.reopens = 0
+        #: The prompt's answer was lost and the server could not be asked: followed as submitted.
+        self.in_doubt = False
         #: Set once the server told us (by events or by its queue) that our job runs.
         self.started = False
         #: Set by the engine when a cancel was sent: the server forgetting the prompt then means "cancelled".
@@ -178,6 +207,12 @@ class JobStream:
         self.on_renamed: Callable[[str], Awaitable[None]] | None = None
         self._frames: asyncio.Queue[object] = asyncio.Queue()
         self._connected = asyncio.Event()
+        #: Set when the server answered HTTP while the socket was down: the reconnect wait starts over.
+        self._answered = asyncio.Event()
+        #: Set while fewer than ``MAX_QUEUED`` frames wait to be decoded.
+        self._room = asyncio.Event()
+        self._room.set()
+        self._ws: Any = None
         self._submitted = False
         self._unreachable_since: float | None = None
         #: While reconciling fails: the waits before the next try (a new schedule after each success).
@@ -211,10 +246,14 @@ class JobStream:
         """
         socket = asyncio.create_task(self._socket_loop(), name=f"comfy-ws-{self.client_id}")
         try:
-            with contextlib.suppress(TimeoutError):
-                # Submit only once our socket is registered, so no early message is missed; if it cannot
-                # connect, go on anyway: reconciliation through HTTP covers the silence.
-                await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+            # Submit only once our socket is registered, so no early message is missed; if it cannot
+            # connect, go on anyway: reconciliation through HTTP covers the silence.
+            await self._wait_connected()
+            if submit and self.cancel_event is not None and self.cancel_event.is_set():
+                # Cancelled while the socket was connecting: nothing was sent, nothing will be.
+                self.result = JobResult(self.tracker.mark_cancelled(self.clock()))
+                yield self.result.snapshot
+                return
             if submit:
                 self._submit_serial = self._serial if self._connected.is_set() else None
                 known_as = await submit_once(
@@ -223,7 +262,14 @@ class JobStream:
                     prompt_id=self.prompt_id,
                     client_id=self.client_id,
                     extra_data=self.extra_data,
+                    doubt_ok=True,
                 )
+                if known_as is None:
+                    # It may run there: follow it as submitted; reconciliation asks once the server answers.
+                    self.in_doubt = True
+                    known_as = self.prompt_id
+                    self._submit_serial = None
+                    self._frames.put_nowait(_GAP)
                 self._unbroken = self._submit_serial is not None
                 if known_as != self.prompt_id:
                     self.prompt_id = known_as
@@ -249,16 +295,40 @@ class JobStream:
             if self.result is None and self.confirmation is not None:
                 self.confirmation.cancel()
 
+    async def _wait_connected(self) -> None:
+        """Until the socket is connected, ``connect_timeout`` passed, or the run was cancelled."""
+        waits = [asyncio.ensure_future(self._connected.wait())]
+        if self.cancel_event is not None:
+            waits.append(asyncio.ensure_future(self.cancel_event.wait()))
+        try:
+            await asyncio.wait(waits, timeout=self.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
     async def _follow(self) -> AsyncIterator[Snapshot]:
         last = self.tracker.snapshot
+        in_a_row = 0
         while not last.phase.is_terminal:
-            try:
-                item = await asyncio.wait_for(self._frames.get(), self.silence_timeout)
-            except TimeoutError:
-                item = _GAP
+            silent = False
+            if self._frames.empty():
+                in_a_row = 0
+                try:
+                    item = await asyncio.wait_for(self._frames.get(), self.silence_timeout)
+                except TimeoutError:
+                    item, silent = _GAP, True
+            else:
+                item = self._frames.get_nowait()
+                in_a_row += 1
+                if in_a_row % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a flood of frames must not keep the rest of the bot waiting
+            if self._frames.qsize() < MAX_QUEUED // 2:
+                self._room.set()
             event: Event | None = None
             if item is _GAP:
                 snapshot = await self._reconcile()
+                if silent and snapshot.phase is Phase.RUNNING and self._submitted:
+                    self._reopen()
             elif isinstance(item, _Dropped):
                 if item.serial == self._submit_serial:
                     self._unbroken = False
@@ -325,6 +395,8 @@ class JobStream:
             return self.tracker.snapshot
         self._unreachable_since = None
         self._reconcile_waits = None
+        if not self._connected.is_set():
+            self._answered.set()  # the server is back: the socket need not wait out its backoff
         if job.status is RemoteStatus.DONE:
             self._record = job
             return self.tracker.mark_done(job.outputs, now)
@@ -431,6 +503,19 @@ class JobStream:
             log.info("job %s: no final record from the server (%s); using what its messages said", self.prompt_id, exc)
             return None
 
+    def _reopen(self) -> None:
+        """The job runs and its socket heard nothing for ``silence_timeout``: ComfyUI may have unregistered it
+        (the reconnect race in the module doc). Close it; the socket loop opens a fresh one at once."""
+        ws = self._ws
+        if ws is None:
+            return
+        log.info("job %s: running but silent on its websocket; reopening it", self.prompt_id)
+        self.reopens += 1
+        self._answered.set()
+        self._ws = None
+        task = asyncio.ensure_future(ws.close())
+        task.add_done_callback(_ignore_result)
+
     async def _socket_loop(self) -> None:
         url = ws_url(self.http.base_url, self.client_id)
         waits = self.backoff.delays()
@@ -444,18 +529,34 @@ class JobStream:
                     if self._submitted:
                         # Anything may have happened while we were not listening (or before we first were).
                         self._frames.put_nowait(_GAP)
+                    self._ws = ws
+                    self._answered.clear()
                     self._connected.set()
                     waits = self.backoff.delays()  # connected: the next drop starts the schedule over
                     try:
                         async for frame in ws:
                             self._frames.put_nowait(frame)
+                            if self._frames.qsize() >= MAX_QUEUED:
+                                self._room.clear()
+                                await self._room.wait()  # stop reading: TCP pushes back on the server
                     finally:
+                        self._ws = None
                         self._frames.put_nowait(_Dropped(self._serial))
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                 log.info("job %s: websocket to %s dropped: %s", self.prompt_id, self.http.base_url, exc)
             self._connected.clear()
             self.reconnects += 1
-            await asyncio.sleep(next(waits))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), next(waits))
+            if self._answered.is_set():
+                # The server answers again (or we closed a deaf socket ourselves): a fresh schedule, now.
+                self._answered.clear()
+                waits = self.backoff.delays()
+
+
+def _ignore_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _sinks(graph: Mapping[str, Any]) -> frozenset[str]:

@@ -6,7 +6,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from discomfy.comfy.pool import ServerPool, ServerState, pick_server
+from discomfy.comfy.pool import NoServerError, ServerPool, ServerState, missing_models, pick_server
+from discomfy.outcome import Failure
 from discomfy.workflows import models_on_server
 from tests.peers.comfyui.server import ComfyEmulator
 
@@ -137,4 +138,43 @@ async def test_a_server_a_job_found_down_is_asked_again_soon_not_after_the_long_
     pool.mark_down(comfyui_emulator.url, "a job could not reach it")
     assert not pool.servers[0].healthy
     await eventually(lambda: pool.servers[0].healthy, timeout=2.0)
+    await pool.close()
+
+
+# -- a model no server has -------------------------------------------------------------------------------------
+
+
+def test_missing_models_are_what_the_best_healthy_server_lacks() -> None:
+    servers = [
+        server("a", models=("sd15.safetensors",)),
+        server("b", models=("sd15.safetensors", "x.pth")),
+        server("c", healthy=False, models=("sd15.safetensors", "x.pth", "y.pth")),
+    ]
+    assert missing_models(servers, {"sd15.safetensors", "x.pth", "y.pth"}) == ("y.pth",)
+    assert missing_models(servers, {"sd15.safetensors"}) == ()
+    assert missing_models([server("a", healthy=False)], {"y.pth"}) == ()  # none up: nothing known to be missing
+
+
+def test_a_no_server_error_with_missing_models_asks_for_an_admin_and_names_them() -> None:
+    error = NoServerError("x", missing=("svd_xt.safetensors",))
+    assert error.failure is Failure.REJECTED  # closest kind until outcome.py has MISSING_MODEL
+    assert "svd_xt.safetensors" in error.user_message and "admin" in error.user_message
+    assert error.shown_detail is not None and "svd_xt.safetensors" in error.shown_detail
+    assert "try again" not in error.user_message.lower()
+    plain = NoServerError("every server is down")
+    assert plain.failure is Failure.UNREACHABLE and "try again" in plain.user_message.lower()
+
+
+async def test_acquire_names_the_missing_model_when_servers_are_up_and_waits_when_none_is(
+    session: aiohttp.ClientSession, comfyui_emulator: ComfyEmulator
+) -> None:
+    pool = ServerPool([comfyui_emulator.url], session, health_interval=60, timeout=5.0)
+    await pool.start()
+    with pytest.raises(NoServerError) as raised:
+        await pool.acquire({"not-here.safetensors"})
+    assert raised.value.missing == ("not-here.safetensors",)
+    pool.servers[0].healthy = False
+    with pytest.raises(NoServerError) as down:
+        await pool.acquire({"not-here.safetensors"}, wait_for_health=0.1)
+    assert down.value.missing == ()
     await pool.close()

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .executor import Worker
 from .faults import Faults
+from .outages import Outages
 from .queue import PromptQueue
 from .records import HttpRecord, WsRecord
 from .routes import Routes
@@ -70,6 +71,7 @@ class ComfyEmulator:
         for d in (self.input_dir, self.output_dir, self.temp_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.faults = Faults()
+        self.outages = Outages(self)
         self.requests: list[HttpRecord] = []
         self.ws_log: list[WsRecord] = []
         self.errors: list[BaseException] = []
@@ -196,6 +198,14 @@ class ComfyEmulator:
             record.status = 500
             self.notify()
             raise
+        if (
+            route in ("/prompt", "/api/prompt")
+            and request.method == "POST"
+            and self.outages.after_prompt(request, response)
+        ):
+            record.status, record.fault = response.status, "lose_prompt_answer"
+            self.notify()
+            return response
         if request.content_type.startswith("multipart/"):
             post = await request.post()
             record.form = {

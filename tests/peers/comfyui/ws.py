@@ -75,6 +75,8 @@ class SocketHub:
                 if request.transport is not None:
                     request.transport.abort()
                 raise web.HTTPServiceUnavailable()
+            if request.transport is None or request.transport.is_closing():
+                raise web.HTTPServiceUnavailable()  # the client gave up waiting (a cancelled job, say)
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
         sid = request.rel_url.query.get("clientId", "")
@@ -94,6 +96,8 @@ class SocketHub:
         self._record("open", sid, ws, "open", None)
         try:
             await self.send_json("status", {"status": self.emu.queue.queue_info(), "sid": sid}, sid)
+            if request.rel_url.query.get("clientId"):
+                await self.emu.outages.on_open(ws, sid)
             running = self.emu.worker.running_client_id
             if running == sid and self.emu.worker.last_node_id is not None:
                 await self.send_json("executing", {"node": self.emu.worker.last_node_id}, sid)
@@ -114,6 +118,7 @@ class SocketHub:
                 elif msg.type == WSMsgType.BINARY:
                     self._record("in", sid, ws, "binary", None, bytes(msg.data))
         finally:
+            await self.emu.outages.before_cleanup()  # a dead peer noticed late (``outages.late_socket_cleanup``)
             # The bug, kept: pops whatever socket holds this sid now, even a newer one.
             if self.emu.config.dup_client_id_bug or self.sockets.get(sid) is ws:
                 self.sockets.pop(sid, None)
