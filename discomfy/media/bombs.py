@@ -54,12 +54,22 @@ def image_header(data: bytes, max_pixels: int = OUTPUT_MAX_PIXELS) -> Header:
             width, height = (int(n) for n in image.size)
             return Header(image.format, width, height, is_bomb(width, height, max_pixels))
     except BOMB_SIGNALS:
-        return Header("?", bomb=True)
+        width, height = declared_size(data)
+        return Header("?", width, height, bomb=True)
     except Exception:  # Pillow raises many types for files it cannot read
         return Header(None)
 
 
+def declared_size(data: bytes) -> tuple[int, int]:
+    """Width and height as a PNG or GIF header declares them (Pillow will not say, past its limit); else 0, 0."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    return 0, 0
+
+
 def bomb_message(header: Header, max_pixels: int) -> str:
     """Plain words for a refused picture: its size when known, and the most we take."""
-    size = f"{header.width}×{header.height} pixels" if header.width and header.height else "too many pixels"
+    size = f"{header.width}×{header.height} pixels" if header.width and header.height else "far too many pixels"
     return f"it is {size}, more than the {max_pixels / 1_000_000:.0f} megapixels we decode (a decompression bomb?)"

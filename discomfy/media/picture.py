@@ -53,9 +53,11 @@ def read_picture(data: bytes, *, option: str = "image", max_pixels: int = MAX_IN
     """``data`` checked to be a picture (blocking: call in a thread); re-encoded as PNG unless PNG, JPEG or WebP."""
     header = image_header(data, max_pixels)
     if header.bomb:
-        size = f"{header.width}×{header.height}" if header.width and header.height else "far too large"
+        size = (
+            f"is {header.width}×{header.height} pixels" if header.width and header.height else "has far too many pixels"
+        )
         raise BadInputError(
-            f"The {option} picture is {size} pixels (a decompression bomb?); the most we take is "
+            f"The {option} picture {size} (a decompression bomb?); the most we take is "
             f"{_side(max_pixels)}×{_side(max_pixels)} pixels."
         )
     if header.format is None:
