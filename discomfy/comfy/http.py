@@ -17,6 +17,7 @@ unless it is idempotent by construction (uploads named by content hash, cancels 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -132,7 +133,8 @@ class ComfyHTTP:
         """One capped, streamed GET; errors translated as in ``_send``; over the cap: ``too_large``."""
         url = self.base_url + path
         limit = self.max_download
-        pieces: list[bytes] = []
+        # BytesIO, not a list joined at the end: its getvalue() hands over its buffer, so a file is held once.
+        body = io.BytesIO()
         try:
             async with self._session.get(url, params=params, timeout=self._timeout) as response:
                 if response.status >= 500:
@@ -143,21 +145,17 @@ class ComfyHTTP:
                 if declared is not None and declared > limit:
                     response.close()
                     raise too_large(f"{path} of {name} ({declared} bytes declared)", limit)
-                size = 0
                 async for piece in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                    size += len(piece)
-                    if size > limit:
-                        pieces.clear()
+                    if body.tell() + len(piece) > limit:
+                        body = io.BytesIO()
                         response.close()  # drop the connection: the rest of the body is never read
                         raise too_large(f"{path} of {name}", limit)
-                    pieces.append(piece)
+                    body.write(piece)
         except aiohttp.ClientConnectorError as exc:
             raise ComfyUnreachableError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise ComfyUnavailableError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
-        data = b"".join(pieces)
-        pieces.clear()
-        return data
+        return body.getvalue()
 
     async def remote_job(self, prompt_id: str) -> RemoteJob:
         """What the server knows of ``prompt_id``: ``/api/jobs/{id}`` on newer servers, else queue + history."""
