@@ -508,3 +508,21 @@ async def test_e2e_a_node_error_is_shown_without_the_servers_path(studio: Studio
 
     text = text_of(await studio.until(failed, what="the failed message"))
     assert not re.search(r"ComfyUI|models|C:", text.replace("ComfyUI server", "")), text
+
+
+@pytest.mark.discord_time_scale(E2E_DISCORD_TIME_SCALE)
+async def test_e2e_a_picture_the_server_named_sh_reaches_discord_as_a_png(studio: Studio) -> None:
+    studio.comfy.faults.hostile_output(ext="sh")
+    await studio.start()
+    emu = studio.discord
+    interaction = await emu.send_slash_command(
+        "carol", "general", "generate", {"prompt": "a cat", "steps": 4, "width": 256, "height": 256}
+    )
+    await emu.wait_for_response(interaction)
+
+    message = await studio.result(interaction)
+
+    [attachment] = message.attachments
+    assert attachment.filename.endswith(".png"), attachment.filename
+    assert attachment.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.suffix for p in files_under(studio.comfy.output_dir)] == [".sh"]  # what the server called it
