@@ -131,7 +131,11 @@ class Faults:
     def huge_view(self, size: int, *, declare_length: bool = True, count: int | None = None) -> None:
         """Answer the next ``count`` ``GET /view`` (all with ``None``) with ``size`` bytes — a PNG signature, then
         zeros — streamed in 1 MiB chunks that are never all in memory, with a ``Content-Length`` or (with
-        ``declare_length=False``) chunked, as a hostile or broken server may send a body of any size."""
+        ``declare_length=False``) chunked, as a hostile or broken server may send a body of any size.
+
+        Seen on a real ComfyUI 0.33.0 (783545f): ``/view`` serves any file of its folders whole, with a
+        ``Content-Length`` (a 100 MB file: ``Content-Length: 100000000``); chunked comes only from a proxy or a
+        hostile server."""
         self.huge_views.append(HugeView(size, declare_length, count))
 
     def take_huge_view(self) -> HugeView | None:
@@ -196,7 +200,12 @@ class Faults:
         """The next ``count`` image saves (``SaveImage``, ``PreviewImage``; all with ``None``) name their file
         ``<prefix>_<counter>_.<ext>`` instead of ``.png`` and/or write ``data`` instead of the picture: a server
         (a custom node, a compromised host) naming and filling its outputs as it likes (``executed``, history
-        and ``/view`` all agree with the file)."""
+        and ``/view`` all agree with the file).
+
+        Seen on a real ComfyUI 0.33.0 (783545f): ``/view`` serves whatever file is in the output folder with a
+        ``Content-Type`` guessed from its extension: ``text/x-sh`` for ``evil.sh``, ``image/png`` for a shell
+        script named ``fake_00001_.png`` (as this emulator does). Its ``execution_error`` texts quote absolute
+        paths: ``cannot identify image file '/tmp/…/input/broken.png'`` (``fail_node(message=...)``)."""
         self.hostile_outputs.append(HostileOutput(ext, data, count))
 
     def take_hostile_output(self) -> HostileOutput | None:
