@@ -86,6 +86,13 @@ class ComfySettings:
     max_jobs_per_server: int = setting(2, low=1, high=64)
     #: Seconds.
     request_timeout: float = setting(30.0, low=1, high=600)
+    #: MiB: a result file (``GET /view``) larger than this is not downloaded, and its job fails "too large".
+    #: Well above Discord's largest upload limit (500 MiB) so a real result is never refused.
+    max_download_mb: float = setting(512.0, low=1, high=16384)
+
+    @property
+    def max_download_bytes(self) -> int:
+        return int(self.max_download_mb * MIB)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ class Failure(StrEnum):
     NO_OUTPUT = "no_output"
     #: The server finished, but its files could not be fetched.
     FETCH_FAILED = "fetch_failed"
+    #: A result file is larger than we take (the download cap, ``comfyui.max_download_mb``) or has more pixels
+    #: than we decode (a decompression bomb); nothing of it was kept. Detail: none (a reference id at most).
+    TOO_LARGE = "too_large"
+    #: The server's files are not pictures or videos by their bytes (whatever their names claim): none was
+    #: delivered. Detail: none (a reference id at most).
+    BAD_OUTPUT = "bad_output"
     #: After a restart of the bot, the job could not be picked up again; detail: why, or a reference id.
     NOT_RESUMED = "not_resumed"
     #: Our own storage failed (disk full, database); detail: a reference id.

@@ -2,8 +2,9 @@
 
 How it works: ``check_attachment`` looks only at what Discord tells us (name, content type, size) and refuses
 cheaply, before we defer; ``fetch_image`` downloads it (bounded in size and time) and reads it with
-``media.picture.read_picture`` in a thread. ``download`` also fetches a result whose file we no longer store
-(the Discord attachment URL kept in its row).
+``media.picture.read_picture`` in a thread, which refuses a decompression bomb (a small file declaring a huge
+picture) from its header, with a message saying so, before any pixel is decoded. ``download`` also fetches a
+result whose file we no longer store (the Discord attachment URL kept in its row).
 
 Never: trust the file name or the declared type alone, read more than ``max_bytes``, or run Pillow on the event
 loop.

@@ -189,6 +189,16 @@ FAILURE_WORDS: dict[Failure, tuple[str, str, str]] = {
         "",
         "Run the command again.",
     ),
+    Failure.TOO_LARGE: (
+        "The image server made a result too large to deliver, so nothing of it was kept",
+        " (reference {})",
+        "Try smaller settings (size, length); if it keeps happening, tell an admin.",
+    ),
+    Failure.BAD_OUTPUT: (
+        "The image server sent files that are not pictures or videos, so none was delivered",
+        " (reference {})",
+        _TELL_ADMIN,
+    ),
     Failure.NOT_RESUMED: ("This job could not be resumed after the bot restarted", " ({})", "Run the command again."),
     Failure.STORAGE: ("The bot could not save this job", " (reference {})", _TELL_ADMIN),
     Failure.INTERNAL: ("Something went wrong on our side", " (reference {})", _TELL_ADMIN),

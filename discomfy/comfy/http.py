@@ -6,12 +6,18 @@ go through ``_idempotent``: the project's retry policy (``discomfy.retry``), on 
 backoff. ``submit`` (POST /prompt) is never retried here: it may have landed even when the answer was lost, so
 the caller asks ``remote_job`` first (the prompt_id is ours).
 
+Downloads (``view``) are streamed 1 MiB at a time and stop at ``max_download`` bytes (``comfyui.max_download_mb``):
+a larger file — declared by ``Content-Length`` or found while reading — is refused with a ``DiscomfyError`` of
+kind ``Failure.TOO_LARGE`` (not a ``ComfyError``: trying again would only fetch the same file), and what was read
+is dropped with the connection. What a server sends is untrusted: a body of any size must not fill our memory.
+
 Never: log request bodies (they hold user prompts) above DEBUG, or retry a call that changes server state
 unless it is idempotent by construction (uploads named by content hash, cancels of one prompt_id).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,7 +38,8 @@ from discomfy.comfy.types import (
     parse_queue,
     parse_system_stats,
 )
-from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError, PromptRejectedError
+from discomfy.errors import ComfyError, ComfyProtocolError, ComfyUnavailableError, DiscomfyError, PromptRejectedError
+from discomfy.outcome import Failure
 from discomfy.retry import Backoff, retry
 
 
@@ -41,6 +48,20 @@ class ComfyUnreachableError(ComfyUnavailableError):
 
 
 log = logging.getLogger(__name__)
+
+
+#: The largest file ``view`` downloads unless told otherwise (``comfyui.max_download_mb``'s default).
+DEFAULT_MAX_DOWNLOAD = 512 * 1024 * 1024
+#: A download is read in pieces of this size, so a refused one never held more than the cap and one piece.
+DOWNLOAD_CHUNK = 1024 * 1024
+
+
+def too_large(what: str, limit: int) -> DiscomfyError:
+    """The error that ends a job whose result file is over the download cap (kind ``Failure.TOO_LARGE``)."""
+    error = DiscomfyError(f"{what} is larger than the {limit // (1024 * 1024)} MiB we download")
+    error.failure = Failure.TOO_LARGE
+    error.user_message = "The image server made a result too large to deliver."
+    return error
 
 
 #: Between tries of an idempotent call: up to 0.1 s, 0.2 s, … 2 s (jittered).
@@ -71,11 +92,21 @@ class Answer:
 class ComfyHTTP:
     """Requests to one ComfyUI server. The aiohttp session is shared and owned by the caller."""
 
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, *, timeout: float = 30.0, attempts: int = 3):
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        max_download: int = DEFAULT_MAX_DOWNLOAD,
+    ):
         self.base_url = base_url.rstrip("/")
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = attempts
+        #: Bytes: a ``/view`` body larger than this is refused (``too_large``), never read whole.
+        self.max_download = max_download
         #: None until learned: does the server have the newer ``/api/jobs`` routes?
         self.has_jobs_api: bool | None = None
 
@@ -94,12 +125,37 @@ class ComfyHTTP:
         return info
 
     async def view(self, file: OutputFile) -> bytes:
-        """Download one output file with ``GET /view``."""
+        """Download one output file with ``GET /view``, streamed and capped at ``max_download`` bytes."""
         params = {"filename": file.filename, "subfolder": file.subfolder, "type": file.folder_type}
-        answer = await self._retrying("GET", "/view", params=params)
-        if answer.status != 200:
-            raise ComfyError(f"/view of {file.filename} answered HTTP {answer.status}")
-        return answer.body
+        return await self._idempotent(lambda: self._download("/view", params, file.filename), "GET /view")
+
+    async def _download(self, path: str, params: Mapping[str, str], name: str) -> bytes:
+        """One capped, streamed GET; errors translated as in ``_send``; over the cap: ``too_large``."""
+        url = self.base_url + path
+        limit = self.max_download
+        # BytesIO, not a list joined at the end: its getvalue() hands over its buffer, so a file is held once.
+        body = io.BytesIO()
+        try:
+            async with self._session.get(url, params=params, timeout=self._timeout) as response:
+                if response.status >= 500:
+                    raise ComfyUnavailableError(f"GET {url} answered HTTP {response.status}")
+                if response.status != 200:
+                    raise ComfyError(f"{path} of {name} answered HTTP {response.status}")
+                declared = response.content_length
+                if declared is not None and declared > limit:
+                    response.close()
+                    raise too_large(f"{path} of {name} ({declared} bytes declared)", limit)
+                async for piece in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    if body.tell() + len(piece) > limit:
+                        body = io.BytesIO()
+                        response.close()  # drop the connection: the rest of the body is never read
+                        raise too_large(f"{path} of {name}", limit)
+                    body.write(piece)
+        except aiohttp.ClientConnectorError as exc:
+            raise ComfyUnreachableError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise ComfyUnavailableError(f"GET {url} failed: {type(exc).__name__}: {exc}") from exc
+        return body.getvalue()
 
     async def remote_job(self, prompt_id: str) -> RemoteJob:
         """What the server knows of ``prompt_id``: ``/api/jobs/{id}`` on newer servers, else queue + history."""

@@ -56,6 +56,7 @@ from discomfy.comfy.events import (
     Status,
 )
 from discomfy.comfy.graph_info import PROGRESS_WEIGHT, GraphInfo
+from discomfy.comfy.rejection import scrub_paths
 from discomfy.comfy.types import OutputFile
 from discomfy.outcome import Failure
 
@@ -301,7 +302,8 @@ class ProgressTracker:
 
     def _on_execution_error(self, event: ExecutionError, now: float) -> None:
         if event.prompt_id == self.prompt_id:
-            self._failure, self._error = Failure.WORKFLOW, event.reason[:1000]
+            # ComfyUI's words are shown to the user: never with the server's file paths in them.
+            self._failure, self._error = Failure.WORKFLOW, scrub_paths(event.reason)[:1000]
             self._finish(Phase.FAILED, now)
 
     def _on_execution_interrupted(self, event: ExecutionInterrupted, now: float) -> None:

@@ -6,16 +6,46 @@ received_value}}], "class_type": ...}}}``. We name the *bot option* at fault whe
 input back to one (``steps: 500 is above the maximum 150``), else the node's title and input.
 
 Pure: no I/O. Never raises on a malformed body; it falls back to ComfyUI's own words.
+
+``scrub_paths`` is the one filter of server file paths out of any text ComfyUI wrote that a user may read: a
+rejection (here), a node's ``execution_error`` (``progress.py``, ``types.py``). A path becomes its file name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 #: Longest list of allowed values we spell out in a message.
 MAX_CHOICES_SHOWN = 8
+
+
+#: Characters that end a path in running text (quotes, brackets, separators of a message).
+_STOP = "\\s'\"`<>|*?,;()\\[\\]{}"
+#: A Windows path: ``C:\\dir\\…\\name``, ``C:/dir/name`` or a UNC ``\\\\host\\share\\name``, doubled backslashes (a
+#: Python repr) included. Folders may hold spaces (``Program Files``); the last part may not.
+_WINDOWS_PATH = re.compile(
+    rf"(?<![\w\\/])(?:[A-Za-z]:[\\/]+|\\{{2,4}}(?=[^\\/\s]))(?:[^\\/\n'\"`<>|*?:]+[\\/]+)*[^\\/:{_STOP}]*"
+)
+#: A POSIX path: ``/a/…/name`` or ``~/…/name``, at least two parts, not inside a URL or a word (``and/or``).
+_POSIX_PATH = re.compile(rf"(?<![\w.:/~\\-])~?/+[^/{_STOP}]+(?:/+[^/{_STOP}]*)+")
+_LAST_PART = re.compile(r"[^\\/]+")
+
+
+def scrub_paths(text: str) -> str:
+    """``text`` with every absolute file path (POSIX, ``~/``, Windows, UNC) cut down to its last part.
+
+    ComfyUI's errors quote its own files (``No such file or directory: '/opt/comfy/input/x.png'``,
+    ``C:\\ComfyUI\\models\\x.safetensors``): a user may read the file name, never where the server keeps it.
+    """
+    return _POSIX_PATH.sub(_last_part, _WINDOWS_PATH.sub(_last_part, text))
+
+
+def _last_part(match: re.Match[str]) -> str:
+    parts = _LAST_PART.findall(match.group(0))
+    return parts[-1] if parts else ""
 
 
 @dataclass(frozen=True)
@@ -52,7 +82,16 @@ def describe_rejection(
     option_names: Mapping[tuple[str, str], str] | None = None,
     node_titles: Mapping[str, str] | None = None,
 ) -> str:
-    """One user-facing sentence (or a few, joined by '; ') for a /prompt rejection."""
+    """One user-facing sentence (or a few, joined by '; ') for a /prompt rejection, without server paths."""
+    return scrub_paths(_rejection_words(body, option_names=option_names, node_titles=node_titles))
+
+
+def _rejection_words(
+    body: Any,
+    *,
+    option_names: Mapping[tuple[str, str], str] | None,
+    node_titles: Mapping[str, str] | None,
+) -> str:
     names = option_names or {}
     titles = node_titles or {}
     problems = parse_node_errors(body)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from discomfy.comfy.rejection import scrub_paths
 from discomfy.errors import ComfyProtocolError
 
 
@@ -223,4 +224,4 @@ def _error_from(data: Any) -> tuple[str, str]:
         return "", ""
     node_type = str(data.get("node_type") or "a node")
     message = str(data.get("exception_message") or data.get("exception_type") or "failed").strip()
-    return f"{node_type}: {message}", str(data.get("node_id") or "")
+    return scrub_paths(f"{node_type}: {message}"), str(data.get("node_id") or "")

@@ -5,9 +5,14 @@ How it works:
       outputs/<yyyy-mm>/<job_id>_<index>.<ext>   a job's results (month of saving, UTC)
       inputs/<sha256>.<ext>                      temporary inputs (a Discord attachment), one per content
   A write in progress is ``.<name>.<8 hex>.part`` next to its target (see ``outputs_files.write_atomic``).
-- ``save(job, files)`` writes every file (temporary file, fsync, rename; in one worker thread, which also hashes
-  and probes them), then adds one ``outputs`` row per file. It returns only when files and rows are both
-  there, so delivery starts from the disk, and a restart finds the rows (``JobStore.undelivered_outputs``).
+- ``save(job, files)`` first inspects every file in a worker thread (``outputs_files.inspect``): what it is comes
+  from its bytes, never from the server's name — the stored file is named with the extension of what it is, and
+  a file that is no picture or video we deliver (a script named ``.png``), or a decompression bomb, is skipped
+  with its reason in the log. If none is left, ``OutputStoreError`` with ``failure`` ``BAD_OUTPUT`` (or
+  ``TOO_LARGE`` when a bomb was among them) ends the job. Then it writes every kept file (mode 0600; temporary
+  file, fsync, rename; in one worker thread, which also hashes them), then adds one ``outputs`` row per file.
+  It returns only when files and rows are both there, so delivery starts from the disk, and a restart finds
+  the rows (``JobStore.undelivered_outputs``).
   If anything fails, the files and rows of that call are removed and ``OutputStoreError`` says why in user
   words (disk full, folder unwritable). A re-save of the same job (after a restart) reuses identical files.
 - Caps (``max_files``, ``max_bytes``) count every file still on disk. ``enforce_caps`` (call it after each
@@ -46,18 +51,18 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from discomfy.comfy.stream import FetchedFile
-from discomfy.comfy.types import MediaKind
 from discomfy.config import MIB, StorageSettings
 from discomfy.errors import DiscomfyError
 from discomfy.jobs.outputs_files import (
+    NOTHING_DELIVERABLE,
+    Inspected,
     OutputStoreError,
     Probe,
+    Refused,
     Writer,
     default_writer,
-    extension_of,
     has_content,
-    mime_of,
-    probe,
+    inspect,
     read_bytes,
     remove,
     remove_empty_dirs,
@@ -73,6 +78,7 @@ from discomfy.jobs.outputs_inputs import InputFiles
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import Job, JobId
 from discomfy.jobs.store import JobStore, JobStoreError
+from discomfy.outcome import Failure
 
 __all__ = ["LOST_MESSAGE", "ORPHAN_AGE", "OutputStore", "OutputStoreError", "ReconcileReport"]
 
@@ -112,8 +118,8 @@ class ReconcileReport:
 class _Plan:
     index: int
     data: bytes
-    media: MediaKind
-    ext: str
+    #: What the file is, from its bytes: its extension, mime type and facts.
+    inspected: Inspected
     #: Where the file goes, relative to root, unless a row already points there with other content.
     rel: str
     old: StoredOutput | None
@@ -185,13 +191,13 @@ class OutputStore:
         """
         if not files:
             return []
+        kept = await asyncio.to_thread(self._inspect_all, job, files)
         existing = {o.index: o for o in await self.jobs.outputs(job.id)}
         month = time.strftime("%Y-%m", time.gmtime(self._clock()))
         plans = []
-        for index, fetched in enumerate(files):
-            ext = extension_of(fetched.output.filename)
-            rel = f"outputs/{month}/{job.id}_{index}.{ext}"
-            plans.append(_Plan(index, fetched.data, fetched.output.kind, ext, rel, existing.get(index)))
+        for index, (fetched, inspected) in enumerate(kept):
+            rel = f"outputs/{month}/{job.id}_{index}.{inspected.ext}"
+            plans.append(_Plan(index, fetched.data, inspected, rel, existing.get(index)))
         self._saving[job.id] = self._saving.get(job.id, 0) + 1
         try:
             return await self._save(job, plans)
@@ -199,6 +205,28 @@ class OutputStore:
             left = self._saving.pop(job.id) - 1
             if left:
                 self._saving[job.id] = left
+
+    @staticmethod
+    def _inspect_all(job: Job, files: Sequence[FetchedFile]) -> list[tuple[FetchedFile, Inspected]]:
+        """In a worker thread: the files fit to keep, by their bytes; the rest logged, or an error if none is."""
+        kept: list[tuple[FetchedFile, Inspected]] = []
+        refused: list[Refused] = []
+        for fetched in files:
+            verdict = inspect(fetched.data)
+            if isinstance(verdict, Refused):
+                name = fetched.output.filename[:80]
+                log.warning("job %s: output %r from the server refused: %s", job.id, name, verdict.reason)
+                refused.append(verdict)
+            else:
+                kept.append((fetched, verdict))
+        if not kept:
+            too_large = any(r.failure is Failure.TOO_LARGE for r in refused)
+            raise OutputStoreError(
+                NOTHING_DELIVERABLE,
+                f"job {job.id}: none of its {len(files)} output file(s) is a picture or video fit to deliver",
+                failure=Failure.TOO_LARGE if too_large else Failure.BAD_OUTPUT,
+            )
+        return kept
 
     async def _save(self, job: Job, plans: list[_Plan]) -> list[StoredOutput]:
         try:
@@ -256,8 +284,7 @@ class OutputStore:
         try:
             for plan in plans:
                 sha = sha256_hex(plan.data)
-                mime = mime_of(plan.ext)
-                facts = probe(plan.data, plan.media, mime)
+                mime, facts, ext = plan.inspected.mime, plan.inspected.facts, plan.inspected.ext
                 old = plan.old
                 old_path = self.path(old) if old is not None and old.on_disk else None
                 if old is not None and old_path is not None and old.sha256 == sha and has_content(old_path, sha):
@@ -266,7 +293,7 @@ class OutputStore:
                 rel = plan.rel
                 if old is not None and old.path == rel:
                     # Never overwrite a file a row points at: the new content gets its own name.
-                    rel = f"{rel[: -len(plan.ext) - 1]}_{sha[:8]}.{plan.ext}"
+                    rel = f"{rel[: -len(ext) - 1]}_{sha[:8]}.{ext}"
                 write_atomic(self.root / rel, plan.data, self._writer)
                 done.append(_Written(plan, rel, sha, mime, facts, reused=False))
         except BaseException:

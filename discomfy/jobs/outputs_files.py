@@ -4,11 +4,18 @@ How it works: every function here is synchronous and is meant to run in a worker
 (``asyncio.to_thread``); ``outputs.py`` is the only caller. ``write_atomic`` writes to a temporary file in the
 target's own directory (``.<name>.<random>.part``), flushes and fsyncs it, renames it over the target
 (``os.replace`` is atomic on one filesystem) and fsyncs the directory: a reader, or a crash, sees either no file
-or the whole file. ``probe`` reads what is cheap to read (image size and frame count with Pillow, a video's size
-and duration with PyAV); both libraries are optional and a file they cannot read simply has no dimensions.
+or the whole file. Every file is written 0600: a result is the bot's until it is sent.
 
-Never: touch a file other than the one being written (an existing file is replaced only by the final rename,
-never opened for writing); leave a ``.part`` file behind after an error; import asyncio.
+``inspect`` says what a fetched file *is*, from its bytes (``media.sniff``), never from the name or kind the server
+gave it: the extension it is stored and sent with, its mime type, and what is cheap to read (image size and frame
+count with Pillow, a video's size and duration with PyAV). A file whose bytes are no picture or video we deliver,
+or that does not open as the format its bytes claim, is ``Refused`` (``Failure.BAD_OUTPUT``); a picture or video
+frame over ``OUTPUT_MAX_PIXELS`` (a decompression bomb) is ``Refused`` (``Failure.TOO_LARGE``) before any pixel
+is decoded.
+
+Never: trust a server's file name or extension; touch a file other than the one being written (an existing file
+is replaced only by the final rename, never opened for writing); leave a ``.part`` file behind after an error;
+import asyncio.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import mimetypes
 import os
 import re
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +37,10 @@ from typing import BinaryIO
 import av
 from PIL import Image
 
-from discomfy.comfy.types import MediaKind
 from discomfy.errors import UserError
 from discomfy.jobs.records import OutputKind
+from discomfy.media.bombs import OUTPUT_MAX_PIXELS, bomb_message, image_header, is_bomb
+from discomfy.media.sniff import Family, Sniffed, sniff
 from discomfy.outcome import Failure
 
 log = logging.getLogger("discomfy.jobs.outputs")
@@ -64,6 +71,10 @@ _MIME = {
 }
 #: Summing frame durations seeks through every frame; past this many it is not "cheap" any more.
 _MAX_FRAMES_FOR_DURATION = 2000
+#: ... nor past this many pixels decoded in all (frames × width × height).
+_MAX_PIXELS_FOR_DURATION = 1 << 30
+#: Mode of every file the store writes: the bot's own, until Discord has it.
+FILE_MODE = 0o600
 
 
 def default_writer(file: BinaryIO, data: bytes) -> None:
@@ -92,42 +103,80 @@ class Probe:
     duration: float | None = None
 
 
-def probe(data: bytes, media: MediaKind, mime: str) -> Probe:
-    """Kind and dimensions of a file, from its bytes. Never raises: what cannot be read stays ``None``."""
-    if media is MediaKind.VIDEO or (media is MediaKind.OTHER and mime.startswith("video/")):
-        width, height, duration = _video_facts(data)
-        return Probe(OutputKind.VIDEO, width, height, duration)
+@dataclass(frozen=True)
+class Inspected:
+    """A fetched file we deliver: what its bytes are, and what is cheap to know of it."""
+
+    ext: str
+    mime: str
+    facts: Probe
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A fetched file we do not keep: why (for the log), and the kind of failure if nothing else is left."""
+
+    reason: str
+    failure: Failure
+
+
+def inspect(data: bytes) -> Inspected | Refused:
+    """What ``data`` is by its bytes, checked to open as that (blocking: Pillow / PyAV). Never raises."""
+    sniffed = sniff(data)
+    if sniffed is None:
+        return Refused(
+            f"its bytes are not a picture or a video we deliver (they begin {data[:8]!r})", Failure.BAD_OUTPUT
+        )
+    if sniffed.family is Family.VIDEO:
+        return _inspect_video(data, sniffed)
+    header = image_header(data, OUTPUT_MAX_PIXELS)
+    if header.bomb:
+        return Refused(bomb_message(header, OUTPUT_MAX_PIXELS), Failure.TOO_LARGE)
+    if header.format != sniffed.pillow_format:
+        return Refused(f"its bytes begin like {sniffed.ext.upper()} but it does not open as one", Failure.BAD_OUTPUT)
     facts = _image_facts(data)
     if facts is None:
-        # ComfyUI said image or animation (or something we do not know): keep its word; delivery sends
-        # what it cannot process as a plain file, and the mime says what it is.
-        return Probe(OutputKind.ANIMATION if media is MediaKind.ANIMATION else OutputKind.IMAGE)
+        return Refused(f"it does not open as the {sniffed.ext.upper()} its bytes begin like", Failure.BAD_OUTPUT)
     width, height, frames, duration = facts
     kind = OutputKind.ANIMATION if frames > 1 else OutputKind.IMAGE
-    return Probe(kind, width, height, duration if frames > 1 else None)
+    return Inspected(sniffed.ext, sniffed.mime, Probe(kind, width, height, duration if frames > 1 else None))
+
+
+def _inspect_video(data: bytes, sniffed: Sniffed) -> Inspected | Refused:
+    facts = _video_facts(data)
+    if facts is None:
+        return Refused(f"it does not open as the {sniffed.ext.upper()} video its bytes begin like", Failure.BAD_OUTPUT)
+    width, height, duration = facts
+    if width is None or height is None:
+        return Refused(f"its {sniffed.ext.upper()} holds no video we can read", Failure.BAD_OUTPUT)
+    if is_bomb(width, height, OUTPUT_MAX_PIXELS):
+        return Refused(f"its frames are {width}×{height} pixels, more than we decode", Failure.TOO_LARGE)
+    return Inspected(sniffed.ext, sniffed.mime, Probe(OutputKind.VIDEO, width, height, duration))
 
 
 def _image_facts(data: bytes) -> tuple[int, int, int, float | None] | None:
+    """Size, frame count and (cheap to sum) duration of a picture ``image_header`` found within the pixel cap."""
     try:
-        with warnings.catch_warnings():
-            # Opening only reads the header; a "decompression bomb" warning about the pixel count is moot.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                frames = int(getattr(image, "n_frames", 1) or 1)
-                duration: float | None = None
-                if 1 < frames <= _MAX_FRAMES_FOR_DURATION:
-                    total = 0.0
-                    for frame in range(frames):
-                        image.seek(frame)
-                        total += float(image.info.get("duration") or 0)
-                    duration = total / 1000 if total > 0 else None
-                return int(width), int(height), frames, duration
-    except Exception:  # Pillow raises many types for files it cannot read; none of them is our problem here
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()  # the file's structure (for PNG: every chunk and its checksum), no pixel decoded
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            duration: float | None = None
+            cheap = frames * width * height <= _MAX_PIXELS_FOR_DURATION
+            if 1 < frames <= _MAX_FRAMES_FOR_DURATION and cheap:
+                total = 0.0
+                for frame in range(frames):
+                    image.seek(frame)
+                    total += float(image.info.get("duration") or 0)
+                duration = total / 1000 if total > 0 else None
+            return int(width), int(height), frames, duration
+    except Exception:  # Pillow raises many types (bomb warnings too, where warnings are errors)
         return None
 
 
-def _video_facts(data: bytes) -> tuple[int | None, int | None, float | None]:
+def _video_facts(data: bytes) -> tuple[int | None, int | None, float | None] | None:
+    """A video's frame size and duration from its headers; None when PyAV cannot open it at all."""
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             duration = container.duration / 1_000_000 if container.duration else None
@@ -137,7 +186,7 @@ def _video_facts(data: bytes) -> tuple[int | None, int | None, float | None]:
             ctx = streams[0].codec_context
             return int(ctx.width) or None, int(ctx.height) or None, duration
     except Exception:  # PyAV raises its own tree plus ValueError/OSError on garbage
-        return None, None, None
+        return None
 
 
 # -- writing and removing --
@@ -176,7 +225,9 @@ def _create(temp: Path) -> int:
     for attempt in (1, 2):
         temp.parent.mkdir(parents=True, exist_ok=True)
         try:
-            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            os.fchmod(fd, FILE_MODE)  # whatever the umask
+            return fd
         except FileNotFoundError:
             if attempt == 2:
                 raise
@@ -264,13 +315,15 @@ def remove_empty_dirs(directory: Path) -> None:
 
 
 class OutputStoreError(UserError):
-    """A result or input could not be saved (disk full, folder unwritable); nothing of it was left behind."""
+    """A result or input could not be saved (disk full, folder unwritable), or none of a job's files was fit to
+    keep (``failure``: ``TOO_LARGE``, ``BAD_OUTPUT``); nothing of it was left behind."""
 
     failure = Failure.STORAGE
 
-    def __init__(self, user_message: str, detail: str = "") -> None:
+    def __init__(self, user_message: str, detail: str = "", *, failure: Failure = Failure.STORAGE) -> None:
         super().__init__(user_message)
         self.detail = detail
+        self.failure = failure
 
     def __str__(self) -> str:
         return f"{self.user_message} ({self.detail})" if self.detail else self.user_message
@@ -278,6 +331,7 @@ class OutputStoreError(UserError):
 
 DISK_FULL = "The bot's disk is full, so this result could not be saved. An admin has to free space."
 UNWRITABLE = "The bot can't write to its storage folder, so this result could not be saved. An admin has to fix it."
+NOTHING_DELIVERABLE = "The image server sent no picture or video that could be delivered."
 NOT_SAVED = "This result could not be saved on the bot's disk. Please try again; if it keeps happening, tell an admin."
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR}

@@ -31,6 +31,7 @@ _LIBRARY_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     EOFError,
     Image.DecompressionBombError,
+    Image.DecompressionBombWarning,  # raised only where warnings are errors; ``bombs.py`` checks sizes first
     av.FFmpegError,
 )
 

@@ -10,6 +10,9 @@ How it works:
   alpha; JPEG gets the image flattened over white. The ICC profile goes into every encoding (colours are
   visible); EXIF and text chunks do not go into lossy ones.
 
+Every opening is checked first against decompression bombs (``bombs.image_header``, ``OUTPUT_MAX_PIXELS``): a
+picture with more pixels is a ``MediaError`` saying so, never decoded.
+
 Never: run on the event loop, return an encoding over the budget, or let a Pillow exception out (they become
 ``MediaError`` in ``errors.reading_media``).
 """
@@ -23,7 +26,8 @@ from typing import Any
 from PIL import Image, ImageChops, ImageOps, PngImagePlugin
 
 from discomfy.media import plan
-from discomfy.media.errors import reading_media
+from discomfy.media.bombs import OUTPUT_MAX_PIXELS, bomb_message, image_header
+from discomfy.media.errors import MediaError, reading_media
 
 #: The background an image with transparency is flattened over when the format has no alpha (JPEG, H.264).
 FLATTEN_BACKGROUND = (255, 255, 255)
@@ -43,7 +47,15 @@ class ImageInfo:
     height: int
 
 
+def refuse_bombs(data: bytes, what: str) -> None:
+    """Raise ``MediaError`` when the picture declares more than ``OUTPUT_MAX_PIXELS`` (decode nothing of it)."""
+    header = image_header(data, OUTPUT_MAX_PIXELS)
+    if header.bomb:
+        raise MediaError(f"{what}: {bomb_message(header, OUTPUT_MAX_PIXELS)}")
+
+
 def inspect_image(data: bytes) -> ImageInfo:
+    refuse_bombs(data, "reading an image")
     with reading_media("reading an image"), Image.open(io.BytesIO(data)) as im:
         frames = int(getattr(im, "n_frames", 1))
         return ImageInfo(frames > 1, frames, im.width, im.height)
@@ -71,6 +83,7 @@ def to_8bit(im: Image.Image) -> Image.Image:
 
 def fit_still(data: bytes, budget: int) -> Encoded | None:
     """The first encoding of the ladder within ``budget`` bytes, or None when even the last does not fit."""
+    refuse_bombs(data, "re-encoding an image")
     with reading_media("re-encoding an image"), Image.open(io.BytesIO(data)) as source:
         source.load()
         is_png = source.format == "PNG"

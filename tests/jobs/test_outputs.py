@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from discomfy.comfy.stream import FetchedFile
 from discomfy.comfy.types import MediaKind, OutputFile
@@ -27,6 +27,7 @@ from discomfy.jobs.outputs_files import DISK_FULL, UNWRITABLE, temp_path_for
 from discomfy.jobs.records import OutputKind, StoredOutput
 from discomfy.jobs.state import Job, JobAction, JobKind, JobState
 from discomfy.jobs.store import JobStore
+from discomfy.outcome import Failure
 from tests.jobs.factories import make_job
 
 
@@ -48,8 +49,17 @@ def fetched(data: bytes, name: str = "ComfyUI_00001_.png", kind: MediaKind = Med
 
 
 def blob(n: int, size: int = 100) -> FetchedFile:
-    """A distinct small file (not a valid image: the store must not care)."""
-    return fetched(bytes([n % 256]) * size + str(n).encode(), f"out_{n}.png")
+    """A distinct small PNG of ``size`` + ``len(str(n))`` bytes (a 1×1 picture, padded with a text chunk)."""
+    target = size + len(str(n))
+
+    def encoded(padding: int) -> bytes:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("n", str(n) + "x" * padding)
+        buffer = io.BytesIO()
+        Image.new("L", (1, 1), n % 256).save(buffer, format="PNG", pnginfo=info)
+        return buffer.getvalue()
+
+    return fetched(encoded(max(0, target - len(encoded(0)))), f"out_{n}.png")
 
 
 class BudgetWriter:
@@ -122,19 +132,50 @@ async def test_saved_outputs_survive_reopening_the_store(data_dir: Path) -> None
         assert [await store.read(o) for o in saved] == [blob(1).data, blob(2).data]
 
 
-async def test_kinds_come_from_the_bytes_and_the_extension(outputs: OutputStore, jobs: JobStore) -> None:
+async def test_kinds_come_from_the_bytes_not_the_name(outputs: OutputStore, jobs: JobStore) -> None:
     job = await new_job(jobs, 1)
-    animation, still_gif, video = await outputs.save(
+    animation, still_gif, video, named_wrong = await outputs.save(
         job,
         [
             fetched(gif(3), "a.gif", MediaKind.ANIMATION),
             fetched(gif(1), "b.gif", MediaKind.ANIMATION),
-            fetched(b"not really a video", "c.mp4", MediaKind.VIDEO),
+            fetched(mp4(), "c.webm", MediaKind.VIDEO),
+            fetched(png(), "d.mp4", MediaKind.VIDEO),
         ],
     )
     assert (animation.kind, animation.mime, animation.duration) == (OutputKind.ANIMATION, "image/gif", 0.3)
     assert still_gif.kind is OutputKind.IMAGE
-    assert (video.kind, video.mime, video.width, video.duration) == (OutputKind.VIDEO, "video/mp4", None, None)
+    assert (video.kind, video.mime, video.path[-4:]) == (OutputKind.VIDEO, "video/mp4", ".mp4")
+    assert (named_wrong.kind, named_wrong.mime, named_wrong.path[-4:]) == (OutputKind.IMAGE, "image/png", ".png")
+
+
+async def test_files_that_are_no_picture_or_video_are_skipped(outputs: OutputStore, jobs: JobStore) -> None:
+    job = await new_job(jobs, 1)
+    [kept] = await outputs.save(
+        job,
+        [
+            fetched(b"#!/bin/sh\nrm -rf ~\n", "x.png"),
+            fetched(b"not really a video", "c.mp4", MediaKind.VIDEO),
+            fetched(b"\x89PNG\r\n\x1a\n#!/bin/sh\n", "y.png"),
+            fetched(png(), "z.sh", MediaKind.OTHER),
+        ],
+    )
+    assert (kept.index, kept.mime, kept.path[-6:]) == (0, "image/png", "_0.png")
+    assert files_under(outputs.outputs_dir) == {kept.path.removeprefix("outputs/")}
+
+
+async def test_nothing_deliverable_fails_the_save_with_its_kind(outputs: OutputStore, jobs: JobStore) -> None:
+    job = await new_job(jobs, 1)
+    with pytest.raises(OutputStoreError) as caught:
+        await outputs.save(job, [fetched(b"<html>hi</html>", "x.png")])
+    assert caught.value.failure is Failure.BAD_OUTPUT
+    assert await jobs.outputs(job.id) == []
+    assert files_under(outputs.outputs_dir) == set()
+
+
+async def test_saved_files_are_private_to_the_bot(outputs: OutputStore, jobs: JobStore) -> None:
+    [stored] = await outputs.save(await new_job(jobs, 1), [blob(1)])
+    assert outputs.path(stored).stat().st_mode & 0o777 == 0o600
 
 
 async def test_mark_delivered_records_the_attachment_url(outputs: OutputStore, jobs: JobStore) -> None:

@@ -70,7 +70,12 @@ status=, method=)``, ``bad_body(route, "null" | "truncated" | "non_json", count=
 ``slow_view(seconds, count=)``, ``slow_http(route, seconds, count=None, method=)`` (any route answered late),
 ``delay_record(seconds)`` (history written that long after the prompt's last job message, as the real server's
 clean-up can take), ``fail_node(node_id=, class_type=, message=, exception_type=, count=)``
-(→ ``execution_error``); routes are fnmatch patterns on the template or path. ComfyUI's duplicate-clientId race is
+(→ ``execution_error``; its ``message`` may quote server paths, as ComfyUI's do), ``huge_view(size,
+declare_length=True, count=None)`` (``/view`` streams ``size`` bytes, a PNG signature then zeros, 1 MiB at a time,
+with a ``Content-Length`` or chunked), ``hostile_output(ext=None, data=None, count=1)`` (the next image saves are
+named ``.<ext>`` and/or hold ``data``: a shell script named ``.png``, a ``.sh``, a decompression-bomb PNG);
+routes are fnmatch patterns on the template or path. Off by default: nothing here changes the recorded behaviour.
+ComfyUI's duplicate-clientId race is
 on by default (``config.dup_client_id_bug``). ``await emu.restart(down_for=0)``: sockets dropped, queue, history
 and cache emptied, same port; ``await emu.go_down()`` / ``await emu.come_up()`` keep it down (connections
 refused) in between. ``config.legacy``: no ``execution_success``, ``progress_state``, ``feature_flags``,

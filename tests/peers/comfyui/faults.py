@@ -39,6 +39,20 @@ class HttpDelay:
 
 
 @dataclass
+class HostileOutput:
+    ext: str | None
+    data: bytes | None
+    remaining: int | None
+
+
+@dataclass
+class HugeView:
+    size: int
+    declare_length: bool
+    remaining: int | None
+
+
+@dataclass
 class SocketDrop:
     client_id: str | None
     at_node: str | None
@@ -67,6 +81,8 @@ class Faults:
         self.view_delay_count: int | None = None
         self.ws_accept_delay: float = 0.0
         self.record_delay: float = 0.0
+        self.hostile_outputs: list[HostileOutput] = []
+        self.huge_views: list[HugeView] = []
         self.fired: list[str] = []
 
     # -- HTTP --------------------------------------------------------------------------------------------------
@@ -110,6 +126,26 @@ class Faults:
                 if fault.remaining == 0:
                     self.http.remove(fault)
                 return fault
+        return None
+
+    def huge_view(self, size: int, *, declare_length: bool = True, count: int | None = None) -> None:
+        """Answer the next ``count`` ``GET /view`` (all with ``None``) with ``size`` bytes — a PNG signature, then
+        zeros — streamed in 1 MiB chunks that are never all in memory, with a ``Content-Length`` or (with
+        ``declare_length=False``) chunked, as a hostile or broken server may send a body of any size.
+
+        Seen on a real ComfyUI 0.33.0 (783545f): ``/view`` serves any file of its folders whole, with a
+        ``Content-Length`` (a 100 MB file: ``Content-Length: 100000000``); chunked comes only from a proxy or a
+        hostile server."""
+        self.huge_views.append(HugeView(size, declare_length, count))
+
+    def take_huge_view(self) -> HugeView | None:
+        for huge in self.huge_views:
+            if huge.remaining is not None:
+                huge.remaining -= 1
+                if huge.remaining <= 0:
+                    self.huge_views.remove(huge)
+            self.fired.append(f"huge_view {huge.size}")
+            return huge
         return None
 
     def take_view_delay(self) -> float:
@@ -159,6 +195,28 @@ class Faults:
         if node_id is None and class_type is None:
             raise ValueError("fail_node needs node_id or class_type")
         self.node_failures.append(NodeFailure(node_id, class_type, message, exception_type, count))
+
+    def hostile_output(self, *, ext: str | None = None, data: bytes | None = None, count: int | None = 1) -> None:
+        """The next ``count`` image saves (``SaveImage``, ``PreviewImage``; all with ``None``) name their file
+        ``<prefix>_<counter>_.<ext>`` instead of ``.png`` and/or write ``data`` instead of the picture: a server
+        (a custom node, a compromised host) naming and filling its outputs as it likes (``executed``, history
+        and ``/view`` all agree with the file).
+
+        Seen on a real ComfyUI 0.33.0 (783545f): ``/view`` serves whatever file is in the output folder with a
+        ``Content-Type`` guessed from its extension: ``text/x-sh`` for ``evil.sh``, ``image/png`` for a shell
+        script named ``fake_00001_.png`` (as this emulator does). Its ``execution_error`` texts quote absolute
+        paths: ``cannot identify image file '/tmp/…/input/broken.png'`` (``fail_node(message=...)``)."""
+        self.hostile_outputs.append(HostileOutput(ext, data, count))
+
+    def take_hostile_output(self) -> HostileOutput | None:
+        for hostile in self.hostile_outputs:
+            if hostile.remaining is not None:
+                hostile.remaining -= 1
+                if hostile.remaining <= 0:
+                    self.hostile_outputs.remove(hostile)
+            self.fired.append(f"hostile_output {hostile.ext}")
+            return hostile
+        return None
 
     def take_node_failure(self, node_id: str, class_type: str) -> NodeFailure | None:
         for failure in self.node_failures:

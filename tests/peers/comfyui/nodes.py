@@ -104,8 +104,13 @@ async def _save_images(ctx: NodeContext, images: ImageBatch, prefix: str, kind: 
     folder = ctx.output_dir if kind == "output" else ctx.temp_dir
     results = []
     for frame in images.frames:
-        path, filename, subfolder = await ctx.blocking(media.next_path, folder, prefix, "png")
-        await ctx.blocking(media.save_png, path, frame)
+        hostile = ctx.run.emu.faults.take_hostile_output()
+        ext = hostile.ext if hostile is not None and hostile.ext else "png"
+        path, filename, subfolder = await ctx.blocking(media.next_path, folder, prefix, ext)
+        if hostile is not None and hostile.data is not None:
+            await ctx.blocking(path.write_bytes, hostile.data)
+        else:
+            await ctx.blocking(media.save_png, path, frame)
         results.append({"filename": filename, "subfolder": subfolder, "type": kind})
     return (images,), {"images": results}
 

@@ -55,6 +55,32 @@ def _error(kind: str, message: str, details: str) -> web.Response:
     return web.json_response(body, status=400)
 
 
+#: The start of a PNG file: what a huge ``/view`` body (``faults.huge_view``) begins with.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+async def _stream_huge(request: web.Request, size: int, *, declare_length: bool) -> web.StreamResponse:
+    """``size`` bytes (a PNG signature, then zeros) written 1 MiB at a time; a reader that stops early ends it."""
+    response = web.StreamResponse(headers={"Content-Type": "image/png"})
+    if declare_length:
+        response.content_length = size
+    else:
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    chunk = bytes(1 << 20)
+    sent = 0
+    try:
+        while sent < size:
+            piece = _PNG_SIGNATURE + chunk[len(_PNG_SIGNATURE) :] if sent == 0 else chunk
+            piece = piece[: size - sent]
+            await response.write(piece)
+            sent += len(piece)
+        await response.write_eof()
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client hung up: what a capped reader does
+    return response
+
+
 def _valid_uuid(value: Any) -> bool:
     try:
         return isinstance(value, str) and str(uuid.UUID(value)) == value
@@ -244,6 +270,9 @@ class Routes:
         path = folder / os.path.basename(filename)
         if not path.is_file():
             return web.Response(status=404)
+        huge = self.emu.faults.take_huge_view()
+        if huge is not None:
+            return await _stream_huge(request, huge.size, declare_length=huge.declare_length)
         data = path.read_bytes()
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         headers = {"Content-Disposition": f'filename="{path.name}"'}
