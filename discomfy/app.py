@@ -251,6 +251,7 @@ class App:
                 session,
                 capacity=settings.comfyui.max_jobs_per_server,
                 timeout=settings.comfyui.request_timeout,
+                max_download=settings.comfyui.max_download_bytes,
             )
             await pool.start()
             registry, _ = await load_and_check_workflows(settings, pool)

@@ -24,6 +24,8 @@ class Failure(StrEnum):
     LOST = "lost"
     #: No server could be reached for longer than we wait.
     UNREACHABLE = "unreachable"
+    #: Servers are up but none has the model files the workflow needs; detail: their names. An admin must act.
+    MISSING_MODEL = "missing_model"
     #: Any other trouble talking to ComfyUI (garbled answers, 5xx that would not stop).
     SERVER = "server"
     #: The workflow finished without saving a picture or a video.

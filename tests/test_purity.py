@@ -33,6 +33,8 @@ PURE_MODULES = [
     "jobs/schema.py",
     "jobs/fairqueue.py",
     "media/plan.py",
+    "media/sniff.py",
+    "media/bombs.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 

@@ -182,6 +182,11 @@ FAILURE_WORDS: dict[Failure, tuple[str, str, str]] = {
         "",
         "Try again in a few minutes; if it keeps happening, tell an admin.",
     ),
+    Failure.MISSING_MODEL: (
+        "No image server has the model files this workflow needs",
+        " ({})",
+        "Waiting will not help: ask an admin to install them or pick another workflow.",
+    ),
     Failure.SERVER: ("The image server had a problem with this job", "", _TRY_AGAIN),
     Failure.NO_OUTPUT: ("The workflow finished without saving any picture or video", "", _TRY_AGAIN),
     Failure.FETCH_FAILED: (

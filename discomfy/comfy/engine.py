@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
@@ -35,7 +36,7 @@ from typing import Any
 
 from discomfy.comfy.http import ComfyUnreachableError
 from discomfy.comfy.pool import Lease, ServerPool
-from discomfy.comfy.progress import ProgressTracker, Snapshot
+from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
 from discomfy.comfy.remote import cancel_remote
 from discomfy.comfy.stream import Confirmation, JobLostError, JobResult, JobStream
 from discomfy.errors import ComfyError, DiscomfyError
@@ -349,6 +350,19 @@ class JobRun:
                 raise ComfyError(f"{lease.server.url} stored {image.name} as {stored!r}")
 
     def _fail(self, exc: DiscomfyError) -> Snapshot:
+        snapshot = self.tracker.snapshot
+        if snapshot.phase is Phase.DONE:
+            # ComfyUI finished, but its files could not be had (too large, refused): the run ends failed with the
+            # error's kind, not "done with no files" (the tracker keeps a terminal snapshot as it is).
+            failed = dataclasses.replace(
+                snapshot,
+                phase=Phase.FAILED,
+                failure=exc.failure,
+                error=exc.shown_detail,
+                revision=snapshot.revision + 1,
+            )
+            self.result = JobResult(failed)
+            return failed
         return self.tracker.mark_failed(exc.shown_detail, self._now(), exc.failure)
 
     def _now(self) -> float:

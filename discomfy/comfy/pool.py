@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from discomfy.comfy.http import ComfyHTTP
+from discomfy.comfy.http import DEFAULT_MAX_DOWNLOAD, ComfyHTTP
 from discomfy.errors import ComfyError, ComfyUnavailableError
 from discomfy.outcome import Failure
 from discomfy.workflows import models_on_server
@@ -88,9 +88,7 @@ class NoServerError(ComfyUnavailableError):
             names = ", ".join(self.missing)
             self.user_message = f"No image server has the model file(s) this workflow needs ({names}); ask an admin."
             self.shown_detail = f"not installed on any image server: {names}; ask an admin"
-            # TODO(issue 11): ``Failure.MISSING_MODEL`` ("ask an admin") once outcome.py has it; REJECTED is the
-            # closest kind today (the job cannot run as asked; the detail names what is missing).
-            self.failure = Failure.REJECTED
+            self.failure = Failure.MISSING_MODEL
 
 
 def missing_models(servers: Sequence[ServerState], needed_models: Iterable[str]) -> tuple[str, ...]:
@@ -111,13 +109,16 @@ class ServerPool:
         timeout: float = 30.0,
         health_interval: float = 15.0,
         down_interval: float = 2.0,
+        max_download: int = DEFAULT_MAX_DOWNLOAD,
     ) -> None:
         self.servers = [ServerState(url) for url in urls]
         self.capacity = capacity
         self.health_interval = health_interval
         #: While a server is down it is asked this often, so jobs waiting for it start soon after it is back.
         self.down_interval = down_interval
-        self._http = {s.url: ComfyHTTP(s.url, session, timeout=timeout) for s in self.servers}
+        self._http = {
+            s.url: ComfyHTTP(s.url, session, timeout=timeout, max_download=max_download) for s in self.servers
+        }
         #: Set (and replaced) whenever a slot frees up or health changes; waiters then look again.
         self._changed = asyncio.Event()
         self._health_task: asyncio.Task[None] | None = None

@@ -157,7 +157,7 @@ def test_missing_models_are_what_the_best_healthy_server_lacks() -> None:
 
 def test_a_no_server_error_with_missing_models_asks_for_an_admin_and_names_them() -> None:
     error = NoServerError("x", missing=("svd_xt.safetensors",))
-    assert error.failure is Failure.REJECTED  # closest kind until outcome.py has MISSING_MODEL
+    assert error.failure is Failure.MISSING_MODEL
     assert "svd_xt.safetensors" in error.user_message and "admin" in error.user_message
     assert error.shown_detail is not None and "svd_xt.safetensors" in error.shown_detail
     assert "try again" not in error.user_message.lower()

@@ -295,7 +295,7 @@ async def test_a_model_missing_on_every_server_says_ask_an_admin_and_names_it(
     await eng.pool.close()
     last = snapshots[-1]
     assert last.phase is Phase.FAILED
-    assert last.failure is Failure.REJECTED  # TODO: Failure.MISSING_MODEL once outcome.py has it
+    assert last.failure is Failure.MISSING_MODEL
     assert last.error is not None and "admin" in last.error
     assert all(model in last.error for model in job.needed_models)
     assert "try again" not in last.error.lower()

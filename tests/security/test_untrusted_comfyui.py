@@ -231,12 +231,6 @@ async def test_a_300_mib_view_is_cut_at_the_cap_keeps_memory_bounded_and_leaves_
     assert [f for f in comfyui_emulator.faults.fired if f.startswith("huge_view")] == [f"huge_view {300 * MIB}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="comfy/engine.py (not this part's file): a fetch that fails after the DONE snapshot goes to "
-    "ProgressTracker.mark_failed, which leaves a terminal snapshot alone, so the run ends DONE with no files "
-    "and the runner says NO_OUTPUT; the engine must end the run with the error's failure kind",
-)
 async def test_a_300_mib_view_fails_the_job_as_too_large_to_deliver(rig: Rig, comfyui_emulator: ComfyEmulator) -> None:
     job, _ = await run_against_a_300_mib_view(rig, comfyui_emulator, declare_length=True)
 
