@@ -84,6 +84,9 @@ FEATURE_FLAGS = json.dumps({"type": "feature_flags", "data": {"supports_preview_
 #: 7.9 MiB frame, against 187 ms for a 60 MiB one under the old 64 MiB cap: ``bench/ws_stall.py``). A bigger
 #: frame closes the socket (1009); it is reopened and reconciliation covers what was lost.
 MAX_FRAME = 8 * 1024 * 1024
+#: How long closing our socket waits for the server's close frame (websockets waits 10 s by default): a server
+#: that floods us or is gone should not hold a finished job's task for that long.
+CLOSE_TIMEOUT = 1.0
 #: Undecoded frames we hold before the reader stops reading (TCP then pushes back on the server).
 MAX_QUEUED = 256
 #: The decoder yields to the event loop after this many frames in a row that were already waiting.
@@ -523,7 +526,9 @@ class JobStream:
             try:
                 # ``async with`` returns only once the close handshake is done: the old registration is gone
                 # before we open the next socket with the same clientId.
-                async with connect(url, max_size=MAX_FRAME, open_timeout=self.connect_timeout) as ws:
+                async with connect(
+                    url, max_size=MAX_FRAME, open_timeout=self.connect_timeout, close_timeout=CLOSE_TIMEOUT
+                ) as ws:
                     await ws.send(FEATURE_FLAGS)
                     self._serial += 1
                     if self._submitted:
