@@ -143,6 +143,11 @@ DEFAULT_MODELS: dict[str, str] = {
     "checkpoint": "v1-5-pruned-emaonly.safetensors",
     "upscale_model": "RealESRGAN_x4plus.pth",
     "video_checkpoint": "svd_xt.safetensors",
+    "wan22_model": "wan2.2_ti2v_5B_fp16.safetensors",
+    "wan_text_encoder": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+    "wan22_vae": "wan2.2_vae.safetensors",
+    "ltxv_checkpoint": "ltx-video-2b-v0.9.5.safetensors",
+    "ltxv_text_encoder": "t5xxl_fp16.safetensors",
 }
 
 

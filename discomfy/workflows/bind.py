@@ -163,7 +163,14 @@ def _check_number[N: (int, float)](param: Param, number: N) -> N:
             raise BadInputError(f"{param.name} must be at least {fmt(low)} (you gave {fmt(number)}).")
         raise BadInputError(f"{param.name} must be at most {fmt(high or 0)} (you gave {fmt(number)}).")
     if param.step and isinstance(number, int) and (number - int(low or 0)) % param.step:
-        raise BadInputError(f"{param.name} must be a multiple of {param.step} (you gave {number}).")
+        base = int(low or 0)
+        if base % param.step == 0:
+            raise BadInputError(f"{param.name} must be a multiple of {param.step} (you gave {number}).")
+        below = number - (number - base) % param.step  # frame counts like 4n+1: say so, and the nearest ones
+        near = " or ".join(str(n) for n in (below, below + param.step) if high is None or n <= high)
+        raise BadInputError(
+            f"{param.name} must be {base} plus a multiple of {param.step}, like {near} (you gave {number})."
+        )
     return number
 
 

@@ -18,7 +18,7 @@ from discomfy.workflows import Graph, parse_api_graph
 
 HERE = Path(__file__).resolve().parent
 SHIPPED = HERE.parent.parent / "workflows"
-SHIPPED_NAMES = ("txt2img", "upscale", "upscale_simple", "img2vid")
+SHIPPED_NAMES = ("txt2img", "upscale", "upscale_simple", "img2vid", "img2vid_ltxv", "img2vid_wan22")
 
 
 def shipped_graph(name: str) -> Graph:

@@ -40,7 +40,8 @@ def test_an_unknown_name_lists_the_workflows(folder: Path, models: dict[str, str
     with pytest.raises(BadInputError) as caught:
         load_workflows(folder, models).get("txt2vid")
     assert caught.value.user_message == (
-        "there is no workflow called 'txt2vid'; there are: img2vid, txt2img, upscale, upscale_simple."
+        "there is no workflow called 'txt2vid'; there are: img2vid, img2vid_ltxv, img2vid_wan22, txt2img, upscale, "
+        "upscale_simple."
     )
 
 
@@ -113,10 +114,11 @@ def test_a_file_that_is_not_utf8_is_reported(folder: Path, models: dict[str, str
 def test_a_bad_manifest_is_reported_and_the_others_load(folder: Path, models: dict[str, str]) -> None:
     (folder / "img2vid.toml").write_text('kind = "film"\n', encoding="utf-8")
     registry = load_workflows(folder, models)
-    assert "img2vid" not in registry.names() and len(registry.names()) == 3
+    assert "img2vid" not in registry.names() and len(registry.names()) == 5
     assert registry.problems == (
         "img2vid.toml: the manifest of workflow 'img2vid' must say kind = one of image, upscale, video "
         "(it says 'film').",
+        "img2vid_ltxv: its fallback 'img2vid' is not a loaded workflow; it has none now.",
     )
 
 
@@ -131,7 +133,8 @@ def test_a_workflow_needing_an_unconfigured_model_role_is_reported(folder: Path,
     del models["video_checkpoint"]
     registry = load_workflows(folder, models)
     assert "img2vid" not in registry.names()
-    (problem,) = registry.problems
+    problem, lost_fallback = registry.problems
+    assert lost_fallback == "img2vid_ltxv: its fallback 'img2vid' is not a loaded workflow; it has none now."
     assert problem.startswith("img2vid.json: workflow 'img2vid' uses {models.video_checkpoint}, but no model file")
     assert 'add `video_checkpoint = "file.safetensors"` under [models]' in problem
 

@@ -24,6 +24,34 @@ CLASSES = {
         "CreateVideo",
         "SaveVideo",
     },
+    "img2vid_wan22": {
+        "UNETLoader",
+        "CLIPLoader",
+        "VAELoader",
+        "ModelSamplingSD3",
+        "CLIPTextEncode",
+        "LoadImage",
+        "Wan22ImageToVideoLatent",
+        "KSampler",
+        "VAEDecode",
+        "CreateVideo",
+        "SaveVideo",
+    },
+    "img2vid_ltxv": {
+        "CheckpointLoaderSimple",
+        "CLIPLoader",
+        "CLIPTextEncode",
+        "LoadImage",
+        "LTXVPreprocess",
+        "LTXVImgToVideo",
+        "LTXVConditioning",
+        "KSamplerSelect",
+        "LTXVScheduler",
+        "SamplerCustom",
+        "VAEDecode",
+        "CreateVideo",
+        "SaveVideo",
+    },
 }
 
 
@@ -58,10 +86,16 @@ def test_kinds_and_fallback(models: dict[str, str]) -> None:
         "upscale": Kind.UPSCALE,
         "upscale_simple": Kind.UPSCALE,
         "img2vid": Kind.VIDEO,
+        "img2vid_ltxv": Kind.VIDEO,
+        "img2vid_wan22": Kind.VIDEO,
     }
     assert registry.get("upscale").fallback == "upscale_simple"
+    video_chain = (registry.get("img2vid_wan22").fallback, registry.get("img2vid_ltxv").fallback)
+    assert video_chain == ("img2vid_ltxv", "img2vid")
 
 
-def test_img2vid_saves_h264_mp4() -> None:
-    inputs = shipped_graph("img2vid")["9"]["inputs"]
-    assert (inputs["format"], inputs["format.codec"]) == ("mp4", "h264")
+@pytest.mark.parametrize(("name", "node"), [("img2vid", "9"), ("img2vid_ltxv", "14"), ("img2vid_wan22", "12")])
+def test_video_workflows_save_h264_mp4(name: str, node: str) -> None:
+    saver = shipped_graph(name)[node]
+    assert saver["class_type"] == "SaveVideo"
+    assert (saver["inputs"]["format"], saver["inputs"]["format.codec"]) == ("mp4", "h264")

@@ -51,7 +51,7 @@ def test_missing_model_file_is_named(txt2img_graph: Graph, object_info: dict[str
     assert problems == [
         "workflow 'w': node 1 \"Load checkpoint\" (CheckpointLoaderSimple) needs the model file "
         "'sdxl_base.safetensors' (input 'ckpt_name'), which this server does not have "
-        "(it offers: svd_xt.safetensors, v1-5-pruned-emaonly.safetensors)."
+        "(it offers: ltx-video-2b-v0.9.5.safetensors, svd_xt.safetensors, v1-5-pruned-emaonly.safetensors)."
     ]
 
 
@@ -239,6 +239,11 @@ def test_models_on_server_reads_both_combo_forms(object_info: dict[str, Any]) ->
         "v1-5-pruned-emaonly.safetensors",
         "svd_xt.safetensors",
         "RealESRGAN_x4plus.pth",
+        "wan2.2_ti2v_5B_fp16.safetensors",
+        "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+        "wan2.2_vae.safetensors",
+        "ltx-video-2b-v0.9.5.safetensors",
+        "t5xxl_fp16.safetensors",
     }
 
 
