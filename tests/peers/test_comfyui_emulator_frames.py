@@ -167,3 +167,30 @@ def test_object_info_inputs_match_the_real_server(name: str) -> None:
             if spec[0] in ("INT", "FLOAT") and input_name in ours["input"].get(category, {}):
                 bounds = {k: spec[1].get(k) for k in ("default", "min", "max")}
                 assert {k: ours["input"][category][input_name][1].get(k) for k in bounds} == bounds, input_name
+
+
+@pytest.mark.parametrize(("size", "ticks_per_frame"), [((512, 512), 1), ((600, 520), 4), ((1000, 64), 3)])
+async def test_upscale_with_model_ticks_per_tile_as_comfyui(
+    comfyui_emulator: ComfyEmulator, size: tuple[int, int], ticks_per_frame: int
+) -> None:
+    """Not recorded (it needs a model file): ComfyUI's ``ImageUpscaleWithModel`` makes
+    ``ProgressBar(frames × get_tiled_scale_steps(w, h, 512, 512, 32))`` and ``tiled_scale`` ticks once per tile."""
+    emu = comfyui_emulator
+    emu.config.step_duration = 0.0
+    width, height = size
+    graph = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": 2, "color": 0}},
+        "2": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "RealESRGAN_x4plus.pth"}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["2", 0], "image": ["1", 0]}},
+        "4": {
+            "class_type": "ImageScaleBy",
+            "inputs": {"image": ["3", 0], "upscale_method": "nearest-exact", "scale_by": 0.05},
+        },
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "tiles"}},
+    }
+    async with Client(emu.url) as c:
+        await c.connect()
+        status, reply = await c.queue(graph)
+        assert status == 200, reply
+        await c.wait_done(reply["prompt_id"])
+    assert progress_runs(c.messages) == [("3", 1, 2 * ticks_per_frame, 2 * ticks_per_frame)]
