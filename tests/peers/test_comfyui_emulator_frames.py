@@ -98,10 +98,10 @@ async def test_colortransfer_frames_match_recording(comfyui_emulator: ComfyEmula
     assert progress_runs(c.messages) == progress_runs(recorded)
     assert_frame_progress_shape(c.messages, pids, [300, 10])
     assert len([t for t in ticks(c.messages) if t[2] == 300]) >= 5
-    # The throttle's clock: sent updates of one bar are ≥100 ms apart, but for the last one.
+    # The throttle's clock: sent updates of one bar are ≥100 ms apart (but the last), so no more of them than
+    # 100 ms periods in their span, plus one for the last and one for send-time jitter; 4 ms frames would give 300.
     sent = [r for r in emu.ws_log if r.direction == "out" and r.type == "progress" and r.data["max"] == 300]
-    gaps = [b.time - a.time for a, b in itertools.pairwise(sent)]
-    assert min(gaps[:-1]) >= 0.099
+    assert len(sent) - 1 <= (sent[-1].time - sent[0].time) / 0.1 + 2
     with av.open(str(emu.output_dir / "video" / "bot_frames_00001_.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == 300
 
