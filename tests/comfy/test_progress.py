@@ -74,6 +74,8 @@ EXPECTED = {
     "cached-7587c02e": Phase.DONE,
     "dup_client_id-0fd42be7": Phase.QUEUED,  # the server bug: the new socket hears nothing
     "execution_error-a025788e": Phase.FAILED,
+    "frames_colortransfer-3f5b19a6": Phase.DONE,
+    "frames_colortransfer-b051e78c": Phase.DONE,
     "interrupt-ae12ca17": Phase.CANCELLED,
     "ksampler-6f970e38": Phase.DONE,
     "ksampler-d0e1c741": Phase.DONE,

@@ -330,4 +330,4 @@ def test_fuzz_binary_frames(frame: bytes) -> None:
 
 
 def test_every_recorded_scenario_is_here() -> None:
-    assert len(TRANSCRIPTS) == 16  # the parametrized tests above would pass silently over an empty folder
+    assert len(TRANSCRIPTS) == 17  # the parametrized tests above would pass silently over an empty folder

@@ -27,10 +27,11 @@ The world
 ---------
 Nodes (``/object_info``, inputs and outputs from ComfyUI's definitions): EmptyImage, GetImageSize (sends a type-3
 text frame, broadcast), ImageBlur, ImageInvert, ImageScale, ImageScaleBy, PreviewImage, SaveImage, LoadImage,
-ColorTransfer (one progress step per frame), CheckpointLoaderSimple, ImageOnlyCheckpointLoader, CLIPTextEncode,
-EmptyLatentImage, KSampler, KSamplerAdvanced (step progress; previews when asked), VAEDecode, VAEEncode,
-UpscaleModelLoader, ImageUpscaleWithModel (frame progress), SVD_img2vid_Conditioning, VideoLinearCFGGuidance,
-CreateVideo, SaveVideo (real MP4 via PyAV; ``video/`` prefix → subfolder), SaveWEBM, SaveAnimatedWEBP,
+ColorTransfer (one progress step per frame, no previews: ``frames_colortransfer.jsonl``), CheckpointLoaderSimple,
+ImageOnlyCheckpointLoader, CLIPTextEncode, EmptyLatentImage, KSampler, KSamplerAdvanced (step progress; previews
+when asked), VAEDecode, VAEEncode, UpscaleModelLoader, ImageUpscaleWithModel (one progress step per 512 px tile of
+each frame, as ``comfy.utils.tiled_scale``), SVD_img2vid_Conditioning, VideoLinearCFGGuidance, CreateVideo,
+SaveVideo (real MP4 via PyAV; ``video/`` prefix → subfolder), SaveWEBM, SaveAnimatedWEBP,
 SaveAnimatedPNG. Pictures are real (Pillow): samplers decode to a gradient chosen by seed and prompt. Models:
 ``checkpoints`` = ``v1-5-pruned-emaonly.safetensors``, ``svd_xt.safetensors``; ``upscale_models`` =
 ``RealESRGAN_x4plus.pth``; anything else fails validation with ``value_not_in_list``. Uploaded files go to

@@ -12,6 +12,7 @@ small dicts naming what they came from. Loaders fail like ComfyUI when the file 
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Awaitable, Callable
@@ -208,15 +209,27 @@ async def upscale_model_loader(ctx: NodeContext, model_name: str) -> NodeResult:
 
 @node("ImageUpscaleWithModel")
 async def image_upscale_with_model(ctx: NodeContext, upscale_model: dict[str, Any], image: ImageBatch) -> NodeResult:
+    # ComfyUI ticks once per 512 px tile (32 px overlap) of each frame: ProgressBar(frames × tiles), through
+    # comfy.utils.tiled_scale; a frame of at most 512 × 512 is one tick.
     scale = int(upscale_model.get("scale", 4))
-    total = len(image.frames)
-    bar = ctx.progress(total)
+    tiles = tiled_scale_steps(image.width, image.height)
+    bar = ctx.progress(len(image.frames) * tiles)
     frames = []
-    for i, frame in enumerate(image.frames):
-        await ctx.step()
+    done = 0
+    for frame in image.frames:
+        for _ in range(tiles):
+            await ctx.step()
+            done += 1
+            await bar.update_absolute(done)
         frames.append(await ctx.blocking(media.scale, frame, frame.width * scale, frame.height * scale, "bicubic"))
-        await bar.update_absolute(i + 1)
     return (ImageBatch(frames),), None
+
+
+def tiled_scale_steps(width: int, height: int, tile: int = 512, overlap: int = 32) -> int:
+    """``comfy.utils.get_tiled_scale_steps``: how many tiles ``tiled_scale`` runs over one frame."""
+    rows = 1 if height <= tile else math.ceil((height - overlap) / (tile - overlap))
+    cols = 1 if width <= tile else math.ceil((width - overlap) / (tile - overlap))
+    return rows * cols
 
 
 @node("VideoLinearCFGGuidance")

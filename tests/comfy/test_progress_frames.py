@@ -1,0 +1,74 @@
+"""ProgressTracker fed the real frame-wise recording (``frames_colortransfer.jsonl``: ColorTransfer over 300 and
+then 10 frames, see ``tests/peers/test_comfyui_emulator_frames.py``): what it reports as frames today."""
+
+import itertools
+
+from discomfy.comfy.progress import Phase
+from tests.comfy.recordings import records
+from tests.comfy.test_progress import Run, assert_monotone, replay, run_named
+
+LONG = run_named("frames_colortransfer", "3f5b")  # 300 frames, 512 px
+SHORT = run_named("frames_colortransfer", "b051")  # 10 frames, reference image cached
+
+
+def recorded_ticks(run: Run) -> list[tuple[int, int]]:
+    return [
+        (r["msg"]["data"]["value"], r["msg"]["data"]["max"])
+        for r in records(run.name)
+        if r["kind"] == "ws_json" and r["msg"]["type"] == "progress" and r["msg"]["data"]["prompt_id"] == run.prompt_id
+    ]
+
+
+def frames_seen(run: Run) -> list[tuple[float | None, float | None]]:
+    _, snapshots = replay(run)
+    seen = [(s.frames_value, s.frames_max) for s in snapshots if s.frames_value is not None]
+    return list(dict.fromkeys(seen))
+
+
+def test_every_recorded_frame_tick_is_reported_as_frame_x_of_y() -> None:
+    assert frames_seen(LONG) == recorded_ticks(LONG)
+    assert frames_seen(LONG)[0] == (1, 300) and frames_seen(LONG)[-1] == (300, 300) and len(frames_seen(LONG)) == 47
+    assert frames_seen(SHORT) == recorded_ticks(SHORT) == [(1, 10), (10, 10)]
+
+
+def test_frames_are_not_steps_and_belong_to_the_colortransfer_node() -> None:
+    for run in (LONG, SHORT):
+        _, snapshots = replay(run)
+        framed = [s for s in snapshots if s.frames_value is not None]
+        assert {(s.current_node, s.current_title) for s in framed} == {("3", "ColorTransfer")}
+        assert all(s.step_value is None and s.step_max is None for s in snapshots)
+        assert all((s.node_value, s.node_max) == (s.frames_value, s.frames_max) for s in framed)
+        # The savers after it report no frames (they send no progress).
+        last = max(i for i, s in enumerate(snapshots) if s.frames_value is not None)
+        after = snapshots[last + 1 :]
+        assert after
+        assert all(s.frames_value is None for s in after)
+
+
+def test_fraction_grows_with_every_frame_tick_and_ends_done() -> None:
+    for run in (LONG, SHORT):
+        tracker, snapshots = replay(run)
+        assert_monotone(snapshots)
+        framed = [s for s in snapshots if s.frames_value is not None]
+        for before, after in itertools.pairwise(framed):
+            if after.frames_value != before.frames_value:
+                assert after.fraction > before.fraction
+        assert all(s.fraction < 1.0 for s in snapshots if s.phase is Phase.RUNNING)
+        assert tracker.snapshot.phase is Phase.DONE and tracker.snapshot.fraction == 1.0
+
+
+def test_frame_stage_takes_most_of_the_long_job_bar() -> None:
+    _, snapshots = replay(LONG)
+    framed = [s for s in snapshots if s.frames_value is not None]
+    # The 300-frame node moves the bar from ~0.12 to ~0.71 (weights: per-frame node 10, savers 3, others 1).
+    assert framed[0].fraction < 0.15 and framed[-1].fraction > 0.65
+    assert (snapshots[-1].nodes_done, snapshots[-1].nodes_total) == (6, 6)
+
+
+def test_without_a_graph_frame_ticks_are_taken_for_steps() -> None:
+    """Documented: with no graph, any progress counts as steps (the tracker cannot know what it counts)."""
+    bare = Run(LONG.name, LONG.prompt_id, {}, LONG.client_id)
+    _, snapshots = replay(bare)
+    assert all(s.frames_value is None for s in snapshots)
+    steps = list(dict.fromkeys((s.step_value, s.step_max) for s in snapshots if s.step_value is not None))
+    assert steps == recorded_ticks(LONG)
