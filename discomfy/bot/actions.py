@@ -41,20 +41,27 @@ from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import Job, JobAction, JobKind, JobState
 from discomfy.jobs.store import JobStore
 from discomfy.media.picture import Picture
-from discomfy.workflows import Kind, ParamType
+from discomfy.workflows import Kind, ParamType, Workflow
 
 log = logging.getLogger(__name__)
 
 #: Form text inputs: (custom_id, label, placeholder / default, max length). For Upscale and Animate the label
 #: gains the manifest's range and the placeholder is the manifest's default (``_manifest_fields``); a field the
-#: kind's default workflow does not take is left out.
+#: workflow does not take is left out. Animate's form is the one of the video workflow that will run
+#: (``JobService.runnable``): Wan 2.2 takes a motion prompt, frames and fps; LTX-Video also the picture's
+#: strength; SVD frames, fps, motion and strength but no prompt.
 Fields = tuple[tuple[str, str, str, int], ...]
 UPSCALE_FIELDS: Fields = (("scale", "Upscale factor", "2", 4),)
 ANIMATE_FIELDS: Fields = (
+    ("prompt", "Motion prompt", "What moves and how (the camera too)", 1500),
     ("frames", "Frames", "14", 3),
+    ("fps", "Frames per second", "6", 3),
     ("motion", "Motion amount", "127", 3),
     ("strength", "Change from the picture", "0.0", 4),
+    ("image_strength", "Keep the picture", "1.0", 4),
 )
+#: Form fields that are text, not numbers.
+TEXT_FIELDS = frozenset({"prompt"})
 ACKNOWLEDGED = {
     JobAction.UPSCALE: "Upscale",
     JobAction.ANIMATE: "Animation",
@@ -134,11 +141,13 @@ class ResultActions:
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        await self._form(interaction, ref, "Upscale", self._manifest_fields(Kind.UPSCALE, UPSCALE_FIELDS))
+        workflow = self.service.registry.default(Kind.UPSCALE)
+        await self._form(interaction, ref, "Upscale", self._manifest_fields(workflow, UPSCALE_FIELDS))
 
     async def animate_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        await self._form(interaction, ref, "Animate", self._manifest_fields(Kind.VIDEO, ANIMATE_FIELDS))
+        workflow = self.service.runnable(Kind.VIDEO)  # the one that will run: its fields, bounds and defaults
+        await self._form(interaction, ref, "Animate", self._manifest_fields(workflow, ANIMATE_FIELDS))
 
     async def edit_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         most = self.service.settings.limits.max_prompt_length
@@ -148,12 +157,23 @@ class ResultActions:
     # -- forms submitted -------------------------------------------------------------------------------------
 
     async def upscale(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        params = self._numbers(Kind.UPSCALE, UPSCALE_FIELDS, modal_values(interaction.data))
+        workflow = self.service.registry.default(Kind.UPSCALE)
+        params = self._numbers(workflow, UPSCALE_FIELDS, modal_values(interaction.data))
         await self._from_output(interaction, job, ref, JobAction.UPSCALE, Kind.UPSCALE, params)
 
     async def animate(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        params = self._numbers(Kind.VIDEO, ANIMATE_FIELDS, modal_values(interaction.data))
-        await self._from_output(interaction, job, ref, JobAction.ANIMATE, Kind.VIDEO, params)
+        # The custom_id carries no workflow: the one in force now is checked and named in the request (the service
+        # does not pick again). A value for a field it does not take — the form was opened for another — is refused.
+        workflow = self.service.runnable(Kind.VIDEO)
+        values = modal_values(interaction.data)
+        for name, label, _, _ in ANIMATE_FIELDS:
+            if values.get(name, "").strip() and name not in workflow.params:
+                raise BadInputError(
+                    f"The video workflow is now {workflow.name}, which takes no '{label}'; "
+                    "press Animate again for its form."
+                )
+        params = self._numbers(workflow, ANIMATE_FIELDS, values)
+        await self._from_output(interaction, job, ref, JobAction.ANIMATE, Kind.VIDEO, params, workflow=workflow.name)
 
     async def edit(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         prompt = modal_values(interaction.data).get("prompt", "").strip()
@@ -161,17 +181,19 @@ class ResultActions:
             raise BadInputError("The prompt can't be empty.")
         await self._rerun(interaction, job, JobAction.EDIT, {**job.params, "prompt": prompt})
 
-    def _numbers(self, kind: Kind, fields: Fields, values: Mapping[str, str]) -> dict[str, Any]:
-        """A form's numbers as numbers: each field present and not empty, parsed as its manifest parameter's type
-        (the kind's default workflow). The bounds are the manifest's, checked by ``JobService.check``; a value that
-        is not a number is refused here, without repeating what was typed."""
-        workflow = self.service.registry.default(kind)
+    def _numbers(self, workflow: Workflow | None, fields: Fields, values: Mapping[str, str]) -> dict[str, Any]:
+        """A form's values: each field present, not empty and taken by ``workflow``; numbers parsed as its manifest
+        parameter's type, text fields kept as typed (stripped). The bounds are the manifest's, checked by
+        ``JobService.check``; a value that is not a number is refused here, without repeating what was typed."""
         params: dict[str, Any] = {}
         for name, label, _, _ in fields:
             text = values.get(name, "").strip()
-            if not text:
-                continue
             param = workflow.params.get(name) if workflow is not None else None
+            if not text or (workflow is not None and param is None):
+                continue
+            if name in TEXT_FIELDS:
+                params[name] = text
+                continue
             whole = param is not None and param.type is ParamType.INT
             number = _parse_number(text, whole=whole)
             if number is None:
@@ -179,10 +201,9 @@ class ResultActions:
             params[name] = number
         return params
 
-    def _manifest_fields(self, kind: Kind, fields: Fields) -> Fields:
-        """The form's fields as the kind's default workflow takes them: its range in the label, its default as the
+    def _manifest_fields(self, workflow: Workflow | None, fields: Fields) -> Fields:
+        """The form's fields as ``workflow`` takes them: its range (and step) in the label, its default as the
         placeholder; fields it does not take are left out."""
-        workflow = self.service.registry.default(kind)
         if workflow is None:
             return fields
         shown: list[tuple[str, str, str, int]] = []
@@ -190,7 +211,13 @@ class ResultActions:
             param = workflow.params.get(name)
             if param is None:
                 continue
+            if name in TEXT_FIELDS:
+                most = min(max_length, self.service.settings.limits.max_prompt_length, param.max_length or max_length)
+                shown.append((name, label, default, most))
+                continue
             bounds = _range(param).replace(" between ", " (").replace(" and ", "–")
+            if bounds and param.step and param.step > 1 and param.minimum is not None:
+                bounds += f", {param.step}n+{_fmt(param.minimum % param.step)}"
             placeholder = _fmt(param.default) if isinstance(param.default, int | float) else default
             shown.append((name, label + (f"{bounds})" if bounds else ""), placeholder, max_length))
         return tuple(shown)
@@ -214,10 +241,12 @@ class ResultActions:
         action: JobAction,
         kind: Kind,
         params: dict[str, Any],
+        *,
+        workflow: str | None = None,
     ) -> None:
         self._check_output(job, ref)
         index = ref.index or 0
-        request = self._request(interaction, job, action, kind, None, params, parent=job, index=index)
+        request = self._request(interaction, job, action, kind, workflow, params, parent=job, index=index)
         await self._start(interaction, request, job, index)
 
     async def _rerun(self, interaction: Interaction[Any], job: Job, action: JobAction, params: dict[str, Any]) -> None:

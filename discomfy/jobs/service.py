@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from discomfy.comfy.engine import UPLOAD_SUBFOLDER, Engine, InputImage, JobSpec
-from discomfy.comfy.pool import Lease, NoServerError, pick_server
+from discomfy.comfy.pool import Lease, NoServerError, missing_models, pick_server
 from discomfy.comfy.progress import Snapshot
 from discomfy.config import Settings
 from discomfy.errors import BadInputError, UserError, reference_id
@@ -196,9 +196,35 @@ class JobService:
     # -- the bot's calls -------------------------------------------------------------------------------------
 
     def check(self, request: JobRequest, *, pictures: int | None = None) -> Workflow:
-        """What ``request`` asks, checked against its workflow, without I/O; ``pictures`` (default: the request's)
-        says how many input pictures will come. Returns the workflow; refusals are ``BadInputError``s."""
-        workflow = self._named_workflow(request)
+        """What ``request`` asks, checked against the workflow that will run (``runnable``: the named one or the
+        kind's default, or the first of its fallbacks a healthy server has the models of), without I/O;
+        ``pictures`` (default: the request's) says how many input pictures will come. Returns that workflow;
+        refusals are ``UserError``s (``BadInputError`` for what was asked)."""
+        return self._check(request, self._runnable_workflow(request), pictures)
+
+    def runnable(self, kind: Kind, workflow: str | None = None) -> Workflow:
+        """The workflow a job of ``kind`` naming ``workflow`` (None: the kind's default) would run now: the first
+        of its fallback chain whose models a healthy server has (the named one itself while every server is
+        down: the job waits for one). A ``UserError`` naming the missing model files when no healthy server has
+        the models of any of them. Forms and commands ask this once, up front, and name the result in their
+        request, so what is shown, checked and run is one workflow."""
+        named = self._named_workflow(JobRequest(0, None, 0, None, workflow, kind, JobAction.GENERATE, {}))
+        healthy = [s for s in self.engine.pool.servers if s.healthy]
+        if not healthy:
+            return named
+        chain = self.registry.with_fallbacks(named.name)
+        for candidate in chain:
+            needed = self.registry.needed_models(candidate.name)
+            if any(needed <= s.models for s in healthy):
+                return candidate
+        lacking = "; ".join(
+            f"{w.name} lacks {', '.join(missing_models(healthy, self.registry.needed_models(w.name)))}" for w in chain
+        )
+        raise UserError(
+            f"No image server has the models the {named.name} workflow needs right now ({lacking}); tell an admin."
+        )
+
+    def _check(self, request: JobRequest, workflow: Workflow, pictures: int | None) -> Workflow:
         given = {k: v for k, v in request.params.items() if v is not None}
         unknown = sorted(k for k in given if k not in workflow.params)
         if unknown:
@@ -229,8 +255,8 @@ class JobService:
         async with self._admit:  # counts and the new row together, or two requests could both pass the cap
             now = self.clock()
             self.limits.admit_job(actor, await self.store.counts(), now)
-            self.check(request)
             workflow = self._runnable_workflow(request)
+            self._check(request, workflow, None)
             params = {k: v for k, v in request.params.items() if v is not None}
             bound = self._bind(workflow, params, request.inputs)
             seed = bound.values.get("seed")
@@ -314,17 +340,8 @@ class JobService:
         return self.registry.get(request.workflow)
 
     def _runnable_workflow(self, request: JobRequest) -> Workflow:
-        """The named workflow, or its fallback when no healthy server has its models."""
-        workflow = self._named_workflow(request)
-        name = workflow.name
-        healthy = [s for s in self.engine.pool.servers if s.healthy]
-        if not healthy:
-            return workflow  # every server is down: wait in our queue for one to come back
-        for candidate in self.registry.with_fallbacks(name):
-            needed = self.registry.needed_models(candidate.name)
-            if any(needed <= s.models for s in healthy):
-                return candidate
-        raise UserError(f"No image server has the models the {name} workflow needs right now; tell an admin.")
+        """The named workflow, or its fallback when no healthy server has its models (``runnable``)."""
+        return self.runnable(request.kind, request.workflow)
 
     async def _respec(self, job: Job) -> JobSpec:
         """The job's graph again, from its stored params (the seed is among them, so it is the same graph)."""

@@ -332,7 +332,12 @@ async def test_animate_shows_its_frames_then_delivers_an_h264_mp4_without_image_
     custom_id = encode(ComponentAction.ANIMATE, job_id_of(source), 0)
     press = await modal_from(studio, "carol", source, custom_id)
     assert press.modal is not None
-    assert [row["components"][0]["custom_id"] for row in press.modal["components"]] == ["frames", "motion", "strength"]
+    assert [row["components"][0]["custom_id"] for row in press.modal["components"]] == [
+        "frames",
+        "fps",
+        "motion",
+        "strength",
+    ]
 
     submit = await studio.discord.submit_modal("carol", press, custom_id, {"frames": "4", "motion": "90"})
 

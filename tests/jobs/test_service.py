@@ -524,3 +524,47 @@ async def test_a_job_its_server_lost_before_it_started_waits_its_turn_in_our_que
     assert done.state is S.DELIVERED and executions(emu, done.prompt_id) == 1
     assert rig.store.path_of(pending.id).count(S.SUBMITTING) == 2
     assert lost.state is S.LOST and lost.failure is Failure.LOST
+
+
+def video(owner: int, workflow: str | None = None, **params: Any) -> JobRequest:
+    return JobRequest(owner, 1, 500, None, workflow, Kind.VIDEO, JobAction.ANIMATE, params)
+
+
+async def test_the_video_workflow_that_runs_is_chosen_once_down_the_fallback_chain_and_checked_as_such(
+    open_rig: Callable[..., Any], registry: Registry
+) -> None:
+    rig = await open_rig()
+    try:
+        server = rig.engine.pool.servers[0]
+        assert registry.default(Kind.VIDEO).name == "img2vid_wan22"  # type: ignore[union-attr]
+        # The emulator has SVD's checkpoint only: Wan 2.2 → LTX-Video → SVD ends at SVD, and its bounds apply.
+        assert rig.service.runnable(Kind.VIDEO).name == "img2vid"
+        assert rig.service.check(video(1, frames=25), pictures=1).name == "img2vid"
+        with pytest.raises(BadInputError, match="no 'prompt' option"):
+            rig.service.check(video(1, prompt="the camera pans left"), pictures=1)
+        with pytest.raises(BadInputError, match="between 1 and 25"):
+            rig.service.check(video(1, frames=121), pictures=1)
+
+        # With Wan 2.2's models on the server, Wan runs: a motion prompt and 4n+1 frames up to 121.
+        wan = registry.needed_models("img2vid_wan22")
+        server.models = server.models | wan
+        assert rig.service.runnable(Kind.VIDEO).name == "img2vid_wan22"
+        assert rig.service.check(video(1, prompt="the camera pans left", frames=121), pictures=1).name == (
+            "img2vid_wan22"
+        )
+        with pytest.raises(BadInputError, match="1 plus a multiple of 4, like 29 or 33"):
+            rig.service.check(video(1, frames=30), pictures=1)
+        with pytest.raises(BadInputError, match="no 'motion' option"):
+            rig.service.check(video(1, motion=90), pictures=1)
+        # A workflow named in the request is the start of its own chain: SVD is SVD.
+        assert rig.service.runnable(Kind.VIDEO, "img2vid").name == "img2vid"
+
+        # No video model at all: the refusal names what each workflow lacks, before anything is queued.
+        server.models = frozenset()
+        with pytest.raises(UserError) as refused:
+            rig.service.check(video(1), pictures=1)
+        text = refused.value.user_message
+        assert "svd_xt.safetensors" in text and DEFAULT_MODELS["wan22_model"] in text, text
+        assert "ltx-video-2b-v0.9.5.safetensors" in text, text
+    finally:
+        await rig.close()

@@ -387,7 +387,10 @@ async def test_upscale_form_values_out_of_bounds_or_not_numbers_start_nothing(
         ({"frames": "2.5"}, "whole number"),
         ({"motion": "0"}, "between 1 and 255"),
         ({"strength": "-0.5"}, "between 0 and 1"),
-        ({"frames": "14", "fps": "999"}, "no 'fps'"),  # a field the form does not have is never read
+        ({"fps": "999"}, "between 1 and 30"),
+        # The emulator has only SVD's models: the form is SVD's, which takes no prompt; one forged in is refused.
+        ({"frames": "14", "prompt": "spin"}, "takes no 'Motion prompt'"),
+        ({"frames": "14", "steps": "999"}, "no 'steps'"),  # a field no Animate form has is never read
     ],
 )
 async def test_animate_form_values_out_of_bounds_start_nothing(
@@ -401,13 +404,13 @@ async def test_animate_form_values_out_of_bounds_start_nothing(
         studio.discord, "bob", source, encode(ComponentAction.ANIMATE, job_id_of(source), 0), values
     )
 
-    if said == "no 'fps'":
-        # Extra inputs are ignored: the job that starts has the manifest's fps.
+    if said == "no 'steps'":
+        # Extra inputs are ignored: the job that starts has the manifest's steps.
         message = await answer(studio, submit)
         assert "started" in text_of(message), text_of(message)
         jobs = await jobs_of(studio, "bob")
         animation = next(j for j in jobs if j.action.value == "animate")
-        assert animation.params.get("fps") == 6
+        assert animation.workflow == "img2vid" and animation.params.get("steps") == 20
         return
     text = await refusal(studio, submit)
     assert said in text, text
@@ -571,4 +574,10 @@ async def test_the_forms_show_the_manifests_ranges_and_anyone_in_the_guild_may_o
         return [row["components"][0]["label"] for row in press.modal["components"]]
 
     assert labels(upscale) == ["Upscale factor (1–4)"]
-    assert labels(animate) == ["Frames (1–25)", "Motion amount (1–255)", "Change from the picture (0–1)"]
+    # The emulator has only SVD's models: Wan 2.2 (the default) falls back to SVD, and the form is SVD's.
+    assert labels(animate) == [
+        "Frames (1–25)",
+        "Frames per second (1–30)",
+        "Motion amount (1–255)",
+        "Change from the picture (0–1)",
+    ]

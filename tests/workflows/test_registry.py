@@ -51,7 +51,7 @@ def test_list_by_kind(folder: Path, models: dict[str, str]) -> None:
 
 def test_the_default_of_each_kind_is_the_flagged_one(folder: Path, models: dict[str, str]) -> None:
     registry = load_workflows(folder, models)
-    assert [registry.default(k).name for k in Kind] == ["txt2img", "upscale", "img2vid"]  # type: ignore[union-attr]
+    assert [registry.default(k).name for k in Kind] == ["txt2img", "upscale", "img2vid_wan22"]  # type: ignore[union-attr]
 
 
 def test_without_a_flag_the_first_by_name_is_the_default(folder: Path, models: dict[str, str]) -> None:
