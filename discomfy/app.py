@@ -42,6 +42,7 @@ import nextcord
 
 from discomfy import __version__
 from discomfy.bot.actions import ResultActions
+from discomfy.bot.animate import AnimateCommand
 from discomfy.bot.client import DiscomfyBot
 from discomfy.bot.custom_ids import ComponentAction
 from discomfy.bot.delivery import Delivery
@@ -285,7 +286,10 @@ class App:
             studio = StudioCommands(
                 service, store, pool, limits, settings.limits, delivery, rest, uptime=self.uptime_seconds
             )
-            bot.install([generate, studio], ResultActions(service, store, limits, delivery))
+            bot.install(
+                [generate, AnimateCommand(service, limits, session), studio],
+                ResultActions(service, store, limits, delivery),
+            )
             generate.fit_to(registry.of_kind(Kind.IMAGE))
             await service.start()
         except BaseException:
