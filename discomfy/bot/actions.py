@@ -12,7 +12,9 @@ Reroll, Edit and Info there; Cancel and Delete are checked on our side against t
 Messages, and Delete removes only the message its row names or a copy of ours. An action that starts a job
 parses its form's numbers against the manifest, checks the request (``JobService.check``), then defers with a
 private note, and the new job's progress is posted as a reply to the result the button was on; its source
-picture comes from ``Delivery.source_picture``.
+picture comes from ``Delivery.source_picture``. Animate's form is the one of the video workflow that will run
+(``JobService.runnable``, asked when the button is pressed); its submit asks again (the custom_id carries no
+workflow), refuses a value the workflow in force then does not take, and names that workflow in the request.
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).

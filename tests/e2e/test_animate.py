@@ -183,3 +183,20 @@ async def test_without_any_video_model_animate_says_which_models_are_missing(stu
         assert "svd_xt.safetensors" in text and DEFAULT_MODELS["wan22_model"] in text, text
         assert DEFAULT_MODELS["ltxv_checkpoint"] in text and "admin" in text, text
     assert [g for g in posted_graphs(studio) if "img2vid" in str(g)] == []
+
+
+async def test_slash_animate_checks_the_attachment_and_its_workflow_option_lists_the_video_workflows(
+    studio: Studio,
+) -> None:
+    await studio.start()
+    upload = studio.discord.add_upload("notes.txt", b"remember the milk\n")
+    not_a_picture = await studio.discord.send_slash_command("carol", "general", "animate", {"image": upload})
+    await studio.discord.wait_for_response(not_a_picture)
+    text = await refusal(studio, not_a_picture)
+    assert "notes.txt" in text and "picture" in text, text
+
+    typed = await studio.discord.autocomplete("carol", "general", "animate", {"workflow": "img"}, "workflow")
+    await studio.discord.wait_for_response(typed)
+    names = [c["value"] for c in typed.autocomplete_choices or []]
+    assert set(names) == {"img2vid", "img2vid_ltxv", "img2vid_wan22"}, names
+    assert posted_graphs(studio) == []

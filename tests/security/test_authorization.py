@@ -455,7 +455,21 @@ COMMANDS: list[tuple[str, dict[str, Any]]] = [
     ("jobs", {}),
     ("show", {"job_id": "0" * 32}),
     ("generate", {"prompt": "a fox"}),
+    ("animate", {"frames": 2}),
 ]
+
+#: A tiny PNG (1×1) for ``/animate``'s required picture.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0000003010100c9fe92ef"
+    "0000000049454e44ae426082"
+)
+
+
+def command_options(studio: Studio, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The command's options, with an uploaded picture for ``/animate``."""
+    if name != "animate":
+        return options
+    return {**options, "image": studio.discord.add_upload("fox.png", PNG, "image/png")}
 
 
 async def test_the_channel_allow_list_refuses_every_command_elsewhere(studio: Studio) -> None:
@@ -464,9 +478,13 @@ async def test_the_channel_allow_list_refuses_every_command_elsewhere(studio: St
     await studio.start()
 
     for name, options in COMMANDS:
-        refused = await studio.discord.send_slash_command("bob", "general", name, options)
+        refused = await studio.discord.send_slash_command(
+            "bob", "general", name, command_options(studio, name, options)
+        )
         assert f"<#{renders}>" in await refusal(studio, refused), name
-        allowed = await studio.discord.send_slash_command("bob", "renders", name, options)
+        allowed = await studio.discord.send_slash_command(
+            "bob", "renders", name, command_options(studio, name, options)
+        )
         assert "I don't take requests" not in text_of(await answer(studio, allowed)), name
 
 
@@ -480,7 +498,9 @@ async def test_the_role_allow_list_refuses_every_command_and_button_to_members_w
     prompts_before = len(studio.comfy.queue.history)
 
     for name, options in COMMANDS:
-        refused = await studio.discord.send_slash_command("bob", "general", name, options)
+        refused = await studio.discord.send_slash_command(
+            "bob", "general", name, command_options(studio, name, options)
+        )
         assert f"<@&{moderator}>" in await refusal(studio, refused), name
     for action in ComponentAction:
         index = 0 if action in (ComponentAction.UPSCALE, ComponentAction.ANIMATE) else None
