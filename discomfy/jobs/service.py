@@ -1,12 +1,15 @@
 """The job service: between the bot and the engine. Admits jobs, queues them fairly, runs them, survives restarts.
 
 How it works:
-- ``check(request, pictures=n)`` is the one check of what a request asks: the workflow (the kind's default when
-  none is named), options it does not take, the prompt's length, pictures it needs or refuses, and ``bind``
+- ``runnable(kind, name)`` is the workflow that will run: the named one (the kind's default when none is named),
+  or the first of its fallbacks whose models a healthy server has; a ``UserError`` naming the missing model files
+  when none has them. Forms and commands ask it once, up front, and name it in their request.
+- ``check(request, pictures=n)`` is the one check of what a request asks, against ``runnable``'s workflow:
+  options it does not take, the prompt's length, pictures it needs or refuses, and ``bind``
   against the manifest's bounds (a ``BadInputError`` names the option). The bot calls it before answering
   Discord (a refusal is an ephemeral first response); ``submit`` calls it again with the real pictures.
-- ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), ``check``, the workflow's fallback when
-  no healthy server has its models, then the row is written in state ``waiting`` with every bound value, the
+- ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), ``check`` against the workflow that
+  will run, then the row is written in state ``waiting`` with every bound value, the
   chosen seed included, so binding the stored params again gives the same graph. Only then is the job pushed
   to our ``FairQueue``.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
@@ -208,7 +211,7 @@ class JobService:
         down: the job waits for one). A ``UserError`` naming the missing model files when no healthy server has
         the models of any of them. Forms and commands ask this once, up front, and name the result in their
         request, so what is shown, checked and run is one workflow."""
-        named = self._named_workflow(JobRequest(0, None, 0, None, workflow, kind, JobAction.GENERATE, {}))
+        named = self._named_workflow(kind, workflow)
         healthy = [s for s in self.engine.pool.servers if s.healthy]
         if not healthy:
             return named
@@ -323,21 +326,20 @@ class JobService:
 
     # -- workflows -------------------------------------------------------------------------------------------
 
-    def _named_workflow(self, request: JobRequest) -> Workflow:
-        """The workflow the request names (of its kind), or the kind's default."""
-        kind = request.kind
-        if request.workflow is None:
+    def _named_workflow(self, kind: Kind, workflow: str | None) -> Workflow:
+        """The workflow named (of ``kind``), or the kind's default."""
+        if workflow is None:
             default = self.registry.default(kind)
             if default is None:
                 raise UserError(f"No {kind.value} workflow is installed; ask an admin to add one.")
             return default
         names = [w.name for w in self.registry.of_kind(kind)]
-        if request.workflow not in names:
+        if workflow not in names:
             # Workflow names are plain identifiers: anything else is shown as "?" (no markdown, no mentions).
-            shown = re.sub(r"[^A-Za-z0-9_.-]", "?", request.workflow[:60])
+            shown = re.sub(r"[^A-Za-z0-9_.-]", "?", workflow[:60])
             choices = ", ".join(names) or "none installed"
             raise BadInputError(f"There is no {kind.value} workflow called '{shown}'. Pick one of: {choices}.")
-        return self.registry.get(request.workflow)
+        return self.registry.get(workflow)
 
     def _runnable_workflow(self, request: JobRequest) -> Workflow:
         """The named workflow, or its fallback when no healthy server has its models (``runnable``)."""
