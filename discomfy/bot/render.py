@@ -78,6 +78,7 @@ def status_embed(
 def help_embed(limits: LimitSettings) -> dict[str, Any]:
     commands = (
         "`/generate` — make images from a prompt; a live progress message shows the steps, with **Cancel**.\n"
+        "`/animate` — make a short video from a picture you upload (and a motion prompt).\n"
         "`/jobs` — your queued and running jobs.\n"
         "`/show` — post a finished job's result again.\n"
         "`/status` — the ComfyUI servers and our queue.\n"
