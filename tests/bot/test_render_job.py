@@ -26,6 +26,7 @@ from discomfy.bot.render_job import (
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.jobs.state import ChannelId, Job, JobAction, JobId, JobKind, JobState, UserId
 from discomfy.outcome import Failure
+from tests.comfy.test_progress import replay, run_named
 
 T0 = 1_700_000_000.0
 JOB_ID = JobId("0123456789abcdef0123456789abcdef")
@@ -511,3 +512,16 @@ def test_only_actions_a_loaded_workflow_can_run_get_a_button() -> None:
     assert labels(render_result(job, one, now=T0, offers=frozenset())) == [["Reroll", "Edit prompt", "Info", "Delete"]]
     two = [*one, FakeUpload("dog.png", b"png", "image/png")]
     assert labels(render_result(job, two, now=T0, offers=no_video))[0] == ["U1", "U2"]
+
+
+def test_the_recorded_colortransfer_run_reads_colortransfer_frame_x_of_300_in_order() -> None:
+    """The real recording (``frames_colortransfer.jsonl``, 300 frames) through the tracker and the renderer."""
+    _, snapshots = replay(run_named("frames_colortransfer", "3f5b"))
+    job = make_job(kind=JobKind.VIDEO, workflow="colortransfer")
+    lines = [detail_line(job, s) for s in snapshots if s.phase is Phase.RUNNING and s.frames_value is not None]
+    counts = [(int(m.group(1)), int(m.group(2))) for line in lines if (m := re.search(r"frame (\d+)/(\d+)", line))]
+    assert len(counts) == len(lines) and all(line.startswith("**ColorTransfer** · frame ") for line in lines)
+    assert counts[0] == (1, 300) and counts[-1] == (300, 300) and counts == sorted(counts)
+    bars = [text_of(render_progress(job, s, our_queue_position=None, now=T0)) for s in snapshots]
+    percents = [int(m.group(1)) for text in bars if (m := re.search(r"\*\*(\d+)%\*\*", text))]
+    assert percents == sorted(percents)
