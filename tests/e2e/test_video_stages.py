@@ -59,10 +59,10 @@ def slow_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("slow_encoding")
 async def test_animate_shows_sampling_steps_then_encoding_frames_then_the_mp4(studio: Studio) -> None:
     studio.comfy.config.step_duration = 0.02
-    studio.comfy.config.noisy_pictures = True  # frames of noise: an MP4 far over the guild's limit
-    studio.discord.config.upload_limit = LIMIT
     await studio.start()
-    source = await result_of(studio, width=512, height=512)
+    source = await result_of(studio, width=256, height=256)
+    studio.discord.config.upload_limit = LIMIT  # from now on the guild's interactions say so
+    studio.comfy.config.noisy_pictures = True  # frames of noise: an MP4 far over that limit
     custom_id = encode(ComponentAction.ANIMATE, job_id_of(source), 0)
     press = await modal_from(studio, "carol", source, custom_id)
     submit = await studio.discord.submit_modal("carol", press, custom_id, {"frames": "25", "motion": "90"})
