@@ -8,6 +8,11 @@ falls back to them), marks the outputs delivered, and enforces the output store'
 (the observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
 input picture for an action (Upscale, Animate …), from our store or from Discord.
 
+A job's own result passes ``show_encoding``: while ``media.fit`` transcodes a video (on its threads), each
+throttled frame report reaches the event loop (``call_soon_threadsafe``) and becomes an ``editor.update`` of
+``render_job.render_encoding`` ("encoding frame x/y"); the final result replaces it (an update after ``finish``
+is ignored).
+
 Only the actions a loaded workflow can run get a button (``offers``: no Animate without a video workflow).
 
 Never: mark an output delivered before Discord answered with the message; send a result whose files are not
@@ -27,7 +32,7 @@ from discomfy.bot.attachments import MAX_INPUT_BYTES, download
 from discomfy.bot.custom_ids import ComponentAction
 from discomfy.bot.editor import MessageEditor
 from discomfy.bot.interactions import UploadLimits
-from discomfy.bot.render_job import ALL_OUTPUT_ACTIONS, render_result
+from discomfy.bot.render_job import ALL_OUTPUT_ACTIONS, render_encoding, render_result
 from discomfy.errors import UserError
 from discomfy.jobs.outputs import OutputStore
 from discomfy.jobs.records import StoredOutput
@@ -64,9 +69,17 @@ class Delivery:
         self.session = session
         self.uploads = uploads
 
-    async def post(self, job: Job, editor: MessageEditor, outputs: Sequence[StoredOutput] | None = None) -> int:
+    async def post(
+        self,
+        job: Job,
+        editor: MessageEditor,
+        outputs: Sequence[StoredOutput] | None = None,
+        *,
+        show_encoding: bool = False,
+    ) -> int:
         """The result of ``job`` as ``editor``'s final state; returns the message id. ``outputs``: the stored
-        files to send (default: all of the job's)."""
+        files to send (default: all of the job's). ``show_encoding``: while a video is transcoded to fit, the
+        message shows "encoding frame x/y" (``render_encoding``) until the result replaces it."""
         stored = list(outputs) if outputs is not None else await self.store.outputs(job.id)
         files: list[tuple[str, bytes]] = []
         names: dict[str, StoredOutput] = {}
@@ -81,7 +94,13 @@ class Delivery:
         if not files and outputs is None:
             raise UserError("That job's files are gone; there is nothing left to show.")
         limit = self.uploads.of(job.guild_id)
-        fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit)
+        on_progress = None
+        if show_encoding:
+
+            def on_progress(done: int, total: int) -> None:  # on the event loop (``fit`` hands it over)
+                editor.update(render_encoding(job, done, total), phase="encoding")
+
+        fitted = await fit_for_discord(files, per_file_limit=limit, total_limit=limit, on_progress=on_progress)
         notes = list(fitted.notes)
         if not fitted.uploads:
             notes.append("Nothing could be made small enough to upload; the result is kept on the bot's server.")

@@ -107,7 +107,7 @@ class DiscordObserver:
         self.editor_for(job).update(draw, phase=phase)
 
     async def deliver(self, job: Job, outputs: Sequence[StoredOutput]) -> None:
-        await self.delivery.post(job, self.editor_for(job), outputs)
+        await self.delivery.post(job, self.editor_for(job), outputs, show_encoding=True)
         await self._forget(job.id)
 
     async def ended(self, job: Job, snapshot: Snapshot | None) -> None:

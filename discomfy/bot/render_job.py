@@ -16,6 +16,9 @@ the files it should carry). The message editor sends it; it never needs to know 
   its player. Buttons: per-output **Upscale**/**Animate** (``U1``…/``A1``… for a batch, at most 10 outputs), then
   **Reroll**, **Edit prompt**, **Info**, **Delete** for the whole job. Videos get no Upscale/Animate: animating a
   video is meaningless, and upscaling one needs a per-frame workflow we do not ship (add the button with it).
+- A video job's progress names its stages: "sampling · step x/y · N frames", then "<node title> · frame x/y" for
+  each node that works frame by frame, then — while we transcode the result ourselves — ``render_encoding``'s
+  "encoding frame x/y".
 - User text (prompt, workflow, error) is escaped: markdown cannot break the layout and ``@everyone`` or
   ``<@id>`` never mention anyone (and the editor sends ``allowed_mentions: {"parse": []}`` as well).
 
@@ -45,6 +48,7 @@ __all__ = [
     "UploadLike",
     "check_limits",
     "escape_user_text",
+    "render_encoding",
     "render_progress",
     "render_result",
 ]
@@ -298,16 +302,23 @@ def render_progress(
 
 
 def _running_detail(job: Job, snapshot: Snapshot) -> str:
+    """The running stage in words. A video job names its stages: sampling (its steps, and how many frames it
+    makes), then each node that works frame by frame as "<node title> · frame x/y"; any other job (or a video
+    node that counts neither) shows the node's title and whatever it counts."""
     parts: list[str] = []
-    if snapshot.current_title:
-        parts.append(f"**{escape_user_text(snapshot.current_title, 100)}**")
-    if (steps := _count(snapshot.step_value, snapshot.step_max)) is not None:
-        parts.append(f"step {steps}")
-    if (frames := _count(snapshot.frames_value, snapshot.frames_max)) is not None:
-        parts.append(f"frame {frames}")
-    elif job.kind is JobKind.VIDEO and (wanted := _frames_wanted(job)) is not None:
-        # A video sampler (SVD) denoises every frame at once and reports steps only: say how many it makes.
-        parts.append(f"{wanted} frames")
+    title = f"**{escape_user_text(snapshot.current_title, 100)}**" if snapshot.current_title else None
+    steps = _count(snapshot.step_value, snapshot.step_max)
+    frames = _count(snapshot.frames_value, snapshot.frames_max)
+    if job.kind is JobKind.VIDEO and frames is not None:
+        parts += [*([title] if title else []), f"frame {frames}"]
+    elif job.kind is JobKind.VIDEO and steps is not None:
+        # A video sampler denoises every frame at once and reports steps only: say how many frames it makes.
+        parts += ["sampling", f"step {steps}"]
+        if (wanted := _frames_wanted(job)) is not None:
+            parts.append(f"{wanted} frames")
+    else:
+        parts += [*([title] if title else []), *([f"step {steps}"] if steps else [])]
+        parts += [f"frame {frames}"] if frames else []
     if snapshot.nodes_total:
         parts.append(f"node {min(snapshot.nodes_done + 1, snapshot.nodes_total)}/{snapshot.nodes_total}")
     return " · ".join(parts)
@@ -316,6 +327,26 @@ def _running_detail(job: Job, snapshot: Snapshot) -> str:
 def _frames_wanted(job: Job) -> int | None:
     frames = job.params.get("frames")
     return frames if isinstance(frames, int) and not isinstance(frames, bool) and frames > 0 else None
+
+
+def render_encoding(job: Job, done: int, total: int) -> RenderedMessage:
+    """The message while we encode a video result to MP4 ourselves (``media.fit``): the image server is done,
+    so the overall bar is full, and the stage says "encoding frame x/y". The result replaces it."""
+    lines = [_prompt_line(job), f"{_bar(1.0)[0]} **100%**"]
+    if (frames := _count(done, total)) is not None:
+        lines.append(f"encoding frame {frames}")
+    fields: list[dict[str, Any]] = [
+        {"name": "Workflow", "value": escape_user_text(job.workflow, 200) or "—", "inline": True},
+        {"name": "Started", "value": f"<t:{math.floor(job.created_at)}:R>", "inline": True},
+    ]
+    embed: dict[str, Any] = {
+        "title": "📦 Finishing · encoding the video",
+        "description": truncate("\n".join(lines), 4096),
+        "color": EMBED_COLOUR,
+        "fields": fields,
+        "footer": _footer(job),
+    }
+    return RenderedMessage(embeds=(embed,))
 
 
 # --- result ----------------------------------------------------------------------------------------------------
@@ -345,8 +376,17 @@ def result_components(
     job: Job, uploads: Sequence[UploadLike], offers: frozenset[ComponentAction] = ALL_OUTPUT_ACTIONS
 ) -> tuple[dict[str, Any], ...]:
     """The buttons under a result: per-output Upscale/Animate rows (only the ``offers`` that a loaded workflow can
-    run), then the job's own row."""
-    images = [i for i, upload in enumerate(uploads[:MAX_OUTPUT_BUTTONS]) if upload.mime.startswith("image/")]
+    run), then the job's own row.
+
+    A video job's result (or a result of videos only) gets its own row only: Reroll (same options, new seed),
+    Edit prompt when it took a (motion) prompt, Info, Delete. Upscale and Animate do not apply to a video, even
+    one delivered as an animated image. Extend (continue from the last frame) would join that row once a workflow
+    can continue a video; none that we ship can, so it is not offered.
+    """
+    video = job.kind is JobKind.VIDEO
+    images = [
+        i for i, upload in enumerate(uploads[:MAX_OUTPUT_BUTTONS]) if upload.mime.startswith("image/") and not video
+    ]
     actions = [entry for entry in OUTPUT_ACTIONS if entry[0] in offers]
     rows: list[list[dict[str, Any]]] = []
     if len(uploads) == 1 and images and actions:

@@ -16,6 +16,8 @@ How it works:
   note; nothing larger than its budget is ever returned.
 - Upload names keep the original stem with the extension of what is sent, made unique within the message.
 
+``on_progress`` hears a transcode's frames (encoded, in all) on the event loop, for "encoding frame x/y".
+
 Never: block the event loop, raise for a file's content (unreadable media is reported, not raised), return
 an upload over ``per_file_limit`` or a message over ``total_limit``.
 """
@@ -23,6 +25,7 @@ an upload over ``per_file_limit`` or a message over ``total_limit``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,10 +69,23 @@ class Outcome:
     note: str | None
 
 
+#: Hears (frames encoded, frames in all) of a transcode, on the event loop.
+EncodingProgress = Callable[[int, int], None]
+
+
 async def fit_for_discord(
-    files: Sequence[tuple[str, bytes]], *, per_file_limit: int, total_limit: int | None = None
+    files: Sequence[tuple[str, bytes]],
+    *,
+    per_file_limit: int,
+    total_limit: int | None = None,
+    on_progress: EncodingProgress | None = None,
 ) -> FitResult:
-    """Every file of one message, made to fit ``per_file_limit`` each and ``total_limit`` together."""
+    """Every file of one message, made to fit ``per_file_limit`` each and ``total_limit`` together.
+
+    ``on_progress`` (optional) is called on the event loop with (frames encoded, frames in all) while a video or
+    an animation is transcoded: the media thread hands each throttled report over with ``call_soon_threadsafe``.
+    """
+    progress = _threadsafe(on_progress) if on_progress is not None else None
     order = sorted(range(len(files)), key=lambda i: len(files[i][1]))
     left = total_limit
     outcomes: dict[int, Outcome] = {}
@@ -77,7 +93,7 @@ async def fit_for_discord(
         demands = [_demand(*files[j], per_file_limit) for j in order[position:]]
         budget = plan.share_budget(demands, per_file_limit, left)[0]
         name, data = files[index]
-        outcome = await run_in_media_thread(fit_one, name, data, budget, per_file_limit)
+        outcome = await run_in_media_thread(fit_one, name, data, budget, per_file_limit, progress)
         outcomes[index] = outcome
         if left is not None and outcome.data is not None:
             left -= len(outcome.data)
@@ -87,6 +103,17 @@ async def fit_for_discord(
 async def run_in_media_thread[T](function: Callable[..., T], *args: object) -> T:
     """Run blocking media work on the media threads, keeping the event loop free."""
     return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, function, *args)
+
+
+def _threadsafe(on_progress: EncodingProgress) -> video.FrameProgress:
+    """A progress callback for the media thread that runs ``on_progress`` on the current event loop."""
+    loop = asyncio.get_running_loop()
+
+    def report(done: int, total: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+            loop.call_soon_threadsafe(on_progress, done, total)
+
+    return report
 
 
 def _demand(name: str, data: bytes, per_file_limit: int) -> int:
@@ -127,15 +154,17 @@ def _unique(name: str, taken: set[str]) -> str:
     return f"{base}_{counter}{tail}"
 
 
-def fit_one(name: str, data: bytes, budget: int, per_file_limit: int) -> Outcome:
-    """One file within ``budget`` bytes (blocking: Pillow / PyAV)."""
+def fit_one(
+    name: str, data: bytes, budget: int, per_file_limit: int, progress: video.FrameProgress | None = None
+) -> Outcome:
+    """One file within ``budget`` bytes (blocking: Pillow / PyAV). ``progress`` hears a transcode's frames."""
     size = len(data)
     kind = plan.sniff(name, data)
     try:
         if kind is plan.Kind.IMAGE:
-            return _fit_image(name, data, budget, per_file_limit)
+            return _fit_image(name, data, budget, per_file_limit, progress)
         if kind is plan.Kind.VIDEO:
-            return _fit_video(name, data, budget, per_file_limit)
+            return _fit_video(name, data, budget, per_file_limit, progress)
     except MediaError as exc:
         if size <= budget:
             log.info("sending %s as is: %s", name, exc)
@@ -148,14 +177,16 @@ def fit_one(name: str, data: bytes, budget: int, per_file_limit: int) -> Outcome
     return Outcome(None, None, plan.too_big_note(name, size, budget, per_file_limit, "it is not an image or a video"))
 
 
-def _fit_image(name: str, data: bytes, budget: int, per_file_limit: int) -> Outcome:
+def _fit_image(
+    name: str, data: bytes, budget: int, per_file_limit: int, progress: video.FrameProgress | None = None
+) -> Outcome:
     size = len(data)
     if size <= budget:
         return Outcome(data, None, None)
     limit = plan.limit_phrase(budget, per_file_limit)
     if images.inspect_image(data).animated:
         probe = video.probe_animation(data)
-        result = video.transcode(data, probe, budget, animation=True)
+        result = video.transcode(data, probe, budget, animation=True, progress=progress)
         return _transcoded(name, size, result, budget, per_file_limit, limit)
     encoded = images.fit_still(data, budget)
     if encoded is None:
@@ -165,7 +196,9 @@ def _fit_image(name: str, data: bytes, budget: int, per_file_limit: int) -> Outc
     return Outcome(encoded.data, encoded.step.format, note)
 
 
-def _fit_video(name: str, data: bytes, budget: int, per_file_limit: int) -> Outcome:
+def _fit_video(
+    name: str, data: bytes, budget: int, per_file_limit: int, progress: video.FrameProgress | None = None
+) -> Outcome:
     size = len(data)
     probe = video.probe_video(data)
     playable = (
@@ -178,7 +211,7 @@ def _fit_video(name: str, data: bytes, budget: int, per_file_limit: int) -> Outc
         return Outcome(data, None, None)
     # A fitting video is converted only so that it plays inline: the note says so rather than naming a limit.
     limit = None if size <= budget else plan.limit_phrase(budget, per_file_limit)
-    result = video.transcode(data, probe, budget, animation=False)
+    result = video.transcode(data, probe, budget, animation=False, progress=progress)
     return _transcoded(name, size, result, budget, per_file_limit, limit)
 
 

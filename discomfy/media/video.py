@@ -8,6 +8,10 @@ How it works:
   whose per-frame ``duration`` gives the timing.
 - ``transcode`` asks ``plan.plan_video`` for bitrates and dimensions, encodes, and checks the real size; a miss
   lowers the target (``plan.retry_shrink``) up to ``plan.MAX_VIDEO_ATTEMPTS`` times.
+- Progress: ``transcode(..., progress=)`` hears (source frames encoded, source frames in all) from the encoding
+  loop, through a ``ProgressReporter`` (at most one report per ``PROGRESS_INTERVAL``, only when the count grew,
+  and always (total, total) once an encoding fits). The callback runs on the media thread: it must be
+  thread-safe (``fit`` hands it to the event loop with ``call_soon_threadsafe``).
 - Encoding: libx264 (``preset=veryfast``, average bitrate with a VBV cap so short clips do not overshoot),
   yuv420p, even dimensions, constant frame rate (each frame placed at its own time; frames that would land on
   an occupied slot are dropped); audio resampled to AAC, or left out when the plan says so. The MP4 is written
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +44,42 @@ FASTSTART = {"movflags": "+faststart"}
 X264_PRESET = "veryfast"
 #: AAC accepts these rates; anything else is resampled to 48 kHz.
 AAC_RATES = {8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000}
+#: At most one frame-progress report per this many seconds (the last frame is always reported).
+PROGRESS_INTERVAL = 0.1
+
+#: Called from the media thread with (frames done, frames in all); must be thread-safe and quick.
+FrameProgress = Callable[[int, int], None]
+
+
+class ProgressReporter:
+    """Throttled, monotone frame progress of one transcode: ``report(done)`` passes ``(done, total)`` on at most
+    once per ``interval`` seconds and only when ``done`` grew (a retry's encoding starts again from frame 0 but
+    is not reported until it passes what was shown); ``finish()`` always reports ``(total, total)`` once."""
+
+    def __init__(
+        self,
+        callback: FrameProgress | None,
+        total: int,
+        *,
+        interval: float = PROGRESS_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.callback, self.total, self.interval, self.clock = callback, max(1, total), interval, clock
+        self.shown = 0
+        self.last_at: float | None = None
+
+    def report(self, done: int) -> None:
+        done = min(done, self.total)
+        if self.callback is None or done <= self.shown:
+            return
+        now = self.clock()
+        if done < self.total and self.last_at is not None and now - self.last_at < self.interval:
+            return
+        self.shown, self.last_at = done, now
+        self.callback(done, self.total)
+
+    def finish(self) -> None:
+        self.report(self.total)
 
 
 @dataclass(frozen=True)
@@ -101,22 +142,33 @@ def probe_animation(data: bytes) -> VideoProbe:
         return VideoProbe(source, im.format or "image", None, None, rate)
 
 
-def transcode(data: bytes, probe: VideoProbe, budget: int, animation: bool) -> Transcoded | None:
-    """An H.264 MP4 of ``data`` within ``budget`` bytes, or None when no attempt fits."""
+def transcode(
+    data: bytes, probe: VideoProbe, budget: int, animation: bool, progress: FrameProgress | None = None
+) -> Transcoded | None:
+    """An H.264 MP4 of ``data`` within ``budget`` bytes, or None when no attempt fits. ``progress`` hears
+    (frames encoded, frames in all), throttled and monotone, ending at (total, total) when an encoding fits."""
+    reporter = ProgressReporter(progress, probe.source.frames)
     shrink = 1.0
     for _ in range(plan.MAX_VIDEO_ATTEMPTS):
         video_plan = plan.plan_video(probe.source, budget, shrink)
         if video_plan is None:
             return None
         with reading_media("transcoding a video"):
-            encoded = encode_mp4(data, probe, video_plan, animation)
+            encoded = encode_mp4(data, probe, video_plan, animation, reporter)
         if len(encoded) <= budget:
+            reporter.finish()
             return Transcoded(encoded, video_plan, probe.source)
         shrink = plan.retry_shrink(shrink, len(encoded), budget)
     return None
 
 
-def encode_mp4(data: bytes, probe: VideoProbe, video_plan: plan.VideoPlan, animation: bool) -> bytes:
+def encode_mp4(
+    data: bytes,
+    probe: VideoProbe,
+    video_plan: plan.VideoPlan,
+    animation: bool,
+    reporter: ProgressReporter | None = None,
+) -> bytes:
     with tempfile.TemporaryDirectory(prefix="discomfy-media-") as folder:
         path = Path(folder) / "out.mp4"
         with av.open(str(path), "w", format="mp4", options=FASTSTART) as out:
@@ -129,7 +181,7 @@ def encode_mp4(data: bytes, probe: VideoProbe, video_plan: plan.VideoPlan, anima
             vstream.width, vstream.height = video_plan.width, video_plan.height
             vstream.pix_fmt = "yuv420p"
             vstream.bit_rate = bitrate
-            encoder = _FrameEncoder(out, vstream, probe.rate, video_plan)
+            encoder = _FrameEncoder(out, vstream, probe.rate, video_plan, reporter)
             if animation:
                 encoder.run_animation(data)
             else:
@@ -141,13 +193,23 @@ class _FrameEncoder:
     """Places decoded frames on the output's constant frame rate and muxes what the encoders give back."""
 
     def __init__(
-        self, out: av.container.OutputContainer, vstream: av.VideoStream, rate: Fraction, p: plan.VideoPlan
+        self,
+        out: av.container.OutputContainer,
+        vstream: av.VideoStream,
+        rate: Fraction,
+        p: plan.VideoPlan,
+        reporter: ProgressReporter | None = None,
     ) -> None:
         self.out, self.vstream, self.rate, self.plan = out, vstream, rate, p
+        self.reporter = reporter
         self.last_pts = -1
         self.start: float | None = None
+        self.frames_in = 0  # source frames seen, for progress (some may be dropped from the output)
 
     def put_video(self, image: av.VideoFrame, at: float) -> None:
+        self.frames_in += 1
+        if self.reporter is not None:
+            self.reporter.report(self.frames_in)
         self.start = at if self.start is None else self.start
         pts = round((at - self.start) * self.rate)
         if pts <= self.last_pts:

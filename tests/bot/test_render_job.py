@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -19,12 +19,14 @@ from discomfy.bot.render_job import (
     check_limits,
     escape_user_text,
     failure_words,
+    render_encoding,
     render_progress,
     render_result,
 )
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.jobs.state import ChannelId, Job, JobAction, JobId, JobKind, JobState, UserId
 from discomfy.outcome import Failure
+from tests.comfy.test_progress import replay, run_named
 
 T0 = 1_700_000_000.0
 JOB_ID = JobId("0123456789abcdef0123456789abcdef")
@@ -183,6 +185,60 @@ def test_video_progress_without_frame_progress_shows_how_many_frames_it_makes() 
     )
 
 
+def detail_line(job: Job, snapshot: Snapshot) -> str:
+    return embed(render_progress(job, snapshot, our_queue_position=None, now=T0))["description"].splitlines()[-1]
+
+
+def test_a_video_job_shows_its_stages_each_with_its_own_progress() -> None:
+    job = make_job(kind=JobKind.VIDEO, workflow="img2vid", params={"frames": 81})
+    sampling = running(0.4, current_title="KSampler", step_value=12, step_max=20, nodes_done=4, nodes_total=9)
+    assert detail_line(job, sampling) == "sampling · step 12/20 · 81 frames · node 5/9"
+    decoding = running(0.7, current_title="VAE Decode", nodes_done=5, nodes_total=9)
+    assert detail_line(job, decoding) == "**VAE Decode** · node 6/9"
+    colour = running(0.8, current_title="ColorTransfer", frames_value=120, frames_max=300, nodes_done=6, nodes_total=9)
+    assert detail_line(job, colour) == "**ColorTransfer** · frame 120/300 · node 7/9"
+    untitled = running(0.8, frames_value=3, frames_max=300)
+    assert detail_line(job, untitled) == "frame 3/300"
+
+
+def test_a_video_stage_shows_no_frame_count_it_does_not_know() -> None:
+    job = make_job(kind=JobKind.VIDEO, params={"frames": 81})
+    assert detail_line(job, running(0.1, current_title="KSampler", step_value=1, step_max=0)) == "**KSampler**"
+    assert detail_line(make_job(kind=JobKind.VIDEO), running(0.4, step_value=3, step_max=20)) == "sampling · step 3/20"
+    assert "frame" not in detail_line(job, running(0.5, frames_value=5, frames_max=None))
+
+
+def test_a_frame_wise_title_is_escaped() -> None:
+    job = make_job(kind=JobKind.VIDEO)
+    snapshot = running(0.8, current_title="@everyone *x*", frames_value=1, frames_max=2)
+    assert detail_line(job, snapshot) == "**@\u200beveryone \\*x\\*** · frame 1/2"
+
+
+def test_video_stages_keep_the_overall_bar_monotone() -> None:
+    job = make_job(kind=JobKind.VIDEO, params={"frames": 16})
+    states = [running(0.05 + 0.5 * s / 20, step_value=s, step_max=20) for s in range(1, 21)]
+    states += [
+        running(0.6 + 0.3 * f / 16, current_title="ColorTransfer", frames_value=f, frames_max=16) for f in range(1, 17)
+    ]
+    messages = [render_progress(job, s, our_queue_position=None, now=T0) for s in states]
+    messages += [render_encoding(job, done, 16) for done in range(1, 17)]
+    percents = [int(found.group(1)) for m in messages if (found := re.search(r"\*\*(\d+)%\*\*", text_of(m)))]
+    assert len(percents) == len(messages)
+    assert percents == sorted(percents) and percents[-1] == 100
+
+
+def test_encoding_shows_frame_x_of_y_with_a_full_bar_and_no_buttons() -> None:
+    job = make_job(JobState.DELIVERING, kind=JobKind.VIDEO, workflow="img2vid")
+    message = render_encoding(job, 40, 81)
+    e = embed(message)
+    assert e["title"] == "📦 Finishing · encoding the video"
+    assert e["description"].splitlines()[-1] == "encoding frame 40/81"
+    assert "**100%**" in e["description"] and "job " in e["footer"]["text"]
+    assert message.components == () and message.files == () and check_limits(message) == []
+    assert "frame" not in embed(render_encoding(job, 0, 0))["description"]
+    assert embed(render_encoding(job, 99, 81))["description"].endswith("encoding frame 81/81")
+
+
 def test_preview_is_attached_and_shown_in_the_embed() -> None:
     message = render_progress(make_job(), running(0.3), our_queue_position=None, now=T0, preview_jpeg=b"jpeg")
     assert message.files == ((PREVIEW_FILENAME, b"jpeg"),) and not message.keep_attachments
@@ -300,6 +356,34 @@ def test_video_result_has_no_upscale_or_animate() -> None:
     assert labels(message) == [["Reroll", "Edit prompt", "Info", "Delete"]]
     assert message.files == (("clip.mp4", b"mp4"),) and "a video" in embed(message)["description"]
     assert "image" not in embed(message)
+
+
+def test_a_video_without_a_prompt_gets_reroll_info_delete_only() -> None:
+    job = make_job(JobState.DELIVERING, kind=JobKind.VIDEO, workflow="img2vid")
+    job = replace(job, params={"frames": 14})
+    message = render_result(job, [FakeUpload("clip.mp4", b"mp4", "video/mp4")], now=T0)
+    assert labels(message) == [["Reroll", "Info", "Delete"]]
+    refs = [decode(b["custom_id"]) for row in message.components for b in row["components"]]
+    assert [ref.action if ref else None for ref in refs] == [
+        ComponentAction.REROLL,
+        ComponentAction.INFO,
+        ComponentAction.DELETE,
+    ]
+
+
+def test_a_video_delivered_as_an_animated_image_gets_no_image_buttons() -> None:
+    job = make_job(JobState.DELIVERING, kind=JobKind.VIDEO)
+    for uploads in (
+        [FakeUpload("clip.webp", b"w", "image/webp")],
+        [FakeUpload(f"{i}.webp", b"", "image/webp") for i in range(3)],
+    ):
+        assert labels(render_result(job, uploads, now=T0)) == [["Reroll", "Edit prompt", "Info", "Delete"]]
+
+
+def test_no_result_offers_extend_since_no_shipped_workflow_continues_a_video() -> None:
+    job = make_job(JobState.DELIVERING, kind=JobKind.VIDEO)
+    message = render_result(job, [FakeUpload("clip.mp4", b"mp4", "video/mp4")], now=T0)
+    assert all("Extend" not in label for row in labels(message) for label in row)
 
 
 def test_result_mentions_the_owner_as_text() -> None:
@@ -428,3 +512,16 @@ def test_only_actions_a_loaded_workflow_can_run_get_a_button() -> None:
     assert labels(render_result(job, one, now=T0, offers=frozenset())) == [["Reroll", "Edit prompt", "Info", "Delete"]]
     two = [*one, FakeUpload("dog.png", b"png", "image/png")]
     assert labels(render_result(job, two, now=T0, offers=no_video))[0] == ["U1", "U2"]
+
+
+def test_the_recorded_colortransfer_run_reads_colortransfer_frame_x_of_300_in_order() -> None:
+    """The real recording (``frames_colortransfer.jsonl``, 300 frames) through the tracker and the renderer."""
+    _, snapshots = replay(run_named("frames_colortransfer", "3f5b"))
+    job = make_job(kind=JobKind.VIDEO, workflow="colortransfer")
+    lines = [detail_line(job, s) for s in snapshots if s.phase is Phase.RUNNING and s.frames_value is not None]
+    counts = [(int(m.group(1)), int(m.group(2))) for line in lines if (m := re.search(r"frame (\d+)/(\d+)", line))]
+    assert len(counts) == len(lines) and all(line.startswith("**ColorTransfer** · frame ") for line in lines)
+    assert counts[0] == (1, 300) and counts[-1] == (300, 300) and counts == sorted(counts)
+    bars = [text_of(render_progress(job, s, our_queue_position=None, now=T0)) for s in snapshots]
+    percents = [int(m.group(1)) for text in bars if (m := re.search(r"\*\*(\d+)%\*\*", text))]
+    assert percents == sorted(percents)

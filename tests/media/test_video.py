@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 from dataclasses import dataclass
 
 import av
 import pytest
 
 from discomfy.media import fit_for_discord
+from discomfy.media.video import ProgressReporter
 from tests.media.makers import animation_bytes, video_bytes
 
 MIB = 1024 * 1024
@@ -133,3 +136,60 @@ async def test_a_fitting_animation_is_sent_as_is() -> None:
     data = animation_bytes("GIF", frames=3, size=32)
     result = await fit_for_discord([("anim.gif", data)], per_file_limit=LIMIT)
     assert result.uploads[0].data == data and not result.uploads[0].changed
+
+
+# --- encoding progress -------------------------------------------------------------------------------------
+
+
+async def test_a_transcode_reports_monotone_frame_progress_on_the_loop_ending_at_the_total() -> None:
+    data = video_bytes(width=162, height=122, frames=40, fps=10, codec="mpeg4")
+    loop_thread = threading.get_ident()
+    heard: list[tuple[int, int, bool]] = []
+    result = await fit_for_discord(
+        [("clip.mp4", data)],
+        per_file_limit=LIMIT,
+        on_progress=lambda done, total: heard.append((done, total, threading.get_ident() == loop_thread)),
+    )
+    await asyncio.sleep(0)  # the last report is scheduled with call_soon_threadsafe: let it run
+    assert result.uploads[0].changed
+    assert heard, "no progress was reported"
+    assert all(on_loop for *_, on_loop in heard), "progress must be handled on the event loop"
+    done = [d for d, _, _ in heard]
+    assert done == sorted(set(done)) and heard[-1][:2] == (40, 40)
+    assert {total for _, total, _ in heard} == {40}
+
+
+async def test_an_animation_transcode_reports_its_frames_too() -> None:
+    data = animation_bytes("GIF", frames=12, size=240)
+    heard: list[tuple[int, int]] = []
+    result = await fit_for_discord(
+        [("loop.gif", data)], per_file_limit=len(data) // 2, on_progress=lambda d, t: heard.append((d, t))
+    )
+    await asyncio.sleep(0)
+    assert result.uploads[0].filename == "loop.mp4"
+    assert heard[0][0] >= 1 and heard[-1] == (12, 12) and [d for d, _ in heard] == sorted({d for d, _ in heard})
+
+
+async def test_a_video_sent_as_is_reports_no_progress() -> None:
+    data = video_bytes(width=160, height=120, frames=4, fps=10)
+    heard: list[tuple[int, int]] = []
+    result = await fit_for_discord(
+        [("ok.mp4", data)], per_file_limit=LIMIT, on_progress=lambda d, t: heard.append((d, t))
+    )
+    assert not result.uploads[0].changed and heard == []
+
+
+def test_the_reporter_throttles_keeps_to_growth_and_always_ends_at_the_total() -> None:
+    now = [0.0]
+    heard: list[tuple[int, int]] = []
+    reporter = ProgressReporter(lambda d, t: heard.append((d, t)), 10, interval=0.1, clock=lambda: now[0])
+    for frame in range(1, 6):  # five frames within one interval: only the first is shown
+        reporter.report(frame)
+    now[0] = 0.2
+    reporter.report(6)
+    reporter.report(3)  # a retry starts again: not shown, the shown count never goes back
+    now[0] = 0.4
+    reporter.report(4)
+    reporter.finish()
+    reporter.finish()
+    assert heard == [(1, 10), (6, 10), (10, 10)]
