@@ -15,7 +15,6 @@ nextcord evaluates the callbacks' annotations at runtime, so every name in them 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -25,7 +24,7 @@ from nextcord import Interaction, SlashOption
 
 from discomfy.bot.attachments import AttachmentInfo, check_attachment, fetch_image
 from discomfy.bot.failures import delete_thinking, report_failure
-from discomfy.bot.interactions import actor_of, interaction_ref
+from discomfy.bot.interactions import GatedCog, actor_of, interaction_ref
 from discomfy.bot.render_job import escape_user_text
 from discomfy.errors import BadInputError
 from discomfy.jobs.admission import Limits
@@ -36,17 +35,11 @@ from discomfy.workflows import Kind
 log = logging.getLogger(__name__)
 
 
-class AnimateCommand(nextcord.ClientCog):
+class AnimateCommand(GatedCog):
     def __init__(self, service: JobService, limits: Limits, session: aiohttp.ClientSession) -> None:
         self.service = service
         self.limits = limits
         self.session = session
-
-    def cog_application_command_check(self, interaction: Interaction[Any]) -> bool:
-        """The gate of ``/animate``: the allow-lists and the rate limit (a refusal is raised, and reported by the
-        client's one error handler, as an ephemeral first response)."""
-        self.limits.admit(actor_of(interaction), time.time())
-        return True
 
     @nextcord.slash_command(name="animate", description="Make a short video from a picture, with live progress.")
     async def animate(

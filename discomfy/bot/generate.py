@@ -16,7 +16,6 @@ workflow's own bounds are enforced by ``check``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,7 +26,7 @@ from nextcord import Interaction, SlashOption
 
 from discomfy.bot.attachments import AttachmentInfo, check_attachment, fetch_image
 from discomfy.bot.failures import delete_thinking, report_failure
-from discomfy.bot.interactions import actor_of, interaction_ref
+from discomfy.bot.interactions import GatedCog, actor_of, interaction_ref
 from discomfy.bot.render_job import escape_user_text
 from discomfy.errors import BadInputError
 from discomfy.jobs.admission import Limits
@@ -41,17 +40,11 @@ log = logging.getLogger(__name__)
 BOUNDED_OPTIONS = ("width", "height", "steps", "cfg", "batch")
 
 
-class GenerateCommand(nextcord.ClientCog):
+class GenerateCommand(GatedCog):
     def __init__(self, service: JobService, limits: Limits, session: aiohttp.ClientSession) -> None:
         self.service = service
         self.limits = limits
         self.session = session
-
-    def cog_application_command_check(self, interaction: Interaction[Any]) -> bool:
-        """The gate of ``/generate``: the allow-lists and the rate limit (a refusal is raised, and reported by the
-        client's one error handler, as an ephemeral first response)."""
-        self.limits.admit(actor_of(interaction), time.time())
-        return True
 
     @nextcord.slash_command(name="generate", description="Make pictures from a prompt, with live progress.")
     async def generate(

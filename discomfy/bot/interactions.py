@@ -12,12 +12,13 @@ Never: trust what an interaction says without bounds (a missing user, a malforme
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import nextcord
 
-from discomfy.jobs.admission import Actor
+from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.state import ApplicationId, ChannelId, GuildId, InteractionRef, UserId
 
 
@@ -92,3 +93,14 @@ class UploadLimits:
     def of(self, guild_id: int | None) -> int:
         learned = self._learned.get(guild_id) if guild_id is not None else None
         return learned or self.default
+
+
+class GatedCog(nextcord.ClientCog):
+    """A cog whose every command first passes the allow-lists and the rate limit (``Limits.admit``). A refusal
+    is raised here and reported by the client's one error handler as an ephemeral first response."""
+
+    limits: Limits
+
+    def cog_application_command_check(self, interaction: nextcord.Interaction[Any]) -> bool:
+        self.limits.admit(actor_of(interaction), time.time())
+        return True

@@ -14,7 +14,6 @@ nextcord evaluates the callbacks' annotations at runtime, so every name in them 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from discomfy.bot.custom_ids import ComponentAction, encode
 from discomfy.bot.delivery import Delivery
 from discomfy.bot.editor import EditTarget, MessageEditor
 from discomfy.bot.failures import report_failure
-from discomfy.bot.interactions import actor_of
+from discomfy.bot.interactions import GatedCog, actor_of
 from discomfy.bot.render import ServerStatus, help_embed, message_link, status_embed
 from discomfy.bot.render_job import escape_user_text
 from discomfy.bot.rest import DiscordRest
@@ -38,7 +37,7 @@ from discomfy.jobs.state import JobState
 from discomfy.jobs.store import JobStore
 
 
-class StudioCommands(nextcord.ClientCog):
+class StudioCommands(GatedCog):
     def __init__(
         self,
         service: JobService,
@@ -59,12 +58,6 @@ class StudioCommands(nextcord.ClientCog):
         self.limit_settings = limit_settings
         self.delivery = delivery
         self.uptime = uptime
-
-    def cog_application_command_check(self, interaction: Interaction[Any]) -> bool:
-        """The one gate of these commands: the allow-lists and the rate limit (a refusal is raised, and reported
-        by the client's one error handler)."""
-        self.limits.admit(actor_of(interaction), time.time())
-        return True
 
     @nextcord.slash_command(name="help", description="What discomfy does: commands, buttons and your limits.")
     async def help(self, interaction: Interaction[Any]) -> None:
