@@ -28,8 +28,6 @@ from tests.support import FAST_STREAM, WORKFLOWS
 T = TypeVar("T")
 #: The bot's jobs may wait a little longer for an unreachable server than the engine's own fault tests.
 E2E_STREAM = {**FAST_STREAM, "unreachable_timeout": 3.0}
-#: Real seconds per Discord second of rate limits in these tests (``tests/e2e/conftest.py`` applies it).
-E2E_DISCORD_TIME_SCALE = 0.1
 #: The bot's progress cadence here (1 s in production), on the same scale as Discord's limits.
 E2E_PROGRESS_INTERVAL = 0.15
 

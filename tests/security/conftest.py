@@ -7,27 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.studio import E2E_DISCORD_TIME_SCALE, Studio, studio_settings
+from tests.e2e.studio import Studio, studio_settings
 from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        path = str(item.path).replace("\\", "/")
-        if "tests/security/" in path and item.get_closest_marker("discord_time_scale") is None:
-            item.add_marker(pytest.mark.discord_time_scale(E2E_DISCORD_TIME_SCALE))
-
-
-@pytest.fixture
-async def comfy() -> AsyncIterator[ComfyEmulator]:
-    emu = ComfyEmulator(step_duration=0.01)
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
-    assert not emu.errors, f"the ComfyUI emulator raised: {emu.errors!r}"
 
 
 @pytest.fixture

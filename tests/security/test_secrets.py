@@ -31,11 +31,12 @@ from discomfy.errors import ConfigError, StartupError
 from discomfy.jobs.state import JobState
 from discomfy.jobs.store import JobStore
 from discomfy.logs import QUIET_LIBRARIES, REDACTED, SecretFilter, make_handler, quiet_libraries, redact
-from tests.e2e.studio import E2E_DISCORD_TIME_SCALE, Studio, studio_settings
+from tests.e2e.studio import Studio, studio_settings
 from tests.jobs.factories import make_job
 from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
 from tests.peers.discord.messages import StoredMessage
+from tests.support import E2E_DISCORD_TIME_SCALE
 from tests.test_run_process import REPO, read_log_until, start_bot
 
 pytestmark = pytest.mark.timeout(90)
@@ -47,17 +48,6 @@ PROMPT = "a lighthouse painted by a very private person"
 
 
 # --- the studio, as in tests/e2e, with a ComfyUI URL that carries credentials ---------------------------------
-
-
-@pytest.fixture
-async def comfy() -> AsyncIterator[ComfyEmulator]:
-    emu = ComfyEmulator(step_duration=0.01)
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
-    assert not emu.errors, f"the ComfyUI emulator raised: {emu.errors!r}"
 
 
 def with_credentials(url: str) -> str:

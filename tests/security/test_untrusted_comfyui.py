@@ -51,11 +51,11 @@ from discomfy.media.picture import read_picture
 from discomfy.outcome import Failure
 from discomfy.retry import Backoff
 from discomfy.workflows import Kind, Registry
-from tests.e2e.studio import E2E_DISCORD_TIME_SCALE, WORKFLOWS, Studio, studio_settings
+from tests.e2e.studio import WORKFLOWS, Studio, studio_settings
 from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
 from tests.peers.discord.messages import StoredMessage
-from tests.support import FAST_STREAM
+from tests.support import E2E_DISCORD_TIME_SCALE, FAST_STREAM
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -410,17 +410,6 @@ def test_scrub_paths_keeps_what_is_not_a_path(text: str, shown: str) -> None:
 # -- end to end: what the Discord user reads ------------------------------------------------------------------
 
 TEST_WORKFLOWS = Path(__file__).resolve().parent.parent / "e2e" / "workflows"
-
-
-@pytest.fixture
-async def comfy() -> AsyncIterator[ComfyEmulator]:
-    emu = ComfyEmulator(step_duration=0.01)
-    await emu.start()
-    try:
-        yield emu
-    finally:
-        await emu.stop()
-    assert not emu.errors, f"the ComfyUI emulator raised: {emu.errors!r}"
 
 
 @pytest.fixture

@@ -20,3 +20,15 @@ async def comfyui_emulator() -> AsyncIterator[ComfyEmulator]:
         await emu.stop()
     if emu.errors:
         pytest.fail(f"the ComfyUI emulator raised: {emu.errors!r}")
+
+
+@pytest.fixture
+async def comfy() -> AsyncIterator[ComfyEmulator]:
+    """An emulator with quick steps (10 ms), for the whole-bot tests (the ``studio`` fixtures)."""
+    emu = ComfyEmulator(step_duration=0.01)
+    await emu.start()
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+    assert not emu.errors, f"the ComfyUI emulator raised: {emu.errors!r}"
