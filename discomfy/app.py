@@ -50,6 +50,7 @@ from discomfy.bot.generate import GenerateCommand
 from discomfy.bot.manage import StudioCommands
 from discomfy.bot.observer import DiscordObserver
 from discomfy.bot.pacing import Pacer
+from discomfy.bot.presets import PresetCommands
 from discomfy.bot.ratelimits import BucketBook
 from discomfy.bot.rest import DiscordRest
 from discomfy.comfy.engine import Engine, EngineOptions
@@ -58,6 +59,7 @@ from discomfy.config import Settings, load_settings, redact_url, url_credentials
 from discomfy.errors import ComfyError, ConfigError, StartupError
 from discomfy.jobs.admission import Limits
 from discomfy.jobs.outputs import OutputStore
+from discomfy.jobs.presets import PresetStore
 from discomfy.jobs.runner import ServiceOptions
 from discomfy.jobs.service import JobService
 from discomfy.jobs.state import JobKind
@@ -286,10 +288,12 @@ class App:
             studio = StudioCommands(
                 service, store, pool, limits, settings.limits, delivery, rest, uptime=self.uptime_seconds
             )
+            presets = PresetStore(store)
             bot.install(
                 [generate, AnimateCommand(service, limits, session), studio],
-                ResultActions(service, store, limits, delivery),
+                ResultActions(service, store, limits, delivery, presets),
             )
+            bot.add_cog(PresetCommands(service, presets, store, limits))
             generate.fit_to(registry.of_kind(Kind.IMAGE))
             await service.start()
         except BaseException:

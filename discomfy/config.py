@@ -127,6 +127,8 @@ class LimitSettings:
     max_prompt_length: int = setting(1500, low=10, high=6000)
     #: Kind (image, upscale, video) → weight in our fair queue; a table overrides some kinds, keeps the rest.
     weights: Mapping[str, int] = setting(factory=lambda: dict(DEFAULT_WEIGHTS), closed=True, low=1, high=100)
+    #: Presets one member may keep in one server (``/preset save``).
+    max_presets_per_user: int = setting(25, low=1, high=1000)
 
 
 @dataclass(frozen=True)

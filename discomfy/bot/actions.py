@@ -36,9 +36,12 @@ from discomfy.bot.custom_ids import ComponentAction, ComponentRef, encode
 from discomfy.bot.delivery import Delivery
 from discomfy.bot.failures import delete_thinking, report_failure
 from discomfy.bot.interactions import actor_of, modal_values, origin_of
+from discomfy.bot.presets import save_result
 from discomfy.bot.render_job import render_info
+from discomfy.bot.render_presets import saved_words
 from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.admission import Limits, check_origin
+from discomfy.jobs.presets import MAX_NAME, PresetStore
 from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import Job, JobAction, JobKind, JobState
 from discomfy.jobs.store import JobStore
@@ -62,6 +65,11 @@ ANIMATE_FIELDS: Fields = (
     ("strength", "Change from the picture", "0.0", 4),
     ("image_strength", "Keep the picture", "1.0", 4),
 )
+#: "Save preset" (from Info): the name, and whether the seed is kept (bot/presets.py says what a preset keeps).
+PRESET_FIELDS: Fields = (
+    ("name", "Preset name (letters, digits, spaces, - _ .)", "my style", MAX_NAME),
+    ("keep_seed", "Keep the seed? (yes / no, default no)", "no", 3),
+)
 #: Form fields that are text, not numbers.
 TEXT_FIELDS = frozenset({"prompt"})
 ACKNOWLEDGED = {
@@ -74,7 +82,7 @@ ACKNOWLEDGED = {
 #: Presses that never start work: the allow-lists and the job's place apply, the rate limit does not.
 UNMETERED = frozenset({ComponentAction.CANCEL, ComponentAction.DELETE})
 #: Presses that only open a form: they look at the rate limit; the form's submit is what counts.
-OPENS_FORM = frozenset({ComponentAction.UPSCALE, ComponentAction.ANIMATE, ComponentAction.EDIT})
+OPENS_FORM = frozenset({ComponentAction.UPSCALE, ComponentAction.ANIMATE, ComponentAction.EDIT, ComponentAction.PRESET})
 #: A form field's text, at most: the longest number anyone means, far under what Python would parse slowly.
 NUMBER_CHARS = 32
 
@@ -82,11 +90,20 @@ Handler = Callable[["ResultActions", Interaction[Any], ComponentRef, Job], Await
 
 
 class ResultActions:
-    def __init__(self, service: JobService, store: JobStore, limits: Limits, delivery: Delivery) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        store: JobStore,
+        limits: Limits,
+        delivery: Delivery,
+        presets: PresetStore | None = None,
+    ) -> None:
         self.service = service
         self.store = store
         self.limits = limits
         self.delivery = delivery
+        #: Presets (bot/presets.py): with them, Info on a finished result offers "Save preset".
+        self.presets = presets
 
     async def handle(self, interaction: Interaction[Any], ref: ComponentRef) -> None:
         submitted = interaction.type is nextcord.InteractionType.modal_submit
@@ -135,7 +152,25 @@ class ResultActions:
 
     async def info(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         embed = nextcord.Embed.from_dict(render_info(job))
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        if self.presets is None or job.state is not JobState.DELIVERED:
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+            return
+        # Only a carrier for the button (see manage.py's /jobs): its press comes back to ``handle`` by custom_id,
+        # and the gate's origin check accepts this answer because it is ours and carries that very button.
+        view = nextcord.ui.View(timeout=None, auto_defer=False, prevent_update=False)
+        view.add_item(
+            nextcord.ui.Button(
+                label="Save preset",
+                style=nextcord.ButtonStyle.secondary,
+                custom_id=encode(ComponentAction.PRESET, job.id),
+            )
+        )
+        await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
+
+    async def preset_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        if self.presets is None:
+            raise UserError("Presets are not available here.")
+        await self._form(interaction, ref, "Save as a preset", PRESET_FIELDS)
 
     async def reroll(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         params = {k: v for k, v in job.params.items() if k != "seed"}
@@ -182,6 +217,19 @@ class ResultActions:
         if not prompt:
             raise BadInputError("The prompt can't be empty.")
         await self._rerun(interaction, job, JobAction.EDIT, {**job.params, "prompt": prompt})
+
+    async def save_preset(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        if self.presets is None:
+            raise UserError("Presets are not available here.")
+        values = modal_values(interaction.data)
+        keep = values.get("keep_seed", "").strip().lower()
+        if keep not in ("", "yes", "no", "y", "n"):
+            raise BadInputError("Keep the seed: answer yes or no.")
+        actor = actor_of(interaction)
+        preset = await save_result(
+            self.service, self.presets, actor, job, values.get("name", ""), keep_seed=keep in ("yes", "y")
+        )
+        await interaction.response.send_message(saved_words(preset), ephemeral=True)
 
     def _numbers(self, workflow: Workflow | None, fields: Fields, values: Mapping[str, str]) -> dict[str, Any]:
         """A form's values: each field present, not empty and taken by ``workflow``; numbers parsed as its manifest
@@ -365,9 +413,11 @@ PRESSED: dict[ComponentAction, Handler] = {
     ComponentAction.UPSCALE: ResultActions.upscale_form,
     ComponentAction.ANIMATE: ResultActions.animate_form,
     ComponentAction.EDIT: ResultActions.edit_form,
+    ComponentAction.PRESET: ResultActions.preset_form,
 }
 SUBMITTED: dict[ComponentAction, Handler] = {
     ComponentAction.UPSCALE: ResultActions.upscale,
     ComponentAction.ANIMATE: ResultActions.animate,
     ComponentAction.EDIT: ResultActions.edit,
+    ComponentAction.PRESET: ResultActions.save_preset,
 }

@@ -46,6 +46,8 @@ class ComponentAction(StrEnum):
     EDIT = "edit"
     INFO = "info"
     DELETE = "delete"
+    #: "Save preset" on a result's Info answer: a form asking the name (bot/presets.py saves it).
+    PRESET = "preset"
 
 
 @dataclass(frozen=True, slots=True)

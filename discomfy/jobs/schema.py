@@ -98,6 +98,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN failure TEXT",
         "ALTER TABLE jobs ADD COLUMN reply_to INTEGER",
     ),
+    # 4: presets (issue 14, jobs/presets.py): a member's saved workflow and parameters, in one guild, shareable
+    # there. Names are unique per owner and guild, and among the presets shared in a guild (case-insensitive).
+    (
+        """CREATE TABLE presets (
+            id INTEGER PRIMARY KEY,
+            guild_id INTEGER NOT NULL,
+            owner_id INTEGER NOT NULL,
+            name TEXT NOT NULL COLLATE NOCASE,
+            workflow TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            shared INTEGER NOT NULL DEFAULT 0,
+            source_job TEXT,
+            created_at REAL NOT NULL,
+            UNIQUE (guild_id, owner_id, name)
+        )""",
+        "CREATE UNIQUE INDEX presets_shared_by_name ON presets (guild_id, name) WHERE shared = 1",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -199,6 +199,15 @@ class JobStore:
                         await db.execute("ROLLBACK")
                     raise
 
+    def reading(self, doing: str) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        """A read under the store's one lock, ``sqlite3`` errors translated: for the other tables of this
+        database (``presets.py``), so one connection and one lock serve them all."""
+        return self._read(doing)
+
+    def writing(self, doing: str) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+        """One write transaction under the store's lock (see ``_write``), for the other tables of this database."""
+        return self._write(doing)
+
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
             raise JobStoreError("job store: used while closed")
