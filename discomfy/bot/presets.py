@@ -27,6 +27,7 @@ a member typed unescaped; run a stored value without checking it against the man
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import nextcord
@@ -44,6 +45,9 @@ from discomfy.jobs.state import GuildId, Job, JobAction, JobState
 from discomfy.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
+
+#: A job id as ``state.new_job_id`` makes them (UUID4 hex); anything else is refused before the store is asked.
+JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def guild_of(interaction: Interaction[Any]) -> GuildId:
@@ -120,6 +124,10 @@ class PresetCommands(GatedCog):
             guild_id = guild_of(interaction)
             preset_name(name)  # a bad name is refused before anything is read
             if job is not None and job.strip():
+                if not JOB_ID.fullmatch(job.strip()):
+                    raise BadInputError(
+                        "That is not a job id: it is the 32 letters and digits after 'job' in a result's footer."
+                    )
                 source = await self.store.get(job.strip())
                 self.limits.check_place(actor, source)
             else:
@@ -164,7 +172,11 @@ class PresetCommands(GatedCog):
         params = dict(preset.params)
         if prompt is not None and prompt.strip():
             if "prompt" not in workflow.params:
-                raise BadInputError(f"The {workflow.name} workflow of this preset takes no prompt.")
+                shown = escape_user_text(workflow.name, 60)
+                raise BadInputError(f"The {shown} workflow of this preset takes no prompt; leave the prompt empty.")
+            most = self.service.settings.limits.max_prompt_length
+            if len(prompt.strip()) > most:
+                raise BadInputError(f"The prompt is {len(prompt.strip())} characters; the most is {most}.")
             params["prompt"] = prompt.strip()
         request = JobRequest(
             owner_id=actor.user_id,

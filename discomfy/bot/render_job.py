@@ -530,4 +530,6 @@ def render_info(job: Job) -> dict[str, Any]:
     description = escape_user_text(str(job.params.get("prompt") or ""), 3000)
     if link:
         description += f"\n[result]({link})"
-    return {"title": f"Job {job.id[:12]}", "description": description, "fields": fields}
+    # The whole id in the footer, as on the result: `/preset save … job:` and `/show` take it.
+    footer = {"text": f"job {job.id}"}
+    return {"title": f"Job {job.id[:12]}", "description": description, "fields": fields, "footer": footer}

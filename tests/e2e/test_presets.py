@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from discomfy.bot.custom_ids import ComponentAction, encode
+from discomfy.config import PermissionSettings
 from discomfy.jobs.presets import Preset, PresetStore
 from discomfy.jobs.state import Job
 from tests.e2e.studio import Studio, studio_settings
@@ -114,6 +115,7 @@ async def save_from_info(studio: Studio, user: str, result: StoredMessage, value
     info = await studio.discord.click_button(user, result, encode(ComponentAction.INFO, job_id_of(result)))
     private = await answer(studio, info)
     assert private.ephemeral and "Save preset" in [c.get("label") for c in private.buttons]
+    assert private.embeds[0]["footer"]["text"] == f"job {job_id_of(result)}"  # the id /preset save takes
     custom_id = encode(ComponentAction.PRESET, job_id_of(result))
     form = await modal_from(studio, user, private, custom_id)
     submit = await studio.discord.submit_modal(user, form, custom_id, values)
@@ -190,6 +192,8 @@ async def test_preset_save_by_job_id_and_the_refusals_of_names_and_duplicates(st
     assert "already have a preset called `LightHouse`" in await said(studio, again)
     missing = await command(studio, "carol", "preset save", {"name": "x", "job": "0" * 32})
     assert "can't find job" in await said(studio, missing)
+    garbage = await command(studio, "carol", "preset save", {"name": "x", "job": "@everyone [x](https://e.example)"})
+    assert "not a job id" in (text := await said(studio, garbage)) and "@everyone" not in text
 
 
 async def test_preset_list_shows_mine_and_the_shared_ones_escaped(studio: Studio) -> None:
@@ -326,3 +330,26 @@ async def test_stored_values_now_outside_the_manifest_bounds_are_refused_naming_
     refusal = await said(studio, used)
     assert "The preset `quick` no longer fits the sketch workflow" in refusal and "steps" in refusal
     assert len(studio.comfy.queue.history) == prompts_before and not studio.comfy.queue.pending
+
+
+# --- the gate ----------------------------------------------------------------------------------------------
+
+
+async def test_the_allow_lists_apply_to_preset_commands_and_their_autocomplete(studio: Studio) -> None:
+    renders = studio.discord.channels["renders"].id
+    studio.settings = replace(studio.settings, permissions=PermissionSettings(allowed_channels=(renders,)))
+    await studio.start()
+    made = await studio.discord.send_slash_command("bob", "renders", "generate", {"prompt": "a fox", **SMALL})
+    await delivered(studio, made)
+    saved = await studio.discord.send_slash_command("bob", "renders", "preset save", {"name": "fox"})
+    await studio.discord.wait_for_response(saved)
+    assert "Saved" in await said(studio, saved)
+
+    listed = await command(studio, "bob", "preset list")  # in #general, outside the allow-list
+    assert "I don't take requests in this channel" in await said(studio, listed)
+    offered = await studio.discord.autocomplete("bob", "general", "preset use", {"name": "f"}, "name")
+    await studio.discord.wait_for_response(offered)
+    assert offered.autocomplete_choices == []
+    there = await studio.discord.autocomplete("bob", "renders", "preset use", {"name": "f"}, "name")
+    await studio.discord.wait_for_response(there)
+    assert there.autocomplete_choices == [{"name": "fox", "value": "fox"}]
