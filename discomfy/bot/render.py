@@ -81,6 +81,7 @@ def help_embed(limits: LimitSettings) -> dict[str, Any]:
         "`/animate` — make a short video from a picture you upload (and a motion prompt).\n"
         "`/jobs` — your queued and running jobs.\n"
         "`/show` — post a finished job's result again.\n"
+        "`/preset` — save a result's settings under a name, run them again, share them with this server.\n"
         "`/status` — the ComfyUI servers and our queue.\n"
         "`/help` — this page."
     )
