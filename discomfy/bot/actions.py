@@ -41,7 +41,7 @@ from discomfy.bot.render_job import render_info
 from discomfy.bot.render_presets import saved_words
 from discomfy.errors import BadInputError, UserError
 from discomfy.jobs.admission import Limits, check_origin
-from discomfy.jobs.presets import MAX_NAME, PresetStore
+from discomfy.jobs.presets import MAX_NAME, PresetStore, can_be_preset
 from discomfy.jobs.service import JobRequest, JobService
 from discomfy.jobs.state import Job, JobAction, JobKind, JobState
 from discomfy.jobs.store import JobStore
@@ -152,7 +152,8 @@ class ResultActions:
 
     async def info(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         embed = nextcord.Embed.from_dict(render_info(job))
-        if self.presets is None or job.state is not JobState.DELIVERED:
+        workflow = self.service.registry.find(job.workflow)
+        if self.presets is None or job.state is not JobState.DELIVERED or not (workflow and can_be_preset(workflow)):
             await interaction.response.send_message(embed=embed, ephemeral=True)
             return
         # Only a carrier for the button (see manage.py's /jobs): its press comes back to ``handle`` by custom_id,

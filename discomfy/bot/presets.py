@@ -288,14 +288,11 @@ class PresetCommands(GatedCog):
             actor = actor_of(interaction)
             self.limits.check_place(actor)
             if interaction.guild_id:
-                mine, others = await self.presets.visible(GuildId(interaction.guild_id), actor.user_id)
-                for preset in [*mine, *(others if shared else [])]:
-                    if preset.name.lower() not in (n.lower() for n in names):
-                        names.append(preset.name)
+                guild_id = GuildId(interaction.guild_id)
+                names = await self.presets.matching(guild_id, actor.user_id, typed or "", shared=shared)
         except UserError:
             names = []
         except Exception:
             log.exception("preset autocomplete failed")
             names = []
-        wanted = (typed or "").strip().lower()
-        await interaction.response.send_autocomplete([n for n in names if wanted in n.lower()][:MAX_LISTED])
+        await interaction.response.send_autocomplete(names[:MAX_LISTED])

@@ -73,11 +73,16 @@ def preset_name(text: str) -> str:
     return name
 
 
+def can_be_preset(workflow: Workflow) -> bool:
+    """A preset runs without pictures: a workflow that needs one each time (upscale, video) cannot be one."""
+    return not any(p.type is ParamType.IMAGE and p.required for p in workflow.params.values())
+
+
 def preset_params(job: Job, workflow: Workflow, *, keep_seed: bool = False) -> dict[str, Any]:
     """What a preset of ``job`` stores: its parameters that ``workflow`` takes, as plain values, without input
     pictures (they belong to that one job) and without the seed unless ``keep_seed``. Refuses a workflow that
     needs a picture (a preset could never run alone) and parameters too large to store."""
-    if any(p.type is ParamType.IMAGE and p.required for p in workflow.params.values()):
+    if not can_be_preset(workflow):
         raise BadInputError(
             f"The {workflow.name} workflow needs a picture each time, so it can't be a preset; "
             "presets keep a prompt and settings."
@@ -198,6 +203,24 @@ class PresetStore:
             mine = await _many(db, "guild_id = ? AND owner_id = ?", (guild_id, user_id))
             shared = await _many(db, "guild_id = ? AND shared = 1 AND owner_id != ?", (guild_id, user_id))
         return mine, shared
+
+    async def matching(self, guild_id: int, user_id: int, typed: str, *, shared: bool) -> list[str]:
+        """For an autocomplete: names of ``user_id``'s presets in ``guild_id`` (and, with ``shared``, those shared
+        there) containing ``typed`` (any case), at most ``MAX_LISTED``, the member's own first. Filtered in SQL,
+        so a guild with many presets still offers the ones that match."""
+        if len(_key(typed)) > MAX_NAME:
+            return []  # no name is that long
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", _key(typed)) + "%"
+        where = "guild_id = ? AND name LIKE ? ESCAPE '\\' AND (owner_id = ?" + (" OR shared = 1)" if shared else ")")
+        sql = f"SELECT name FROM presets WHERE {where} ORDER BY owner_id != ?, name, id LIMIT {MAX_LISTED * 2:d}"
+        args = (guild_id, pattern, user_id, user_id)
+        async with self.store.reading("listing preset names") as db, db.execute(sql, args) as cursor:
+            rows = await cursor.fetchall()
+        names: list[str] = []
+        for row in rows:
+            if str(row[0]).lower() not in (n.lower() for n in names):
+                names.append(str(row[0]))
+        return names[:MAX_LISTED]
 
     async def set_shared(self, guild_id: int, owner_id: int, name: str, shared: bool) -> Preset:
         """Share (or stop sharing) the owner's own preset ``name`` with ``guild_id``."""

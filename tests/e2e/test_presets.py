@@ -32,6 +32,7 @@ from tests.peers.discord.interactions import (
     command_data,
     deliver,
     dm_place,
+    forge_modal,
     other_guild,
 )
 from tests.peers.discord.messages import StoredMessage
@@ -291,6 +292,34 @@ async def test_a_result_of_one_guild_cannot_become_a_preset_in_another(studio: S
 
     assert "another server" in await said(studio, saved)
     assert await presets_of(studio, "carol") == []
+
+
+@pytest.mark.parametrize("where", ["dm", "other guild"])
+async def test_a_forged_save_preset_form_from_elsewhere_saves_nothing(studio: Studio, where: str) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob", **SMALL)
+    place = dm_place(studio.discord, "carol") if where == "dm" else other_guild(studio.discord)
+    custom_id = encode(ComponentAction.PRESET, job_id_of(source))
+
+    submit = await forge_modal(studio.discord, "carol", source, custom_id, {"name": "stolen"}, place)
+    await studio.discord.wait_for_response(submit)
+
+    assert "server" in await said(studio, submit)
+    assert await presets_of(studio, "carol") == []
+
+
+async def test_info_on_a_picture_made_from_a_picture_offers_no_save_preset(studio: Studio) -> None:
+    await studio.start()
+    source = await result_of(studio, "bob", **SMALL)
+    press = await studio.discord.click_button("bob", source, encode(ComponentAction.UPSCALE, job_id_of(source), 0))
+    await studio.discord.wait_for_response(press)
+    assert press.modal is not None
+    submit = await studio.discord.submit_modal("bob", press, press.modal["custom_id"], {"scale": "2"})
+    upscaled = await delivered(studio, submit)
+
+    info = await studio.discord.click_button("bob", upscaled, encode(ComponentAction.INFO, job_id_of(upscaled)))
+    private = await answer(studio, info)
+    assert private.ephemeral and private.embeds and not private.buttons  # an upscale needs a picture each time
 
 
 # --- the workflow changed or went away ---------------------------------------------------------------------

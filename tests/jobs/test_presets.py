@@ -234,3 +234,28 @@ async def test_a_version_3_file_gains_presets_and_keeps_its_jobs(db_path: Path) 
     with sqlite3.connect(db_path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     raw.close()
+
+
+# --- autocomplete ------------------------------------------------------------------------------------------
+
+
+async def test_matching_names_are_the_members_own_first_then_shared_of_this_guild_only(presets: PresetStore) -> None:
+    await save(presets, "zebra fox", owner=CAROL)
+    await presets.set_shared(GUILD, CAROL, "zebra fox", True)
+    await save(presets, "red fox", owner=CAROL)  # not shared
+    await save(presets, "Fox den")
+    await save(presets, "fox elsewhere", guild=OTHER_GUILD)
+    assert await presets.matching(GUILD, BOB, "FOX", shared=True) == ["Fox den", "zebra fox"]
+    assert await presets.matching(GUILD, BOB, "fox", shared=False) == ["Fox den"]
+    assert await presets.matching(GUILD, BOB, "", shared=True) == ["Fox den", "zebra fox"]
+
+
+async def test_matching_takes_what_was_typed_literally_and_finds_beyond_the_first_page(presets: PresetStore) -> None:
+    for n in range(30):
+        await save(presets, f"a{n:02d}", most=40)
+    await save(presets, "zz_last", most=40)
+    assert await presets.matching(GUILD, BOB, "_", shared=False) == ["zz_last"]  # '_' is not a wildcard
+    assert await presets.matching(GUILD, BOB, "%", shared=False) == []
+    assert await presets.matching(GUILD, BOB, "zz", shared=False) == ["zz_last"]
+    assert len(await presets.matching(GUILD, BOB, "a", shared=False)) == 25
+    assert await presets.matching(GUILD, BOB, "x" * 40, shared=False) == []
