@@ -186,10 +186,6 @@ class PresetStore:
         assert found is not None  # inserted just above, in the same transaction
         return found
 
-    async def own(self, guild_id: int, owner_id: int, name: str) -> Preset | None:
-        async with self.store.reading("reading a preset") as db:
-            return await _one(db, "guild_id = ? AND owner_id = ? AND name = ?", (guild_id, owner_id, _key(name)))
-
     async def usable(self, guild_id: int, user_id: int, name: str) -> Preset | None:
         """The preset ``name`` means for ``user_id`` in ``guild_id``: their own, else the one shared there."""
         name = _key(name)
