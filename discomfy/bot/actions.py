@@ -15,6 +15,9 @@ private note, and the new job's progress is posted as a reply to the result the 
 picture comes from ``Delivery.source_picture``. Animate's form is the one of the video workflow that will run
 (``JobService.runnable``, asked when the button is pressed); its submit asks again (the custom_id carries no
 workflow), refuses a value the workflow in force then does not take, and names that workflow in the request.
+Info on a finished result whose workflow can be a preset (no picture needed) carries "Save preset": its form asks
+a name (and whether to keep the seed) and its submit saves the preset through ``presets.save_result``, for the
+member who submits, in the job's guild (the gate above has checked that guild).
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).
