@@ -11,13 +11,18 @@ frames out. It sends no previews. Its ``/object_info`` shapes are compared with 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import av
 import pytest
+from PIL import Image
 
+from discomfy.config import DEFAULT_MODELS
+from discomfy.workflows import bind, load_workflow
 from tests.peers.comfyui import ComfyEmulator
 from tests.peers.comfyui.replay import Client, progress_runs
+from tests.support import WORKFLOWS
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -94,3 +99,31 @@ async def test_a_model_not_in_the_frame_interpolation_folder_is_refused_at_submi
     [error] = reply["node_errors"]["2"]["errors"]
     assert (error["type"], error["extra_info"]["input_name"]) == ("value_not_in_list", "model_name")
     assert listed["FrameInterpolationModelLoader"]["input"]["required"]["model_name"][0] == []
+
+
+async def test_a_video_sampler_previews_every_step_and_the_interpolation_none(
+    comfyui_emulator: ComfyEmulator, tmp_path: Path
+) -> None:
+    """Previews of a video: ComfyUI's sampler callback previews ``x0[0]`` — a video's first frame (SVD's frames are
+    the batch) — on every step when previews are asked for; a frame-wise node sends none (the ColorTransfer
+    recording), so the last sampler preview is the newest picture a client has while frames are interpolated."""
+    emu = comfyui_emulator
+    emu.config.models["frame_interpolation"] = [MODEL]
+    emu.config.step_duration = 0.0
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(emu.input_dir / "cat.png")
+    workflow = load_workflow(WORKFLOWS / "img2vid.json", DEFAULT_MODELS)
+    given = {"image": "cat.png", "frames": 5, "steps": 3, "width": 256, "height": 256, "interpolate": True}
+    bound = bind(workflow, given, DEFAULT_MODELS)
+
+    messages = await run(emu, bound.graph)
+
+    kinds = [
+        "preview" if m["type"] == "__binary__" else m["data"]["node"]
+        for m in messages
+        if m["type"] == "__binary__" or m["type"] == "progress"
+    ]
+    # KSampler (node 6): a preview with each of its 3 steps; then FrameInterpolate (node 11): ticks, no preview.
+    assert kinds[:6] == ["preview", "6"] * 3 and kinds[6:] and set(kinds[6:]) == {"11"}, kinds
+    previews = [m["data"] for m in messages if m["type"] == "__binary__"]
+    assert all(p["name"] == "PREVIEW_IMAGE_WITH_METADATA" and p["metadata"]["node_id"] == "6" for p in previews)
+    assert saved_frames(emu) == 9
