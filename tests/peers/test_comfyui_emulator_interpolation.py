@@ -55,7 +55,7 @@ async def run(emu: ComfyEmulator, prompt: dict[str, Any]) -> list[dict[str, Any]
 
 
 def saved_frames(emu: ComfyEmulator) -> int:
-    [path] = emu.output_dir.glob("interp_*.mp4")
+    [path] = emu.output_dir.rglob("*.mp4")
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
 
