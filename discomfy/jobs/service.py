@@ -239,7 +239,8 @@ class JobService:
         }
 
     def _check(self, request: JobRequest, workflow: Workflow, pictures: int | None) -> Workflow:
-        given = {k: v for k, v in request.params.items() if v is not None}
+        # A stage's recorded choice (a rerun's params) is not an option: ``stages`` decides it again at submit.
+        given = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
         unknown = sorted(k for k in given if k not in workflow.params)
         if unknown:
             raise BadInputError(
@@ -271,7 +272,8 @@ class JobService:
             self.limits.admit_job(actor, await self.store.counts(), now)
             workflow = self._runnable_workflow(request)
             self._check(request, workflow, None)
-            params = {k: v for k, v in request.params.items() if v is not None} | self.stages(workflow)
+            params = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
+            params |= self.stages(workflow)
             bound = self._bind(workflow, params, request.inputs)
             seed = bound.values.get("seed")
             job = Job(

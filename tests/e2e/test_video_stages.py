@@ -222,6 +222,11 @@ async def test_animate_from_a_result_shows_steps_then_interpolated_frames_then_e
         True,
     )
 
+    # Reroll: the recorded stage choice is not taken for an option; the stage is chosen again (still on).
+    reroll = await studio.discord.click_button("carol", result, encode(ComponentAction.REROLL, job.id))
+    again = await job_of(studio, await delivered(studio, reroll))
+    assert again.id != job.id and again.params["interpolate"] is True and again.params["frames"] == SAMPLED
+
 
 async def test_slash_animate_from_an_attachment_shows_steps_then_interpolated_frames_then_encoding(
     studio: Studio, held_encoding: EncodingHold
