@@ -7,7 +7,8 @@ else the literal ``steps`` of the scheduler node linked to its ``sigmas`` (Sampl
 ``DEFAULT_STEPS``. Loaders, VAE encode/decode, model upscaling and video encoders weigh ``SLOW_WEIGHT``; known
 per-frame nodes ``PROGRESS_WEIGHT``; every other node 1 (the tracker raises a node that reports progress to
 ``PROGRESS_WEIGHT``). ``NodeInfo.frames`` turns a per-frame node's ticks into frames: one tick per frame, but
-``FrameInterpolate``'s ticks are its new frames only, mapped to output frames with its literal ``multiplier``. Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
+``FrameInterpolate``'s ticks are its new frames only, mapped to output frames with its literal ``multiplier``.
+Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
 
 Never: raise on a graph of the wrong shape (whatever is not understood is skipped), or mutate the graph.
 """

@@ -11,8 +11,8 @@ How it works:
 - ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), ``check`` against the workflow that
   will run, then the row is written in state ``waiting`` with every bound value, the
   chosen seed included, so binding the stored params again gives the same graph; with them, whether each
-  optional stage of the workflow runs (``stages``: on when a healthy server has its models too). Only then is the job pushed
-  to our ``FairQueue``.
+  optional stage of the workflow runs (``stages``: on when a healthy server has its models too). Only then is
+  the job pushed to our ``FairQueue``.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
   takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
   by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
