@@ -127,3 +127,27 @@ async def test_a_video_sampler_previews_every_step_and_the_interpolation_none(
     previews = [m["data"] for m in messages if m["type"] == "__binary__"]
     assert all(p["name"] == "PREVIEW_IMAGE_WITH_METADATA" and p["metadata"]["node_id"] == "6" for p in previews)
     assert saved_frames(emu) == 9
+
+
+async def test_hold_progress_pauses_after_the_first_tick_until_released_or_interrupted(
+    comfyui_emulator: ComfyEmulator,
+) -> None:
+    emu = comfyui_emulator
+    emu.config.models["frame_interpolation"] = [MODEL]
+    emu.config.step_duration = 0.0
+    released = emu.faults.hold_progress("FrameInterpolate")
+    async with Client(emu.url) as c:
+        await c.connect()
+        _, first = await c.queue(graph(5, 2))
+        await c.wait_for(lambda m: m["type"] == "progress" and m["data"]["prompt_id"] == first["prompt_id"])
+        released.set()
+        await c.wait_done(first["prompt_id"])
+        emu.faults.hold_progress("FrameInterpolate")  # never released: an interrupt still ends it
+        since = len(c.messages)
+        _, second = await c.queue(graph(5, 3))
+        await c.wait_for(lambda m: m["type"] == "progress" and m["data"]["prompt_id"] == second["prompt_id"], since)
+        await c.http("POST", "/interrupt", json={"prompt_id": second["prompt_id"]})
+        await c.wait_done(second["prompt_id"])
+    assert [m["data"]["value"] for m in c.messages[:since] if m["type"] == "progress"][-1] == 4
+    assert [m["type"] for m in c.messages[since:] if m["type"].startswith("execution_")][-1] == "execution_interrupted"
+    assert [(m["data"]["value"], m["data"]["max"]) for m in c.messages[since:] if m["type"] == "progress"] == [(2, 8)]
