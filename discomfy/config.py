@@ -150,6 +150,7 @@ DEFAULT_MODELS: dict[str, str] = {
     "wan22_vae": "wan2.2_vae.safetensors",
     "ltxv_checkpoint": "ltx-video-2b-v0.9.5.safetensors",
     "ltxv_text_encoder": "t5xxl_fp16.safetensors",
+    "interpolation_model": "rife47.pth",
 }
 
 

@@ -17,8 +17,10 @@ the files it should carry). The message editor sends it; it never needs to know 
   **Reroll**, **Edit prompt**, **Info**, **Delete** for the whole job. Videos get no Upscale/Animate: animating a
   video is meaningless, and upscaling one needs a per-frame workflow we do not ship (add the button with it).
 - A video job's progress names its stages: "sampling · step x/y · N frames", then "<node title> · frame x/y" for
-  each node that works frame by frame, then — while we transcode the result ourselves — ``render_encoding``'s
-  "encoding frame x/y".
+  each node that works frame by frame (an interpolation's frames are its output frames written, see
+  ``comfy/graph_info.py``), then — while we transcode the result ourselves — ``render_encoding``'s
+  "encoding frame x/y". The sampler's last preview stays on the message through the frame-wise stages (they
+  send none); the encoding message has none.
 - User text (prompt, workflow, error) is escaped: markdown cannot break the layout and ``@everyone`` or
   ``<@id>`` never mention anyone (and the editor sends ``allowed_mentions: {"parse": []}`` as well).
 

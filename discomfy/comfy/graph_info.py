@@ -6,7 +6,9 @@ made. A sampler (KSampler, KSamplerAdvanced, SamplerCustom, SamplerCustomAdvance
 else the literal ``steps`` of the scheduler node linked to its ``sigmas`` (SamplerCustom*), else
 ``DEFAULT_STEPS``. Loaders, VAE encode/decode, model upscaling and video encoders weigh ``SLOW_WEIGHT``; known
 per-frame nodes ``PROGRESS_WEIGHT``; every other node 1 (the tracker raises a node that reports progress to
-``PROGRESS_WEIGHT``). Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
+``PROGRESS_WEIGHT``). ``NodeInfo.frames`` turns a per-frame node's ticks into frames: one tick per frame, but
+``FrameInterpolate``'s ticks are its new frames only, mapped to output frames with its literal ``multiplier``.
+Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
 
 Never: raise on a graph of the wrong shape (whatever is not understood is skipped), or mutate the graph.
 """
@@ -18,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLER_CLASSES = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
-PER_FRAME_CLASSES = frozenset({"ColorTransfer"})
+PER_FRAME_CLASSES = frozenset({"ColorTransfer", "FrameInterpolate"})
+#: Per-frame nodes whose ticks are not frames: ComfyUI's ``FrameInterpolate`` (comfy_extras/
+#: nodes_frame_interpolation.py) makes ``ProgressBar((frames - 1) * (multiplier - 1))`` and ticks once per
+#: interpolated frame (per pair, or per batch within a pair), writing each pair's end frame after its ticks.
+INTERPOLATING_CLASSES = frozenset({"FrameInterpolate"})
 FRAME_INPUTS = frozenset({"batch_size", "length", "frames", "num_frames", "frame_count", "video_frames"})
 SLOW_CLASSES = frozenset({"VAEDecode", "VAEEncode", "ImageUpscaleWithModel", "SaveVideo", "SaveWEBM"})
 DEFAULT_STEPS = 20
@@ -44,6 +50,17 @@ class NodeInfo:
     weight: float
     is_sampler: bool
     per_frame: bool
+    #: ``FrameInterpolate``'s literal ``multiplier`` (≥ 2): its ticks are mapped to output frames (``frames``).
+    multiplier: int | None = None
+
+    def frames(self, value: float, maximum: float) -> tuple[float, float]:
+        """A per-frame node's progress as (frames done, frames in all). Ticks are frames, except for an
+        interpolation: after ``v`` of its ``(n - 1)(m - 1)`` ticks, ``1 + v + v // (m - 1)`` of its
+        ``(n - 1)m + 1`` output frames are written (the first frame, the new ones, each finished pair's end)."""
+        if self.multiplier is None:
+            return value, maximum
+        per_pair = self.multiplier - 1
+        return 1 + value + int(value) // per_pair, 1 + maximum + int(maximum) // per_pair
 
 
 class GraphInfo:
@@ -69,7 +86,14 @@ class GraphInfo:
                 weight = SLOW_WEIGHT
             else:
                 weight = PROGRESS_WEIGHT if cls in PER_FRAME_CLASSES else 1.0
-            self.nodes[node_id] = NodeInfo(title, weight, is_sampler, cls in PER_FRAME_CLASSES)
+            multiplier = _literal(inputs.get("multiplier")) if cls in INTERPOLATING_CLASSES else None
+            self.nodes[node_id] = NodeInfo(
+                title,
+                weight,
+                is_sampler,
+                cls in PER_FRAME_CLASSES,
+                int(multiplier) if multiplier is not None and multiplier >= 2 else None,
+            )
             for name in FRAME_INPUTS & inputs.keys():
                 count = _literal(inputs[name])
                 if count is not None and count >= 2:

@@ -24,7 +24,8 @@ How it works:
 - ``fraction`` never goes backwards: when ``raw`` shrinks (a node turned out heavier), the shown fraction keeps
   its value and the rest of ``raw`` is stretched over the rest of the bar. While running it stays below 1.
 - Frames: the progress of a non-sampler node counts as frames when its class is a known per-frame node
-  (``ColorTransfer``, …) or its ``max`` equals one of the graph's frame counts (a literal ``batch_size``,
+  (``ColorTransfer``, ``FrameInterpolate`` — whose ticks are turned into true output frames, see
+  ``graph_info.NodeInfo.frames``) or its ``max`` equals one of the graph's frame counts (a literal ``batch_size``,
   ``length``, ``frames``, ``num_frames``, ``frame_count`` or ``video_frames`` ≥ 2). A sampler's is steps; with
   no graph at all, any progress is taken for steps.
 - ETA: the fraction's average rate since the prompt began running; ``None`` until 2 % and half a second.
@@ -410,7 +411,9 @@ class ProgressTracker:
             node = self._graph.nodes.get(current)
             if (node is not None and node.is_sampler) or not self._graph.nodes:
                 step = (value, maximum)
-            elif (node is not None and node.per_frame) or maximum in self._graph.frame_counts:
+            elif node is not None and node.per_frame:
+                frames = node.frames(value, maximum)
+            elif maximum in self._graph.frame_counts:
                 frames = (value, maximum)
         title = self._graph.nodes[current].title if current in self._graph.nodes else None
         key: tuple[Any, ...] = (self._phase, self._queue_position, done, total, self._current, title, value, maximum)

@@ -10,8 +10,9 @@ How it works:
   Discord (a refusal is an ephemeral first response); ``submit`` calls it again with the real pictures.
 - ``submit``: the caps (``Limits.admit_job`` against ``store.counts()``), ``check`` against the workflow that
   will run, then the row is written in state ``waiting`` with every bound value, the
-  chosen seed included, so binding the stored params again gives the same graph. Only then is the job pushed
-  to our ``FairQueue``.
+  chosen seed included, so binding the stored params again gives the same graph; with them, whether each
+  optional stage of the workflow runs (``stages``: on when a healthy server has its models too). Only then is
+  the job pushed to our ``FairQueue``.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
   takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
   by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
@@ -227,8 +228,19 @@ class JobService:
             f"No image server has the models the {named.name} workflow needs right now ({lacking}); tell an admin."
         )
 
+    def stages(self, workflow: Workflow) -> dict[str, bool]:
+        """Which optional stages of ``workflow`` (``[stages.NAME]``, e.g. frame interpolation) a job runs: those
+        whose models a healthy server has along with the workflow's own (none while every server is down). The
+        choice is bound and recorded with the job, so it routes to such a server and a restart binds the same."""
+        healthy = [s for s in self.engine.pool.servers if s.healthy]
+        return {
+            name: any(self.registry.needed_models(workflow.name, {name}) <= s.models for s in healthy)
+            for name in workflow.stages
+        }
+
     def _check(self, request: JobRequest, workflow: Workflow, pictures: int | None) -> Workflow:
-        given = {k: v for k, v in request.params.items() if v is not None}
+        # A stage's recorded choice (a rerun's params) is not an option: ``stages`` decides it again at submit.
+        given = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
         unknown = sorted(k for k in given if k not in workflow.params)
         if unknown:
             raise BadInputError(
@@ -260,7 +272,8 @@ class JobService:
             self.limits.admit_job(actor, await self.store.counts(), now)
             workflow = self._runnable_workflow(request)
             self._check(request, workflow, None)
-            params = {k: v for k, v in request.params.items() if v is not None}
+            params = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
+            params |= self.stages(workflow)
             bound = self._bind(workflow, params, request.inputs)
             seed = bound.values.get("seed")
             job = Job(

@@ -3,7 +3,9 @@
 How it works: ``bind`` checks the names it is given, then for each parameter takes the given value (or the
 default, or, for ``seed``, a random one it records), coerces it to the parameter's type and checks its bounds
 (``coerce``; each refusal is a ``BadInputError`` naming the parameter and what it accepts), fills the
-``{models.ROLE}`` placeholders into a deep copy of the graph and writes every value to every target.
+``{models.ROLE}`` placeholders into a deep copy of the graph and writes every value to every target. Optional
+stages (``model.Stage``) run when ``params`` says ``NAME = true`` (the job service decides from the servers'
+models); the choice is recorded with the values, so binding them again gives the same graph.
 
 Never: mutate ``Workflow.graph`` (it is shared by every job), or let a value through unchecked.
 """
@@ -17,8 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from discomfy.errors import BadInputError
-from discomfy.workflows.graph import fill_model_refs, fill_models, inputs_of, model_files
-from discomfy.workflows.model import BoundGraph, Param, ParamType, Workflow
+from discomfy.workflows.graph import cut_stage, fill_model_refs, fill_models, inputs_of, model_files
+from discomfy.workflows.model import BoundGraph, Graph, Param, ParamType, Workflow
 
 #: Seeds we choose ourselves: ComfyUI's frontend and most custom nodes accept this range.
 SEED_RANGE = 2**32
@@ -37,7 +39,7 @@ def bind(
     rng: random.Random | None = None,
 ) -> BoundGraph:
     """A new graph with ``params`` applied; raises ``BadInputError`` for a value the workflow refuses."""
-    unknown = sorted(set(params) - set(workflow.params))
+    unknown = sorted(set(params) - set(workflow.params) - set(workflow.stages))
     if unknown:
         takes = ", ".join(workflow.params) or "no options"
         raise BadInputError(f"'{unknown[0]}' is not an option of the {workflow.name} workflow (it takes: {takes}).")
@@ -63,6 +65,9 @@ def bind(
     for name, param in workflow.params.items():
         if name not in values and param.targets:  # left as the file has it: record it all the same
             values[name] = inputs_of(graph, param.targets[0].node).get(param.targets[0].input)
+    for name in workflow.stages:
+        values[name] = coerce(Param(name, ParamType.BOOL, ()), params.get(name, False))
+    graph = with_stages(workflow, graph, {name for name in workflow.stages if values[name]})
     return BoundGraph(
         workflow=workflow.name,
         graph=graph,
@@ -71,6 +76,18 @@ def bind(
         outputs=workflow.outputs,
         chosen=chosen,
     )
+
+
+def with_stages(workflow: Workflow, graph: Graph, on: set[str] | frozenset[str]) -> Graph:
+    """``graph`` with the optional stages named in ``on`` kept (the fps they scale multiplied) and the others cut
+    out (``graph.cut_stage``)."""
+    for stage in workflow.stages.values():
+        if stage.name not in on:
+            graph = cut_stage(graph, stage)
+        elif stage.fps is not None and stage.multiplier is not None:
+            times = inputs_of(graph, stage.multiplier.node)[stage.multiplier.input]
+            graph[stage.fps.node]["inputs"][stage.fps.input] = inputs_of(graph, stage.fps.node)[stage.fps.input] * times
+    return graph
 
 
 def resolve_param(param: Param, models: Mapping[str, str], workflow: str) -> Param:

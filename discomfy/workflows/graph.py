@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from discomfy.workflows.model import Graph, Kind, WorkflowError
+from discomfy.workflows.model import Graph, Kind, Stage, WorkflowError
 
 #: ``{models.checkpoint}`` in a string literal → the file configured for that role in ``Settings.models``.
 MODEL_REF = re.compile(r"\{models\.([A-Za-z0-9_-]+)\}")
@@ -188,3 +188,19 @@ def model_files(graph: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
 
 def save_nodes(graph: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return nodes_of_class(graph, SAVE_NODES)
+
+
+def cut_stage(graph: Mapping[str, Mapping[str, Any]], stage: Stage) -> Graph:
+    """A copy of ``graph`` without ``stage``'s nodes: every input linked to the bypass node's output takes what
+    feeds its bypass input instead (the manifest check made sure nothing else links into the stage)."""
+    source = inputs_of(graph, stage.bypass.node).get(stage.bypass.input)
+    cut: Graph = {nid: copy.deepcopy(dict(node)) for nid, node in graph.items() if nid not in stage.nodes}
+    for node in cut.values():
+        inputs = node.get("inputs")
+        if not isinstance(inputs, dict):
+            continue
+        for name, value in inputs.items():
+            link = link_source(value)
+            if link is not None and link[0] == stage.bypass.node:
+                inputs[name] = copy.deepcopy(source)
+    return cut

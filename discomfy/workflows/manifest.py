@@ -2,7 +2,8 @@
 
 How it works: ``parse_manifest`` reads the TOML text (``tomllib``) and checks every key against the graph it
 describes: the kind, the parameters (type, targets as ``"node.input"`` or ``{node, input, multiply}``, default,
-min/max/step, choices, required), the output nodes and the fallback. Every mistake is a ``WorkflowError``
+min/max/step, choices, required), the output nodes, the fallback and the optional stages (``[stages.NAME]``:
+nodes cut out when no server has their models, see ``model.Stage``). Every mistake is a ``WorkflowError``
 naming the manifest, the parameter and the key, so an operator can fix it without reading this code. The
 format is documented in ``workflows/README.md``.
 
@@ -19,10 +20,11 @@ from typing import Any
 
 from discomfy.errors import BadInputError
 from discomfy.workflows.bind import coerce
-from discomfy.workflows.graph import MODEL_REF, is_link, model_roles, save_nodes
-from discomfy.workflows.model import Graph, Kind, Param, ParamType, Target, Workflow, WorkflowError
+from discomfy.workflows.graph import MODEL_REF, inputs_of, is_link, link_source, model_roles, save_nodes
+from discomfy.workflows.model import Graph, Kind, Param, ParamType, Stage, Target, Workflow, WorkflowError
 
-TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params"}
+TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params", "stages"}
+STAGE_KEYS = {"nodes", "bypass", "fps", "multiplier", "description"}
 PARAM_KEYS = {
     "type",
     "target",
@@ -63,6 +65,10 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         raise WorkflowError(f"the {where}: 'params' must be tables, written as [params.NAME] sections.")
     params = {pname: _param(pname, spec, graph, where) for pname, spec in raw_params.items()}
     outputs = _outputs(raw.get("outputs"), graph, where)
+    raw_stages = raw.get("stages", {})
+    if not isinstance(raw_stages, dict):
+        raise WorkflowError(f"the {where}: 'stages' must be tables, written as [stages.NAME] sections.")
+    stages = {sname: _stage(sname, spec, graph, where, params, outputs) for sname, spec in raw_stages.items()}
     fallback = raw.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
         raise WorkflowError(f"the {where}: fallback must be the name of another workflow, not {fallback!r}.")
@@ -84,6 +90,7 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         default=_flag(raw.get("default", False), f"the {where}: default"),
         source=source,
         model_roles=roles,
+        stages=stages,
     )
 
 
@@ -131,6 +138,84 @@ def _param(pname: str, spec: object, graph: Graph, where: str) -> Param:
         except BadInputError as exc:
             raise WorkflowError(f"{at}: its default does not fit its own rules: {exc.user_message}") from None
     return param
+
+
+def _stage(
+    sname: str, spec: object, graph: Graph, where: str, params: Mapping[str, Param], outputs: tuple[str, ...]
+) -> Stage:
+    """``[stages.NAME]``: an optional part of the graph (see ``model.Stage``), checked so that cutting it out
+    always leaves a graph ComfyUI accepts."""
+    at = f"the {where}, stage '{sname}'"
+    if not _NAME.match(sname):
+        raise WorkflowError(f"{at}: names are lowercase letters, digits and _ (like interpolate).")
+    if sname in params:
+        raise WorkflowError(f"{at} has the name of a parameter; give one of them another name.")
+    if not isinstance(spec, dict):
+        raise WorkflowError(f"{at} must be a table, written as a [stages.{sname}] section.")
+    unknown = sorted(set(spec) - STAGE_KEYS)
+    if unknown:
+        raise WorkflowError(f"{at} has an unknown key '{unknown[0]}'; known keys: {', '.join(sorted(STAGE_KEYS))}.")
+    raw_nodes = spec.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes or not all(isinstance(n, str) for n in raw_nodes):
+        raise WorkflowError(f'{at}: nodes must be a list of node ids like ["13", "14"].')
+    nodes = frozenset(raw_nodes)
+    if missing := sorted(nodes - set(graph)):
+        raise WorkflowError(f"{at}: node {missing[0]} is not in the workflow.")
+    if inside := sorted(nodes & set(outputs)):
+        raise WorkflowError(f"{at}: node {inside[0]} is an output node; a stage that may be cut out cannot be one.")
+    for param in params.values():
+        if hit := [t for t in param.targets if t.node in nodes]:
+            raise WorkflowError(f"{at}: parameter '{param.name}' writes to {hit[0]}, inside the stage.")
+    bypass = _one_target(spec.get("bypass"), graph, f"{at}: bypass")
+    fed_by = link_source(inputs_of(graph, bypass.node).get(bypass.input))
+    if bypass.node not in nodes or fed_by is None or fed_by[0] in nodes:
+        raise WorkflowError(
+            f"{at}: bypass must name a node of the stage and its linked input fed from outside the stage, "
+            'like "14.images".'
+        )
+    for node_id in sorted(set(graph) - nodes):
+        for input_name, value in inputs_of(graph, node_id).items():
+            source = link_source(value)
+            if source is not None and source[0] in nodes and source != (bypass.node, 0):
+                raise WorkflowError(
+                    f"{at}: node {node_id} ('{input_name}') takes output {source[1]} of node {source[0]} inside the "
+                    f"stage; only output 0 of the bypass node {bypass.node} may leave it."
+                )
+    fps = multiplier = None
+    if "fps" in spec or "multiplier" in spec:
+        fps = _one_target(spec.get("fps"), graph, f"{at}: fps")
+        multiplier = _one_target(spec.get("multiplier"), graph, f"{at}: multiplier")
+        fps_value, times = (
+            inputs_of(graph, fps.node).get(fps.input),
+            inputs_of(graph, multiplier.node).get(multiplier.input),
+        )
+        if fps.node in nodes or not _plain_number(fps_value):
+            raise WorkflowError(f'{at}: fps must name a number input outside the stage, like "11.fps".')
+        if multiplier.node not in nodes or not isinstance(times, int) or isinstance(times, bool) or times < 2:
+            raise WorkflowError(
+                f'{at}: multiplier must name a whole number of 2 or more inside the stage, like "14.multiplier".'
+            )
+    return Stage(
+        name=sname,
+        nodes=nodes,
+        bypass=bypass,
+        fps=fps,
+        multiplier=multiplier,
+        description=_string(spec.get("description", ""), f"{at}: description"),
+    )
+
+
+def _one_target(raw: object, graph: Graph, at: str) -> Target:
+    if not isinstance(raw, str) or "." not in raw:
+        raise WorkflowError(f'{at} must be "node.input", like "14.images" (it says {raw!r}).')
+    node, _, input_name = raw.partition(".")
+    if node not in graph or input_name not in inputs_of(graph, node):
+        raise WorkflowError(f"{at}: {raw} is not an input of a node in the workflow.")
+    return Target(node, input_name)
+
+
+def _plain_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _targets(spec: Mapping[str, Any], graph: Graph, at: str) -> tuple[Target, ...]:

@@ -86,6 +86,24 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """An optional part of a workflow (``[stages.NAME]`` in its manifest), run only when a server has its models.
+
+    Off, its ``nodes`` are cut out of the graph and every input linked to ``bypass.node``'s output takes what
+    feeds ``bypass.input`` instead (a frame interpolation's consumers get the frames it would have
+    interpolated). On, ``fps`` (an input outside the stage) is multiplied by ``multiplier`` (an input inside it),
+    so a video with ``multiplier`` times the frames lasts as long.
+    """
+
+    name: str
+    nodes: frozenset[str]
+    bypass: Target
+    fps: Target | None = None
+    multiplier: Target | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Workflow:
     """A loaded workflow: its template graph and how the bot's parameters reach it."""
 
@@ -105,6 +123,8 @@ class Workflow:
     source: Path | None = None
     #: Roles named as ``{models.ROLE}`` anywhere in the graph or the manifest.
     model_roles: frozenset[str] = frozenset()
+    #: Optional stages by name (``Stage``); a job records whether each ran as a bool value of that name.
+    stages: Mapping[str, Stage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

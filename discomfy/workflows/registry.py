@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from discomfy.errors import BadInputError
+from discomfy.workflows.bind import with_stages
 from discomfy.workflows.detect import detect_workflow
 from discomfy.workflows.graph import fill_models, model_files, parse_api_graph, unknown_role
 from discomfy.workflows.manifest import parse_manifest
@@ -63,9 +64,11 @@ class Registry:
             current = self.workflows.get(current.fallback) if current.fallback else None
         return chain
 
-    def needed_models(self, name: str) -> frozenset[str]:
-        """The model files workflow ``name`` loads, with the configured models filled in."""
-        return model_files(fill_models(self.get(name).graph, self.models, name))
+    def needed_models(self, name: str, stages: Iterable[str] = ()) -> frozenset[str]:
+        """The model files workflow ``name`` loads with the optional ``stages`` on (none: without them), with the
+        configured models filled in."""
+        workflow = self.get(name)
+        return model_files(with_stages(workflow, fill_models(workflow.graph, self.models, name), frozenset(stages)))
 
     def first_runnable(self, name: str, available: Iterable[str]) -> Workflow | None:
         """The first of ``with_fallbacks(name)`` whose models are all in ``available`` (a server's files)."""

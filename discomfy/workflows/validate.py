@@ -4,7 +4,8 @@ How it works: ``validate`` fills the models into a copy of the graph, then check
 ``POST /prompt`` would: the node type exists; required inputs are there (dynamic combos such as SaveVideo's
 ``format`` → ``format.codec`` are expanded first); links point at existing nodes and outputs of the right type;
 literal numbers are within min / max, booleans are booleans, and COMBO values are among the choices (a missing
-model file is said as such). Then each parameter's bounds and choices are compared with the inputs it writes
+model file is said as such, except in an optional stage's nodes: a server without them runs the workflow without
+the stage). Then each parameter's bounds and choices are compared with the inputs it writes
 to. It returns the problems, one sentence each, naming the workflow, the node (title and class) and the input.
 
 Never: raise, do I/O, or change the workflow; an empty list means the server can run it.
@@ -46,6 +47,8 @@ def validate(workflow: Workflow, object_info: Mapping[str, Any], models: Mapping
     specs = parse_object_info(object_info)
     uploaded = {(t.node, t.input) for p in workflow.params.values() if p.type is ParamType.IMAGE for t in p.targets}
     checker = _Checker(workflow.name, graph, specs)
+    # An optional stage's node type or model file missing on a server only keeps the stage off there.
+    checker.optional = frozenset(n for stage in workflow.stages.values() for n in stage.nodes)
     for node_id in sorted(graph, key=node_order):
         checker.node(node_id, uploaded)
     # Detected parameters take their bounds from the file: a bad value there is reported on its node already.
@@ -74,6 +77,8 @@ class _Checker:
         self.graph = graph
         self.specs = specs
         self.problems: list[str] = []
+        #: Nodes of optional stages (``Stage``): the server may lack their type or model file.
+        self.optional: frozenset[str] = frozenset()
 
     def say(self, node_id: str, text: str) -> None:
         self.problems.append(f"workflow '{self.workflow}': {node_label(self.graph, node_id)} {text}.")
@@ -81,6 +86,8 @@ class _Checker:
     def node(self, node_id: str, uploaded: set[tuple[str, str]]) -> None:
         class_type = class_of(self.graph, node_id)
         spec = self.specs.get(class_type)
+        if spec is None and node_id in self.optional:
+            return
         if spec is None:
             self.say(
                 node_id,
@@ -146,6 +153,8 @@ class _Checker:
     def combo(self, node_id: str, name: str, spec: InputSpec, value: Any) -> None:
         choices = spec.choices or ()
         if value in choices:
+            return
+        if is_model_input(name, value) and node_id in self.optional:
             return
         if is_model_input(name, value):
             self.say(

@@ -2,8 +2,13 @@
 then 10 frames, see ``tests/peers/test_comfyui_emulator_frames.py``): what it reports as frames today."""
 
 import itertools
+import json
+from typing import Any
 
-from discomfy.comfy.progress import Phase
+import pytest
+
+from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
+from discomfy.comfy.protocol import decode
 from tests.comfy.recordings import records
 from tests.comfy.test_progress import Run, assert_monotone, replay, run_named
 
@@ -72,3 +77,69 @@ def test_without_a_graph_frame_ticks_are_taken_for_steps() -> None:
     assert all(s.frames_value is None for s in snapshots)
     steps = list(dict.fromkeys((s.step_value, s.step_max) for s in snapshots if s.step_value is not None))
     assert steps == recorded_ticks(LONG)
+
+
+# --- FrameInterpolate: ticks are new frames, reported as output frames --------------------------------------------
+# Not recorded (a real run needs a RIFE or FILM file). The messages have the shape of the recording above; the
+# ticks follow ComfyUI's nodes_frame_interpolation.py: ProgressBar((n - 1) * (m - 1)), moved by m - 1 per pair.
+
+PID = "6f1c0f0e-4a53-4c1e-9a57-1d8d5b0a0b01"
+
+
+def interpolation_graph(frames: int, multiplier: int) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": frames, "color": 0}},
+        "2": {"class_type": "FrameInterpolationModelLoader", "inputs": {"model_name": "rife47.pth"}},
+        "3": {
+            "class_type": "FrameInterpolate",
+            "inputs": {"interp_model": ["2", 0], "images": ["1", 0], "multiplier": multiplier},
+            "_meta": {"title": "Interpolating"},
+        },
+        "4": {"class_type": "CreateVideo", "inputs": {"images": ["3", 0], "fps": 16.0}},
+        "5": {"class_type": "SaveVideo", "inputs": {"video": ["4", 0], "filename_prefix": "v", "format": "mp4"}},
+    }
+
+
+def interpolation_run(frames: int, multiplier: int) -> list[Snapshot]:
+    tracker = ProgressTracker(PID, interpolation_graph(frames, multiplier))
+    ticks = (frames - 1) * (multiplier - 1)
+    messages: list[dict[str, Any]] = [{"type": "execution_start", "data": {"prompt_id": PID}}]
+    for node in ("1", "2", "3"):
+        messages.append({"type": "executing", "data": {"node": node, "display_node": node, "prompt_id": PID}})
+    for value in range(multiplier - 1, ticks + 1, multiplier - 1):
+        messages.append({"type": "progress", "data": {"value": value, "max": ticks, "prompt_id": PID, "node": "3"}})
+    for node in ("4", "5"):
+        messages.append({"type": "executing", "data": {"node": node, "display_node": node, "prompt_id": PID}})
+    messages.append({"type": "execution_success", "data": {"prompt_id": PID}})
+    return [tracker.feed(decode(json.dumps(m)), 1.0 + i * 0.1) for i, m in enumerate(messages)]
+
+
+@pytest.mark.parametrize(
+    ("frames", "multiplier", "shown"),
+    [
+        (5, 2, [(3, 9), (5, 9), (7, 9), (9, 9)]),
+        (5, 3, [(4, 13), (7, 13), (10, 13), (13, 13)]),
+        (3, 4, [(5, 9), (9, 9)]),
+    ],
+)
+def test_interpolation_ticks_are_reported_as_output_frames_written(
+    frames: int, multiplier: int, shown: list[tuple[int, int]]
+) -> None:
+    snapshots = interpolation_run(frames, multiplier)
+    framed = list(dict.fromkeys((s.frames_value, s.frames_max) for s in snapshots if s.frames_value is not None))
+    assert framed == shown
+    assert shown[-1][1] == (frames - 1) * multiplier + 1
+    assert {s.current_title for s in snapshots if s.frames_value is not None} == {"Interpolating"}
+    assert all(s.step_value is None for s in snapshots)
+    assert_monotone(snapshots)
+
+
+def test_an_interpolation_without_a_literal_multiplier_reports_its_ticks_as_they_are() -> None:
+    graph = interpolation_graph(5, 2)
+    graph["3"]["inputs"]["multiplier"] = ["9", 0]
+    tracker = ProgressTracker(PID, graph)
+    tracker.feed(decode(json.dumps({"type": "execution_start", "data": {"prompt_id": PID}})), 1.0)
+    tracker.feed(decode(json.dumps({"type": "executing", "data": {"node": "3", "prompt_id": PID}})), 1.1)
+    progress = {"type": "progress", "data": {"value": 2, "max": 4, "prompt_id": PID, "node": "3"}}
+    snapshot = tracker.feed(decode(json.dumps(progress)), 1.2)
+    assert (snapshot.frames_value, snapshot.frames_max) == (2, 4)

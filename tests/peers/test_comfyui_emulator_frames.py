@@ -148,7 +148,18 @@ def _flatten(inputs: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["EmptyImage", "ColorTransfer", "CreateVideo", "SaveVideo", "SaveAnimatedWEBP"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "EmptyImage",
+        "ColorTransfer",
+        "CreateVideo",
+        "SaveVideo",
+        "SaveAnimatedWEBP",
+        "FrameInterpolate",
+        "FrameInterpolationModelLoader",
+    ],
+)
 def test_object_info_inputs_match_the_real_server(name: str) -> None:
     real = json.loads(REAL_OBJECT_INFO.read_text(encoding="utf-8"))[name]
     ours = object_info_entry(name, lambda folder: [])

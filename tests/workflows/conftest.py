@@ -1,7 +1,8 @@
 """Fixtures for the workflow tests: the shipped workflows, the configured models, a real server's /object_info.
 
 ``object_info.json`` is the ``GET /object_info`` answer of a real ComfyUI 0.33.0 server (commit 783545f) for the
-node classes the shipped workflows and the detection tests use, with the default model files installed.
+node classes the shipped workflows and the detection tests use, with the default model files installed (the two
+frame interpolation nodes come from the real capture ``tests/peers/comfyui/object_info_frames.json``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from discomfy.workflows import Kind, load_workflows
 
 from .conftest import SHIPPED, SHIPPED_NAMES, shipped_graph
 
+#: The optional frame interpolation stage of the video workflows ([stages.interpolate]).
+INTERPOLATION = ("FrameInterpolationModelLoader", "FrameInterpolate")
 #: The node classes each shipped workflow is allowed (the ComfyUI emulator must support exactly these).
 CLASSES = {
     "txt2img": {"CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"},
@@ -18,6 +20,7 @@ CLASSES = {
         "LoadImage",
         "ImageScale",
         "SVD_img2vid_Conditioning",
+        *INTERPOLATION,
         "VideoLinearCFGGuidance",
         "KSampler",
         "VAEDecode",
@@ -32,6 +35,7 @@ CLASSES = {
         "CLIPTextEncode",
         "LoadImage",
         "Wan22ImageToVideoLatent",
+        *INTERPOLATION,
         "KSampler",
         "VAEDecode",
         "CreateVideo",
@@ -47,6 +51,7 @@ CLASSES = {
         "LTXVConditioning",
         "KSamplerSelect",
         "LTXVScheduler",
+        *INTERPOLATION,
         "SamplerCustom",
         "VAEDecode",
         "CreateVideo",

@@ -244,6 +244,7 @@ def test_models_on_server_reads_both_combo_forms(object_info: dict[str, Any]) ->
         "wan2.2_vae.safetensors",
         "ltx-video-2b-v0.9.5.safetensors",
         "t5xxl_fp16.safetensors",
+        "rife47.pth",
     }
 
 

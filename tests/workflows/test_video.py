@@ -2,7 +2,9 @@
 
 ``object_info_video_033.json`` is the ``GET /object_info`` answer of a real ComfyUI 0.33.0 server (commit 783545f,
 CPU, no custom nodes) for the node classes these workflows use, as it came: the server had none of the video
-models, so each test installs the configured files into the loaders' lists (``with_models``).
+models, so each test installs the configured files into the loaders' lists (``with_models``). That capture predates
+the frame interpolation nodes; their entries come from the real capture ``object_info_frames.json`` (same server
+version, the ComfyUI emulator's folder).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ LOADERS = {
     "ltxv_text_encoder": ("CLIPLoader", "clip_name"),
     "video_checkpoint": ("ImageOnlyCheckpointLoader", "ckpt_name"),
 }
+INTERPOLATION = ("FrameInterpolationModelLoader", "FrameInterpolate")
+REAL_FRAMES = HERE.parent / "peers" / "comfyui" / "object_info_frames.json"
 WAN_FILES = ("wan22_model", "wan_text_encoder", "wan22_vae")
 LTXV_FILES = ("ltxv_checkpoint", "ltxv_text_encoder")
 
@@ -39,7 +43,8 @@ LTXV_FILES = ("ltxv_checkpoint", "ltxv_text_encoder")
 @pytest.fixture(scope="module")
 def real_video_info() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((HERE / "object_info_video_033.json").read_text(encoding="utf-8"))
-    return data
+    frames = json.loads(REAL_FRAMES.read_text(encoding="utf-8"))
+    return data | {name: frames[name] for name in INTERPOLATION}
 
 
 def with_models(object_info: dict[str, Any], models: dict[str, str]) -> dict[str, Any]:
@@ -47,6 +52,10 @@ def with_models(object_info: dict[str, Any], models: dict[str, str]) -> dict[str
     info = copy.deepcopy(object_info)
     for role, (node, name) in LOADERS.items():
         info[node]["input"]["required"][name][0].append(models[role])
+    # A v3 combo: ["COMBO", {"options": [...]}].
+    info["FrameInterpolationModelLoader"]["input"]["required"]["model_name"][1]["options"].append(
+        models["interpolation_model"]
+    )
     return info
 
 

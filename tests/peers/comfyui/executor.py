@@ -71,8 +71,13 @@ class ProgressBar:
             percent = (value - max(0, self._last_value)) / self.total * 100 if self.total > 0 else 100
             if now - self._last_time < 0.1 or percent < 0.5:
                 return
+        first = self._last_value < 0
         self._last_time, self._last_value = now, value
         await self.run.progress_hook(self.node_id, value, self.total, preview)
+        held = self.run.emu.faults.take_hold(self.run.prompt[self.node_id]["class_type"]) if first else None
+        while held is not None and not held.is_set():  # hold_progress: paused, but an interrupt still stops it
+            self.run.check_interrupt()
+            await asyncio.sleep(0.01)
 
 
 class NodeContext:

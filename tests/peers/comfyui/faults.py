@@ -7,6 +7,7 @@ worker. Everything here is plain state; the server and the worker ask it what to
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from dataclasses import dataclass
 
@@ -83,6 +84,8 @@ class Faults:
         self.record_delay: float = 0.0
         self.hostile_outputs: list[HostileOutput] = []
         self.huge_views: list[HugeView] = []
+        #: class type → released when set (``hold_progress``).
+        self.holds: dict[str, asyncio.Event] = {}
         self.fired: list[str] = []
 
     # -- HTTP --------------------------------------------------------------------------------------------------
@@ -207,6 +210,19 @@ class Faults:
         script named ``fake_00001_.png`` (as this emulator does). Its ``execution_error`` texts quote absolute
         paths: ``cannot identify image file '/tmp/…/input/broken.png'`` (``fail_node(message=...)``)."""
         self.hostile_outputs.append(HostileOutput(ext, data, count))
+
+    def hold_progress(self, class_type: str) -> asyncio.Event:
+        """The next node of ``class_type`` sends its first progress update, then waits (interrupts still stop it)
+        until the returned event is set: a test sees that stage on the bot's side for sure, however slow or busy
+        the machine, instead of hoping a timed stage lasts long enough. Not a server behaviour: a pause button."""
+        self.holds[class_type] = asyncio.Event()
+        return self.holds[class_type]
+
+    def take_hold(self, class_type: str) -> asyncio.Event | None:
+        held = self.holds.pop(class_type, None)
+        if held is not None:
+            self.fired.append(f"hold_progress {class_type}")
+        return held
 
     def take_hostile_output(self) -> HostileOutput | None:
         for hostile in self.hostile_outputs:

@@ -110,6 +110,11 @@ def tint(img: Image.Image, ref: Image.Image, strength: float) -> Image.Image:
     return Image.blend(img, mean.resize(img.size), max(0.0, min(1.0, strength * 0.5)))
 
 
+def blend(before: Image.Image, after: Image.Image, t: float) -> Image.Image:
+    """A frame ``t`` of the way from ``before`` to ``after`` (what an interpolation model approximates)."""
+    return Image.blend(before.convert("RGB"), after.convert("RGB"), t)
+
+
 def encode_preview(img: Image.Image, fmt: str = "JPEG") -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, quality=95, compress_level=1)

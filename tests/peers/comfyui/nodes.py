@@ -93,6 +93,30 @@ async def color_transfer(
     return (ImageBatch(frames),), None
 
 
+@node("FrameInterpolate")
+async def frame_interpolate(
+    ctx: NodeContext, interp_model: dict[str, Any], images: ImageBatch, multiplier: int
+) -> NodeResult:
+    """ComfyUI's ``FrameInterpolate`` (comfy_extras/nodes_frame_interpolation.py): fewer than 2 frames (or a
+    multiplier below 2) pass through untouched, with no progress bar. Else ``ProgressBar(pairs × (m − 1))`` and,
+    per pair, the ``m − 1`` frames between its ends: FILM's ``forward_multi_timestep`` and RIFE's first batch
+    (``batch = m − 1`` until an out-of-memory error halves it) both make them at once, so the bar moves by
+    ``m − 1`` once per pair; the pair's end frame follows. ``(frames − 1) × m + 1`` frames come out. No previews."""
+    if len(images.frames) < 2 or multiplier < 2:
+        return (images,), None
+    pairs, new = len(images.frames) - 1, multiplier - 1
+    bar = ctx.progress(pairs * new)
+    frames = [images.frames[0]]
+    for i in range(pairs):
+        before, after = images.frames[i], images.frames[i + 1]
+        for _ in range(new):
+            await ctx.step()
+        between = [await ctx.blocking(media.blend, before, after, t / multiplier) for t in range(1, multiplier)]
+        frames += [*between, after]
+        await bar.update_absolute((i + 1) * new)
+    return (ImageBatch(frames),), None
+
+
 @node("LoadImage")
 async def load_image(ctx: NodeContext, image: str) -> NodeResult:
     batch = await ctx.blocking(media.load_image, ctx.input_path(image))
@@ -193,6 +217,13 @@ async def checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> NodeResult:
     return ({**model, "kind": "MODEL"}, {**model, "kind": "CLIP"}, {**model, "kind": "VAE"}), None
 
 
+@node("FrameInterpolationModelLoader")
+async def frame_interpolation_model_loader(ctx: NodeContext, model_name: str) -> NodeResult:
+    # ComfyUI: get_full_path_or_raise("frame_interpolation", name), then a FILM or RIFE state dict.
+    model = await _load(ctx, "frame_interpolation", model_name)
+    return ({**model, "kind": "INTERP_MODEL"},), None
+
+
 @node("ImageOnlyCheckpointLoader")
 async def image_only_checkpoint_loader(ctx: NodeContext, ckpt_name: str) -> NodeResult:
     model = await _load(ctx, "checkpoints", ckpt_name)
@@ -265,6 +296,10 @@ async def svd_conditioning(
 
 
 async def _sample(ctx: NodeContext, latent: Latent, seed: int, steps: int, positive: dict[str, Any]) -> NodeResult:
+    """One tick per step, each with a preview when the prompt asked for them. ComfyUI's ``prepare_callback``
+    (latent_preview.py) previews ``x0[0]`` of the latent: for a video that is its first frame (SVD's frames are
+    the batch; Wan / LTX latents are 5-D and ``Latent2RGBPreviewer`` takes ``x0[0, :, 0]``, TAEHV ``x0[:1, :, :1]``),
+    so a video sampler's previews show frame 1 — here the picture the decoder will draw for every frame."""
     text = str(positive.get("text", ""))
     result = Latent(latent.width, latent.height, latent.batch_size, seed, text)
     bar = ctx.progress(steps)

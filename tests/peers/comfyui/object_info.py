@@ -139,6 +139,16 @@ NODE_SPECS: dict[str, dict[str, Any]] = {
         ], ["IMAGE"], output_names=["image"], optional=[_int("source_stats.target_index", 0, 0, 10000)],
             python_module="comfy_extras.nodes_post_processing",
             description="Match the colors of one image to another using various algorithms."),
+        # comfy_extras/nodes_frame_interpolation.py (v3 schema; shapes as in object_info_frames.json, captured)
+        _node("FrameInterpolationModelLoader", "Load Frame Interpolation Model", "model/loaders", [
+            _combo("model_name", "@frame_interpolation", tooltip=(
+                "Select a frame interpolation model to load. Models must be placed in the 'frame_interpolation' "
+                "folder.")),
+        ], ["INTERP_MODEL"], python_module="comfy_extras.nodes_frame_interpolation"),
+        _node("FrameInterpolate", "Run Frame Interpolation Model", "video", [
+            _link("interp_model", "INTERP_MODEL"), _link("images", "IMAGE"), _int("multiplier", 2, 2, 16),
+        ], ["IMAGE"], python_module="comfy_extras.nodes_frame_interpolation",
+            search_aliases=["rife", "film", "frame interpolation", "slow motion", "interpolate frames", "vfi"]),
         _node("CheckpointLoaderSimple", "Load Checkpoint", "model/loaders", [
             _combo("ckpt_name", "@checkpoints", tooltip="The name of the checkpoint (model) to load."),
         ], ["MODEL", "CLIP", "VAE"],
@@ -220,7 +230,7 @@ NODE_SPECS: dict[str, dict[str, Any]] = {
 
 LINK_TYPES = {
     "IMAGE", "MASK", "LATENT", "MODEL", "CLIP", "VAE", "CONDITIONING", "CLIP_VISION", "UPSCALE_MODEL", "VIDEO",
-    "AUDIO",
+    "AUDIO", "INTERP_MODEL",
 }  # fmt: skip
 
 

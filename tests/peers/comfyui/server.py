@@ -33,6 +33,9 @@ def _default_models() -> dict[str, list[str]]:
         "loras": [],
         "vae": [],
         "embeddings": [],
+        # FrameInterpolationModelLoader's folder: empty, as on a server without an interpolation model; a test
+        # that wants the stage puts a file name here before the bot first reads /object_info.
+        "frame_interpolation": [],
     }
 
 
