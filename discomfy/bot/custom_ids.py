@@ -46,6 +46,13 @@ class ComponentAction(StrEnum):
     EDIT = "edit"
     INFO = "info"
     DELETE = "delete"
+    # /workflow add's private summary; the id part is the pending upload's id (workflow_admin.py), not a job's.
+    WF_CONFIRM = "wfok"
+    WF_ADJUST = "wfadj"
+    WF_CANCEL = "wfno"
+    WF_PARAM = "wfpar"
+    WF_NODE = "wfnod"
+    WF_INPUT = "wfinp"
 
 
 @dataclass(frozen=True, slots=True)
