@@ -136,7 +136,7 @@ def info_embed(
     params = [param_line(workflow, workflow.params[n]) for n in sorted(workflow.params)]
     fields = [
         {"name": "Parameters", "value": _fit("\n".join(params) or "none", 1024)},
-        {"name": "Models it needs", "value": _fit(", ".join(escape_user_text(m, 80) for m in models) or "none", 1024)},
+        {"name": "Models it needs", "value": _fit(", ".join(_code(m) for m in models) or "none", 1024)},
         {"name": "Runs on", "value": _fit(", ".join(runs_on) or "no server right now", 1024)},
     ]
     if problems:
@@ -155,6 +155,12 @@ def problems_text(problems: Sequence[str], limit: int = 5) -> str:
     shown = "\n".join(f"• {escape_user_text(p, 300)}" for p in problems[:limit])
     more = f"\n… and {len(problems) - limit} more (see the log)" if len(problems) > limit else ""
     return _fit(shown + more, 1800)
+
+
+def _code(text: str) -> str:
+    """A file name as inline code: one line, bounded, without backticks (so it cannot close the span)."""
+    flat = " ".join(text.split()).replace("`", "'")[:80]
+    return f"`{flat}`" if flat else "?"
 
 
 def _fit(text: str, limit: int) -> str:

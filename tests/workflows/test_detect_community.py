@@ -21,7 +21,8 @@ Row = tuple[str, tuple[str, ...], Any, Any, Any, Any]
 
 
 def summary(workflow: Workflow) -> tuple[str, tuple[str, ...], dict[str, Row]]:
-    """kind, outputs, and per parameter: type, targets (``node.input``, ``*m`` for a multiply), default, min, max, step."""
+    """kind, outputs, and per parameter: type, targets (``node.input``, ``*m`` for a multiply), default, min, max,
+    step."""
     params = {
         name: (
             p.type.value,
