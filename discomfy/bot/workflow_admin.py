@@ -202,10 +202,6 @@ class WorkflowCommands(GatedCog):
         log.info("workflow upload %s (%s) by %s waits for confirmation", name, draft.id, actor.user_id)
         await interaction.edit_original_message(embed=_embed(draft_embed(draft, runs_on)), view=_summary_view(draft))
 
-    @add.on_autocomplete("kind")
-    async def add_kind(self, interaction: Interaction[Any], kind: str) -> None:
-        await interaction.response.send_autocomplete([k.value for k in Kind])
-
     @workflow.subcommand(name="list", description="The workflows: what they make and where they can run.")
     async def list_(self, interaction: Interaction[Any]) -> None:
         try:

@@ -141,6 +141,8 @@ def read_upload(data: bytes, name: str, rules: UploadRules) -> Graph:
         ) from None
     except RecursionError:
         raise BadInputError("The file nests too deeply to be a workflow export.") from None
+    except ValueError:  # e.g. a number of more than 4300 digits (Python's int conversion limit)
+        raise BadInputError("The file holds a value too large to be part of a workflow export.") from None
     if not isinstance(raw, dict):
         raise BadInputError(
             f"The file holds a JSON {type(raw).__name__.replace('dict', 'object')}, not a workflow: an API-format "

@@ -99,6 +99,11 @@ def test_invalid_json_says_where() -> None:
     assert "not valid JSON (line 1, column 2" in refusal("{x")
 
 
+def test_a_huge_number_or_deep_nesting_is_refused_plainly() -> None:
+    assert "too large" in refusal('{"1": ' + "9" * 5000 + "}")
+    assert "nests too deeply" in refusal("[" * 60_000)
+
+
 def test_not_utf8_is_refused() -> None:
     assert "not text" in refusal(b"\xff\xfe\x00")
 
