@@ -10,7 +10,8 @@ detected, and it is validated against each server: when none can run it, the upl
 reasons. Otherwise a ``Draft`` is kept (``uploads.Drafts``: one per admin, expiring) and the admin gets an
 ephemeral summary with Confirm / Adjust / Cancel. Those buttons and the Adjust menus (parameter → node → input)
 come back through the client's panel routing by custom_id (``dc1:wfok:<draft id>`` …) to ``press``, which
-answers only the draft's uploader in its guild. Confirm writes the graph and our manifest to the uploads folder
+applies the channel and role allow-lists like every command and button, then answers only the draft's uploader
+in its guild. Confirm writes the graph and our manifest to the uploads folder
 (``upload_files.UploadFolder``, in a thread) and reloads the registry in place (``reload``: the app's
 ``Stack.reload_workflows``), so the workflow is in ``/generate``'s autocomplete at once. ``/workflow remove``
 deletes only uploads (never a shipped file) and reloads: jobs already queued keep the graph they were bound with.
@@ -285,6 +286,9 @@ class WorkflowCommands(GatedCog):
 
     async def press(self, interaction: Interaction[Any], ref: ComponentRef) -> None:
         try:
+            # The allow-lists hold for every button and menu, as for the commands (no rate limit: a press here
+            # starts no job); then only the draft's own uploader, in its guild, gets any further.
+            self.limits.check_place(actor_of(interaction))
             user_id = interaction.user.id if interaction.user else 0
             if ref.action is ComponentAction.WF_CONFIRM:
                 draft = self.drafts.pop(ref.job_id, user_id, interaction.guild_id)
