@@ -5,7 +5,8 @@ builds, in order: the data directory and the SQLite ``JobStore``; the ``OutputSt
 database, caps enforced); the ComfyUI ``ServerPool`` (health checks); the workflows, checked against a
 server's ``/object_info``; the ``Engine``; the bot's Discord side (``Delivery``, ``DiscordObserver``); the
 ``JobService``, started (it reattaches every job a previous run left); then the bot's features are installed
-on the client (``GenerateCommand``, ``StudioCommands``, ``ResultActions``) before it connects. ``Stack.close``
+on the client (``GenerateCommand``, ``StudioCommands``, ``WorkflowCommands`` with its panel, ``ResultActions``)
+before it connects. ``Stack.close``
 undoes it in reverse: the service stops dispatching (jobs at ComfyUI keep running and are reattached next start),
 the editors stop, the pool, the store, the HTTP session. Nothing below ``bot/`` knows Discord exists; the bot
 only receives what it needs.
@@ -53,6 +54,7 @@ from discomfy.bot.pacing import Pacer
 from discomfy.bot.presets import PresetCommands
 from discomfy.bot.ratelimits import BucketBook
 from discomfy.bot.rest import DiscordRest
+from discomfy.bot.workflow_admin import WorkflowCommands
 from discomfy.comfy.engine import Engine, EngineOptions
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import Settings, load_settings, redact_url, url_credentials
@@ -289,11 +291,18 @@ class App:
                 service, store, pool, limits, settings.limits, delivery, rest, uptime=self.uptime_seconds
             )
             presets = PresetStore(store)
+            workflows = WorkflowCommands(service, pool, limits, settings, session, reload=stack.reload_workflows)
             bot.install(
-                [generate, AnimateCommand(service, limits, session), studio],
+                [
+                    generate,
+                    AnimateCommand(service, limits, session),
+                    studio,
+                    workflows,
+                    PresetCommands(service, presets, store, limits),
+                ],
                 ResultActions(service, store, limits, delivery, presets),
+                workflows.panels(),
             )
-            bot.add_cog(PresetCommands(service, presets, store, limits))
             generate.fit_to(registry.of_kind(Kind.IMAGE))
             await service.start()
         except BaseException:
@@ -329,7 +338,7 @@ def runnable_actions(registry: Registry) -> frozenset[ComponentAction]:
 async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tuple[Registry, list[str]]:
     """The workflows folder, checked against the first healthy server's ``/object_info``; every problem is
     logged in plain words and returned."""
-    registry = load_workflows(settings.workflows_dir, settings.models)
+    registry = load_workflows(settings.workflows_dir, settings.models, uploads=settings.storage.uploaded_workflows_dir)
     problems = list(registry.problems)
     for problem in registry.problems:
         log.warning("workflows: %s", problem)

@@ -114,6 +114,11 @@ class StorageSettings:
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
 
+    @property
+    def uploaded_workflows_dir(self) -> Path:
+        """Workflows added from Discord (``/workflow add``), beside the shipped ``workflows_dir``."""
+        return self.data_dir / "workflows"
+
 
 #: How much one job of each kind counts in the fair queue (a user whose last job was heavy waits longer).
 DEFAULT_WEIGHTS: dict[str, int] = {"image": 1, "upscale": 2, "video": 4}
@@ -138,6 +143,23 @@ class PermissionSettings:
     allowed_roles: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
     #: Members with one of these roles are not rate-limited or capped.
     bypass_roles: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
+
+
+@dataclass(frozen=True)
+class WorkflowUploadSettings:
+    """``/workflow add``: who may add workflows from Discord, and what an upload may contain."""
+
+    #: Empty means members with Manage Server (checked by us on every use, not only by hiding the command).
+    admin_roles: tuple[int, ...] = setting((), low=1, what=DISCORD_ID)
+    #: Node types allowed beyond the servers' built-in ones (e.g. a custom node you trust); exact class names.
+    extra_nodes: tuple[str, ...] = setting((), what='a node class name in quotes, like "IPAdapter"')
+    #: KiB: an API-format export larger than this is refused before it is downloaded.
+    max_file_kb: int = setting(512, low=1, high=10240)
+    max_nodes: int = setting(200, low=1, high=2000)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.max_file_kb * 1024
 
 
 #: Model files the shipped workflows use, by role; a workflow manifest refers to them as ``{models.ROLE}``.
@@ -167,6 +189,7 @@ class Settings:
     )
     workflows_dir: Path = setting(Path("workflows"), env="DISCOMFY_WORKFLOWS_DIR")  # noqa: RUF009
     log_level: str = setting("INFO", env="DISCOMFY_LOG_LEVEL", choices=LOG_LEVELS)
+    workflow_uploads: WorkflowUploadSettings = WorkflowUploadSettings()
 
 
 def _is_section(kind: Any) -> bool:

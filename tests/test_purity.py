@@ -35,6 +35,9 @@ PURE_MODULES = [
     "media/plan.py",
     "media/sniff.py",
     "media/bombs.py",
+    "workflows/uploads.py",
+    "workflows/upload_files.py",
+    "bot/render_workflows.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 

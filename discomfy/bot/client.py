@@ -5,9 +5,10 @@ slash commands, and the ``ResultActions`` for our buttons and forms) on top of t
 them; ``start(token)`` logs in, awaits the ``on_login`` hook (where ``app.py`` opens the store, the pool, the
 engine and the job service, and installs the features) and connects to the gateway; ``close()`` awaits
 ``on_close`` (which closes them in reverse) before closing the gateway. Component presses and form submits
-whose custom_id is ours go to ``ResultActions.handle``; everything else to nextcord's application-command
-processing. Each interaction's ``attachment_size_limit`` is noted in ``UploadLimits``. Only guild events are
-needed (interactions arrive regardless of intents), so no privileged intents are asked.
+whose custom_id is ours go to ``ResultActions.handle`` (or, for an action installed as a panel, such as
+``/workflow add``'s Confirm / Adjust / Cancel, to that panel's handler); everything else to nextcord's
+application-command processing. Each interaction's ``attachment_size_limit`` is noted in ``UploadLimits``. Only
+guild events are needed (interactions arrive regardless of intents), so no privileged intents are asked.
 
 Never: import a feature module's internals or the job layers' wiring; let an exception from a command reach
 nextcord unreported (``on_application_command_error`` is the one handler of command failures).
@@ -16,13 +17,13 @@ nextcord unreported (``on_application_command_error`` is the one handler of comm
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import nextcord
 
 from discomfy.bot.actions import ResultActions
-from discomfy.bot.custom_ids import decode
+from discomfy.bot.custom_ids import ComponentAction, ComponentRef, decode
 from discomfy.bot.failures import report_failure
 from discomfy.bot.interactions import UploadLimits
 from discomfy.config import DiscordSettings
@@ -35,6 +36,8 @@ INVITE_PERMISSIONS = nextcord.Permissions(
 )
 
 Hook = Callable[["DiscomfyBot"], Awaitable[None]]
+#: Handles one press or pick whose custom_id is ours but not about a job; reports its own failures.
+PanelHandler = Callable[[nextcord.Interaction[Any], ComponentRef], Awaitable[None]]
 
 
 def invite_url(application_id: int) -> str:
@@ -60,15 +63,24 @@ class DiscomfyBot(nextcord.Client):
         )
         self.uploads = UploadLimits(settings.upload_limit_bytes)
         self.actions: ResultActions | None = None
+        #: Components that are not about a job (``/workflow add``'s summary): action → handler.
+        self.panels: dict[ComponentAction, PanelHandler] = {}
         self._on_login = on_login
         self._on_close = on_close
         self._closing = False
 
-    def install(self, cogs: Sequence[nextcord.ClientCog], actions: ResultActions) -> None:
-        """The features: slash-command cogs, and the handler of our buttons and forms. Before connecting."""
+    def install(
+        self,
+        cogs: Sequence[nextcord.ClientCog],
+        actions: ResultActions,
+        panels: Mapping[ComponentAction, PanelHandler] | None = None,
+    ) -> None:
+        """The features: slash-command cogs, the handler of our buttons and forms on jobs, and the handlers of
+        components that are not about a job (``panels``). Before connecting."""
         for cog in cogs:
             self.add_cog(cog)
         self.actions = actions
+        self.panels = dict(panels or {})
 
     def get_interaction(self, data: Any, *, cls: Any = nextcord.Interaction) -> Any:
         """nextcord builds every interaction here; we note the guild's ``attachment_size_limit`` on the way."""
@@ -91,6 +103,10 @@ class DiscomfyBot(nextcord.Client):
         if interaction.type in (nextcord.InteractionType.component, nextcord.InteractionType.modal_submit):
             data: Any = interaction.data if isinstance(interaction.data, dict) else {}
             ref = decode(data.get("custom_id"))
+            panel = self.panels.get(ref.action) if ref is not None else None
+            if ref is not None and panel is not None:
+                await panel(interaction, ref)
+                return
             if ref is not None:
                 if self.actions is None:
                     await interaction.response.send_message(

@@ -48,6 +48,13 @@ class ComponentAction(StrEnum):
     DELETE = "delete"
     #: "Save preset" on a result's Info answer: a form asking the name (bot/presets.py saves it).
     PRESET = "preset"
+    # /workflow add's private summary; the id part is the pending upload's id (workflow_admin.py), not a job's.
+    WF_CONFIRM = "wfok"
+    WF_ADJUST = "wfadj"
+    WF_CANCEL = "wfno"
+    WF_PARAM = "wfpar"
+    WF_NODE = "wfnod"
+    WF_INPUT = "wfinp"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,12 @@ SamplerCustomAdvanced; the one whose latent comes from an empty latent, else the
 denoise, sampler and scheduler, looking through ``guider``, ``sigmas`` and ``sampler`` links for the custom
 samplers. Its ``positive`` / ``negative`` links are followed back through conditioning nodes (combine, set area,
 ControlNet apply, …: slot 0 follows ``positive``, slot 1 ``negative``) to the text encoders, whose text becomes
-``prompt`` / ``negative``. ``seed`` binds every seed in the graph (KSampler ``seed``, ``noise_seed`` on the
-others and on RandomNoise), width / height / batch the empty latent, ``image`` the LoadImage node. Bounds are
+``prompt`` / ``negative``; samplers that continue its latent (an SDXL refiner) add their encoders to those, and
+their ``steps`` when they count the same steps. Video graphs: the latent's start node (SVD conditioning, Wan /
+LTX image-to-video, the empty video latents) gives size, batch and ``frames``; SVD's conditioning, CreateVideo
+and the animated savers give ``fps``; SVD's ``motion_bucket_id`` gives ``motion``. ``seed`` binds every seed in
+the graph (KSampler ``seed``, ``noise_seed`` on the others and on RandomNoise), width / height / batch the empty
+latent, ``image`` the LoadImage node. Bounds are
 our policy, narrowed by ``/object_info`` when given; defaults are the values in the file.
 
 Never: bind an input that is a link (it would cut the graph), or invent a parameter it did not find.
@@ -15,6 +19,7 @@ Never: bind an input that is a link (it would cut the graph), or invent a parame
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from discomfy.workflows.graph import (
@@ -40,6 +45,28 @@ TEXT_ENCODERS: dict[str, tuple[str, ...]] = {
     "CLIPTextEncodeFlux": ("clip_l", "t5xxl"),
 }
 EMPTY_LATENTS = ("EmptyLatentImage", "EmptySD3LatentImage")
+#: Nodes that start a video's latent (core ``comfy_extras``: nodes_wan, nodes_lt, nodes_hunyuan, nodes_mochi,
+#: nodes_video_model), and which of their inputs are the frames count and the size: parameter → input.
+VIDEO_LATENTS: dict[str, dict[str, str]] = {
+    "SVD_img2vid_Conditioning": {"frames": "video_frames"},
+    "WanImageToVideo": {"frames": "length", "batch": "batch_size"},
+    "Wan22ImageToVideoLatent": {"frames": "length", "batch": "batch_size"},
+    "WanFirstLastFrameToVideo": {"frames": "length", "batch": "batch_size"},
+    "LTXVImgToVideo": {"frames": "length", "batch": "batch_size"},
+    "EmptyLTXVLatentVideo": {"frames": "length", "batch": "batch_size"},
+    "EmptyHunyuanLatentVideo": {"frames": "length", "batch": "batch_size"},
+    "EmptyMochiLatentVideo": {"frames": "length", "batch": "batch_size"},
+    "EmptyCosmosLatentVideo": {"frames": "length", "batch": "batch_size"},
+}
+#: Inputs that set a video's frame rate: the SVD conditioning (INT) and the savers / CreateVideo (FLOAT).
+FPS_INPUTS = {
+    "SVD_img2vid_Conditioning": "fps",
+    "CreateVideo": "fps",
+    "SaveAnimatedWEBP": "fps",
+    "SaveAnimatedPNG": "fps",
+}
+#: Stable Video Diffusion's "how much movement".
+MOTION_INPUTS = {"SVD_img2vid_Conditioning": "motion_bucket_id"}
 SEED_INPUTS = {"KSampler": "seed", "KSamplerAdvanced": "noise_seed", "SamplerCustom": "noise_seed"}
 SEED_NODES = {"RandomNoise": "noise_seed"}
 
@@ -52,6 +79,9 @@ POLICY: dict[str, tuple[ParamType, float | None, float | None]] = {
     "width": (ParamType.INT, 64, 2048),
     "height": (ParamType.INT, 64, 2048),
     "batch": (ParamType.INT, 1, 8),
+    "frames": (ParamType.INT, 1, 241),
+    "fps": (ParamType.INT, 1, 60),
+    "motion": (ParamType.INT, 1, 1023),
 }
 
 
@@ -85,6 +115,15 @@ def detect_workflow(
     )
 
 
+def number_param(
+    graph: Graph, pname: str, targets: list[Target], object_info: Mapping[str, NodeSpec] | None = None
+) -> Param | None:
+    """The parameter ``pname`` (one of ``POLICY``) on these targets, bounded the way detection bounds it."""
+    finder = _Finder(graph, object_info or {})
+    finder._number(pname, targets, keep_default=pname != "seed")
+    return finder.params.get(pname)
+
+
 class _Finder:
     def __init__(self, graph: Graph, info: Mapping[str, NodeSpec]) -> None:
         self.graph = graph
@@ -100,24 +139,53 @@ class _Finder:
         seeds = [Target(s, SEED_INPUTS[c]) for s in self.samplers if (c := class_of(self.graph, s)) in SEED_INPUTS]
         seeds += [Target(n, SEED_NODES[class_of(self.graph, n)]) for n in nodes_of_class(self.graph, SEED_NODES)]
         self._number("seed", seeds, keep_default=False)
-        latents = nodes_of_class(self.graph, EMPTY_LATENTS)
+        latents = nodes_of_class(self.graph, EMPTY_LATENTS) + nodes_of_class(self.graph, VIDEO_LATENTS)
         if latents:
             node = latents[0]
+            own = VIDEO_LATENTS.get(class_of(self.graph, node), {})
             self._number("width", [Target(node, "width")], step=8)
             self._number("height", [Target(node, "height")], step=8)
-            self._number("batch", [Target(node, "batch_size")])
+            self._number("batch", [Target(node, own.get("batch", "batch_size"))])
+            if "frames" in own:
+                self._number("frames", [Target(node, own["frames"])])
+        self._video_rate()
         for index, node in enumerate(nodes_of_class(self.graph, ["LoadImage"])):
             target = Target(node, "image")
             if self._literal(target):
                 pname = "image" if index == 0 else f"image_{index + 1}"
                 self.params[pname] = Param(pname, ParamType.IMAGE, (target,), required=True)
 
+    def _video_rate(self) -> None:
+        """fps on every node that sets the frame rate (INT on SVD's conditioning; the FLOAT inputs of CreateVideo
+        and the animated savers are written through ``multiply = 1.0``, as the shipped manifests do), and SVD's
+        motion amount."""
+        rates = [Target(n, FPS_INPUTS[class_of(self.graph, n)]) for n in nodes_of_class(self.graph, FPS_INPUTS)]
+        rates = [
+            Target(t.node, t.input, 1.0) if isinstance(inputs_of(self.graph, t.node).get(t.input), float) else t
+            for t in rates
+        ]
+        self._number("fps", rates)
+        motions = [Target(n, MOTION_INPUTS[class_of(self.graph, n)]) for n in nodes_of_class(self.graph, MOTION_INPUTS)]
+        self._number("motion", motions[:1])
+
     def _main_sampler(self) -> str | None:
+        starts = (*EMPTY_LATENTS, *VIDEO_LATENTS)
         for sampler in self.samplers:
             source = link_source(inputs_of(self.graph, sampler).get("latent_image"))
-            if source and any(class_of(self.graph, n) in EMPTY_LATENTS for n in upstream(self.graph, [source[0]])):
+            if source and any(class_of(self.graph, n) in starts for n in upstream(self.graph, [source[0]])):
                 return sampler
         return self.samplers[0] if self.samplers else None
+
+    def _stages_after(self, main: str) -> list[str]:
+        """Samplers that continue the main one's latent (an SDXL refiner, a second pass): same prompt, and the
+        same schedule when they count the same steps (KSamplerAdvanced's start_at_step / end_at_step split)."""
+        return [
+            s
+            for s in self.samplers
+            if s != main
+            and (source := link_source(inputs_of(self.graph, s).get("latent_image"))) is not None
+            and main in upstream(self.graph, [source[0]])
+        ]
 
     def _sampler(self, node: str) -> None:
         inputs = inputs_of(self.graph, node)
@@ -133,15 +201,24 @@ class _Finder:
             source = link_source(inputs.get(link_name))
             if source is not None:
                 holders.append(source[0])
+        later = self._stages_after(node)
         prompts = self._encoders(positive)
+        negatives = [t for t in self._encoders(negative) if t not in prompts]
+        for stage in later:
+            stage_inputs = inputs_of(self.graph, stage)
+            prompts += [t for t in self._encoders(stage_inputs.get("positive")) if t not in prompts]
+            negatives += [t for t in self._encoders(stage_inputs.get("negative")) if t not in (*prompts, *negatives)]
         if prompts:
             self.params["prompt"] = Param("prompt", ParamType.STR, tuple(prompts), required=True)
-        negatives = [t for t in self._encoders(negative) if t not in prompts]
         if negatives:
             default = inputs_of(self.graph, negatives[0].node).get(negatives[0].input)
             self.params["negative"] = Param("negative", ParamType.STR, tuple(negatives), default=default)
         for pname, input_name in (("steps", "steps"), ("cfg", "cfg"), ("denoise", "denoise")):
             self._number(pname, self._first(holders, input_name))
+        steps = self.params.get("steps")
+        if steps is not None and steps.targets[0].node == node:
+            same = [Target(s, "steps") for s in later if inputs_of(self.graph, s).get("steps") == steps.default]
+            self.params["steps"] = replace(steps, targets=(*steps.targets, *same))
         if "cfg" not in self.params:
             self._number("cfg", self._first(holders, "cfg_conds"))
         for pname, input_name in (("sampler", "sampler_name"), ("scheduler", "scheduler")):

@@ -4,7 +4,9 @@ How it works: ``load_workflows`` reads each ``NAME.json`` (API format) and, if p
 (the manifest); without a manifest the parameters are detected (``detect``), with bounds from ``/object_info``
 when one is given. A file that cannot be used adds one sentence to ``Registry.problems`` and is skipped: a
 broken file never stops the others. Then fallbacks are checked (they must exist and make the same kind) and one
-default per kind is chosen (the manifest's ``default = true``, else the first by name).
+default per kind is chosen (the manifest's ``default = true``, else the first by name). Workflows added from
+Discord live in a second folder (``uploads``, in the data directory); they load the same way, after the shipped
+ones, and never take a shipped one's name.
 
 Never: raise for a bad workflow file (only for a programming error), or read anything outside the folder.
 """
@@ -34,6 +36,8 @@ class Registry:
     problems: tuple[str, ...] = ()
     models: Mapping[str, str] = field(default_factory=dict)
     defaults: Mapping[Kind, str] = field(default_factory=dict)
+    #: Names of the workflows added from Discord (the uploads folder), which ``/workflow remove`` may remove.
+    uploaded: frozenset[str] = frozenset()
 
     def names(self) -> list[str]:
         return sorted(self.workflows)
@@ -80,13 +84,43 @@ class Registry:
         return [p for n in self.names() for p in validate(self.workflows[n], object_info, self.models)]
 
 
-def load_workflows(folder: Path, models: Mapping[str, str], object_info: Mapping[str, Any] | None = None) -> Registry:
-    """Every workflow in ``folder``; ``object_info`` (a server's, as returned) narrows detected bounds."""
+def load_workflows(
+    folder: Path,
+    models: Mapping[str, str],
+    object_info: Mapping[str, Any] | None = None,
+    *,
+    uploads: Path | None = None,
+) -> Registry:
+    """Every workflow in ``folder``, then those added from Discord in ``uploads`` (a name the folder already has
+    is skipped with a problem: an upload never replaces a shipped workflow); ``object_info`` (a server's, as
+    returned) narrows detected bounds."""
     if not folder.is_dir():
         return Registry({}, (f"the workflows folder {folder} does not exist (see workflows_dir in discomfy.toml).",))
     specs = parse_object_info(object_info) if object_info else None
     loaded: dict[str, Workflow] = {}
     problems: list[str] = []
+    _load_folder(folder, models, specs, loaded, problems)
+    added: dict[str, Workflow] = {}
+    if uploads is not None and uploads.is_dir():
+        _load_folder(uploads, models, specs, added, problems)
+    for name, workflow in added.items():
+        if name in loaded:
+            problems.append(f"uploaded workflow '{name}' has the name of a shipped one and is skipped; remove it.")
+            continue
+        loaded[name] = workflow
+    _check_fallbacks(loaded, problems)
+    defaults = _defaults(loaded, problems)
+    uploaded = frozenset(name for name in added if loaded.get(name) is added[name])
+    return Registry(loaded, tuple(problems), dict(models), defaults, uploaded)
+
+
+def _load_folder(
+    folder: Path,
+    models: Mapping[str, str],
+    specs: Mapping[str, Any] | None,
+    loaded: dict[str, Workflow],
+    problems: list[str],
+) -> None:
     for path in sorted(folder.glob("*.json")):
         try:
             workflow = load_workflow(path, models, specs)
@@ -97,9 +131,6 @@ def load_workflows(folder: Path, models: Mapping[str, str], object_info: Mapping
     for manifest in sorted(folder.glob("*.toml")):
         if not manifest.with_suffix(".json").exists():
             problems.append(f"{manifest.name}: a manifest without its workflow; put {manifest.stem}.json beside it.")
-    _check_fallbacks(loaded, problems)
-    defaults = _defaults(loaded, problems)
-    return Registry(loaded, tuple(problems), dict(models), defaults)
 
 
 def load_workflow(path: Path, models: Mapping[str, str], specs: Mapping[str, Any] | None = None) -> Workflow:
