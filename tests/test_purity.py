@@ -35,6 +35,7 @@ PURE_MODULES = [
     "media/plan.py",
     "media/sniff.py",
     "media/bombs.py",
+    "metrics.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 
