@@ -221,8 +221,11 @@ class App:
         service_options: ServiceOptions | None = None,
         editor_interval: float | None = None,
         book: BucketBook | None = None,
+        health_interval: float | None = None,
     ) -> None:
         self.settings = settings
+        #: Seconds between the ComfyUI pool's health checks (None: the pool's default).
+        self.health_interval = health_interval
         self.engine_options = engine_options
         self.service_options = service_options
         self.editor_interval = editor_interval if editor_interval is not None else settings.discord.progress_interval
@@ -261,6 +264,7 @@ class App:
                 capacity=settings.comfyui.max_jobs_per_server,
                 timeout=settings.comfyui.request_timeout,
                 max_download=settings.comfyui.max_download_bytes,
+                **({} if self.health_interval is None else {"health_interval": self.health_interval}),
             )
             await pool.start()
             registry, _ = await load_and_check_workflows(settings, pool)

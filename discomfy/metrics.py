@@ -117,9 +117,7 @@ class Metrics:
 
     # -- events --
 
-    def job_moved(
-        self, state: str, workflow: str, *, created_at: float, started_at: float | None, now: float
-    ) -> None:
+    def job_moved(self, state: str, workflow: str, *, created_at: float, started_at: float | None, now: float) -> None:
         """A job's row moved to ``state`` at ``now`` (the times are the row's, on one clock)."""
         if state == "running" and started_at is not None:
             self.queue_wait.labels(workflow=workflow).observe(max(0.0, started_at - created_at))

@@ -133,6 +133,11 @@ class OpsServer:
         log.info("health and metrics endpoint on http://%s:%d (/healthz, /metrics)", host, port)
         return cls(runner, host, port)
 
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The (host, port) of every socket it listens on."""
+        return [(str(address[0]), int(address[1])) for address in self._runner.addresses]
+
     async def close(self) -> None:
         await self._runner.cleanup()
 
