@@ -170,6 +170,15 @@ async def test_metrics_count_a_comfyui_websocket_reconnect(studio: Studio) -> No
     assert value(samples, "discomfy_jobs", state="delivered", workflow="txt2img") == 1
 
 
+async def test_metrics_count_a_comfyui_call_that_was_retried(studio: Studio) -> None:
+    await start_with_endpoint(studio)
+    studio.comfy.faults.server_error("/view", count=1)
+    await generate(studio)
+    samples = await scrape(studio)
+    assert value(samples, "discomfy_comfyui_retries_total", server=studio.comfy.url) >= 1
+    assert value(samples, "discomfy_jobs", state="delivered", workflow="txt2img") == 1
+
+
 async def test_metrics_count_a_delivery_that_was_recompressed_to_fit(studio: Studio) -> None:
     studio.discord.config.upload_limit = 300_000
     studio.comfy.config.noisy_pictures = True  # a ~1 MB PNG
