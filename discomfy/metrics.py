@@ -4,8 +4,8 @@ How it works: ``Metrics`` owns one ``CollectorRegistry`` (never prometheus_clien
 live in one process, and the tests run many). Its numbers are of two kinds:
 - events, counted where they happen, through the ``Metrics`` methods the layers are handed (``job_moved``,
   ``edited``, ``delivered``): jobs that end (by state and workflow), their queue wait and run time
-  (histograms, from the times the state table stamps on the row), Discord message edits (progress / final),
-  deliveries by what fitting them into Discord's upload limit took;
+  (histograms, from the times the state table stamps on the row, once per job, at its end), Discord message
+  edits (progress / final), deliveries by what fitting them into Discord's upload limit took;
 - state, read at scrape time: ``observe(view)`` keeps a ``View`` built just before the scrape (``ops_http``
   reads the database, the ComfyUI pool and the Discord bucket book into it) and a collector turns the latest
   view into metric families: jobs by state and workflow (rows in the database), each ComfyUI server's health,
@@ -91,7 +91,7 @@ class Metrics:
         )
         self.run_time = Histogram(
             "discomfy_job_run_seconds",
-            "From the job running on ComfyUI to its result in hand (or its failure).",
+            "From the job running on ComfyUI to its end (its result delivered, or its failure).",
             ["workflow"],
             buckets=RUN_BUCKETS,
             registry=self.registry,
@@ -117,15 +117,28 @@ class Metrics:
 
     # -- events --
 
-    def job_moved(self, state: str, workflow: str, *, created_at: float, started_at: float | None, now: float) -> None:
-        """A job's row moved to ``state`` at ``now`` (the times are the row's, on one clock)."""
-        if state == "running" and started_at is not None:
-            self.queue_wait.labels(workflow=workflow).observe(max(0.0, started_at - created_at))
-        ended = state == "delivering" or (state in FINISHED and state != "delivered")
-        if ended and started_at is not None:
-            self.run_time.labels(workflow=workflow).observe(max(0.0, now - started_at))
-        if state in FINISHED:
-            self.jobs_finished.labels(state=state, workflow=workflow).inc()
+    def job_moved(
+        self,
+        state: str,
+        workflow: str,
+        *,
+        created_at: float,
+        submitted_at: float | None,
+        started_at: float | None,
+        now: float,
+    ) -> None:
+        """A job's row moved to ``state`` at ``now`` (the times are the row's, on one clock).
+
+        Only its end counts, so each job is counted and timed once: the wait from the request to its start at
+        ComfyUI (running; or sent, for a job that ended before anyone saw it run), and the run from that start
+        to its end. A job that never reached ComfyUI (cancelled while waiting) is counted but not timed."""
+        if state not in FINISHED:
+            return
+        self.jobs_finished.labels(state=state, workflow=workflow).inc()
+        start = started_at if started_at is not None else submitted_at
+        if start is not None:
+            self.queue_wait.labels(workflow=workflow).observe(max(0.0, start - created_at))
+            self.run_time.labels(workflow=workflow).observe(max(0.0, now - start))
 
     def edited(self, kind: str) -> None:
         """A job message was written on Discord: ``kind`` is "progress" or "final"."""

@@ -99,7 +99,14 @@ def transition_counter(metrics: Metrics) -> Callable[[Job, float], None]:
     """The store's ``on_transition`` hook: every state a row takes, into ``metrics``."""
 
     def moved(job: Job, now: float) -> None:
-        metrics.job_moved(job.state, job.workflow, created_at=job.created_at, started_at=job.started_at, now=now)
+        metrics.job_moved(
+            job.state,
+            job.workflow,
+            created_at=job.created_at,
+            submitted_at=job.submitted_at,
+            started_at=job.started_at,
+            now=now,
+        )
 
     return moved
 

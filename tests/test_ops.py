@@ -54,23 +54,33 @@ def test_each_bot_counts_on_its_own_registry_never_the_global_one() -> None:
     assert not [name for name in REGISTRY._names_to_collectors if name.startswith("discomfy")]
 
 
-def test_a_job_moving_through_its_states_is_timed_and_counted_once() -> None:
+def test_a_job_is_timed_and_counted_once_at_its_end() -> None:
     metrics = Metrics()
-    metrics.job_moved("waiting", "txt2img", created_at=100.0, started_at=None, now=100.0)
-    metrics.job_moved("running", "txt2img", created_at=100.0, started_at=103.0, now=103.0)
-    metrics.job_moved("delivering", "txt2img", created_at=100.0, started_at=103.0, now=110.0)
-    metrics.job_moved("delivered", "txt2img", created_at=100.0, started_at=103.0, now=111.0)
+    times = {"created_at": 100.0, "submitted_at": 102.0}
+    for state, started, now in [("waiting", None, 100.0), ("submitting", None, 102.0), ("running", 103.0, 103.0)]:
+        metrics.job_moved(state, "txt2img", **times, started_at=started, now=now)
+    metrics.job_moved("delivering", "txt2img", **times, started_at=103.0, now=110.0)
+    assert value(metrics, "discomfy_job_run_seconds_count", workflow="txt2img") == 0
+    metrics.job_moved("delivered", "txt2img", **times, started_at=103.0, now=111.0)
     assert value(metrics, "discomfy_job_queue_wait_seconds_sum", workflow="txt2img") == 3.0
-    assert value(metrics, "discomfy_job_run_seconds_sum", workflow="txt2img") == 7.0
+    assert value(metrics, "discomfy_job_run_seconds_sum", workflow="txt2img") == 8.0
     assert value(metrics, "discomfy_job_run_seconds_count", workflow="txt2img") == 1
     assert value(metrics, "discomfy_jobs_finished_total", state="delivered", workflow="txt2img") == 1
 
 
-def test_a_job_failing_before_it_ran_counts_as_failed_without_a_run_time() -> None:
+def test_a_job_that_ended_before_it_was_seen_running_is_timed_from_its_submission() -> None:
     metrics = Metrics()
-    metrics.job_moved("failed", "txt2img", created_at=100.0, started_at=None, now=101.0)
-    assert value(metrics, "discomfy_jobs_finished_total", state="failed", workflow="txt2img") == 1
+    metrics.job_moved("failed", "txt2img", created_at=100.0, submitted_at=101.0, started_at=None, now=105.0)
+    assert value(metrics, "discomfy_job_queue_wait_seconds_sum", workflow="txt2img") == 1.0
+    assert value(metrics, "discomfy_job_run_seconds_sum", workflow="txt2img") == 4.0
+
+
+def test_a_job_cancelled_before_it_reached_comfyui_is_counted_but_not_timed() -> None:
+    metrics = Metrics()
+    metrics.job_moved("cancelled", "txt2img", created_at=100.0, submitted_at=None, started_at=None, now=101.0)
+    assert value(metrics, "discomfy_jobs_finished_total", state="cancelled", workflow="txt2img") == 1
     assert value(metrics, "discomfy_job_run_seconds_count", workflow="txt2img") == 0
+    assert value(metrics, "discomfy_job_queue_wait_seconds_count", workflow="txt2img") == 0
 
 
 def test_the_state_read_at_scrape_time_is_exported() -> None:

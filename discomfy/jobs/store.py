@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -49,6 +50,8 @@ from discomfy.jobs.state import (
     amend,
 )
 from discomfy.outcome import Failure
+
+log = logging.getLogger(__name__)
 
 _ACTIVE_MARKS = ", ".join("?" * len(ACTIVE))
 _ACTIVE_ARGS = tuple(sorted(ACTIVE))
@@ -228,7 +231,10 @@ class JobStore:
             job = advance(await _fetch_job(db, job_id), new_state, now=now, **fields)
             await _save_job(db, job)
         if self.on_transition is not None:
-            self.on_transition(job, now)
+            try:
+                self.on_transition(job, now)
+            except Exception:  # counting must never undo a move that is written
+                log.exception("job %s: the transition hook failed (ignored)", job_id)
         return job
 
     async def update(self, job_id: str, **fields: Any) -> Job:
