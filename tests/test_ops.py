@@ -6,6 +6,7 @@ The endpoint's real answers with the whole bot running are in tests/e2e/test_ops
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import sys
@@ -21,10 +22,13 @@ from discomfy.bot.delivery import fits_of
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import OpsSettings, Settings, load_settings
 from discomfy.errors import StartupError
+from discomfy.jobs.records import OutputKind, StoredOutput
+from discomfy.jobs.state import Job, JobState
 from discomfy.jobs.store import JobStore
 from discomfy.media.fit import FitResult, Upload
 from discomfy.metrics import Metrics, ServerView, View
 from discomfy.ops_http import OpsServer, Probe
+from tests.jobs.factories import T0, make_job
 from tests.ops_support import dashboard_metric_names, exprs, load, metric_names, panels
 from tests.peers.discord import DiscordEmulator
 
@@ -136,6 +140,41 @@ def test_deliveries_are_told_apart_by_what_fitting_them_took() -> None:
         notes=(),
     )
     assert fits_of(fitted) == ["as_is", "recompressed", "transcoded", "too_big"]
+
+
+# -- what the store tells --
+
+
+async def test_the_store_tells_its_hook_every_move_and_a_failing_hook_undoes_nothing(store: JobStore) -> None:
+    seen: list[tuple[str, float]] = []
+    store.on_transition = lambda job, now: seen.append((job.state, now))
+    await store.create(make_job(1))
+    await store.transition(make_job(1).id, JobState.CANCELLED)
+    assert [state for state, _ in seen] == ["cancelled"]
+
+    def broken(job: Job, now: float) -> None:
+        raise RuntimeError("a bug in counting")
+
+    store.on_transition = broken
+    await store.create(make_job(2))
+    moved = await store.transition(make_job(2).id, JobState.SUBMITTING, server_url="http://s", prompt_id="p")
+    assert moved.state is JobState.SUBMITTING
+    assert (await store.get(moved.id)).state is JobState.SUBMITTING
+
+
+async def test_store_stats_count_jobs_by_state_and_workflow_and_the_files_still_on_disk(store: JobStore) -> None:
+    for number in (1, 2, 3):
+        job = make_job(number)
+        await store.create(job if number < 3 else dataclasses.replace(job, workflow="upscale"))
+    await store.transition(make_job(1).id, JobState.CANCELLED)
+    for index, size in enumerate((100, 250)):
+        await store.add_output(
+            StoredOutput(make_job(2).id, index, OutputKind.IMAGE, f"outputs/{index}.png", "image/png", size, "0", T0)
+        )
+    await store.evict_output(make_job(2).id, 0)
+    stats = await store.stats()
+    assert stats.jobs == {("cancelled", "txt2img"): 1, ("waiting", "txt2img"): 1, ("waiting", "upscale"): 1}
+    assert (stats.output_files, stats.output_bytes) == (1, 250)
 
 
 # -- the endpoint --
