@@ -8,7 +8,9 @@ server's ``/object_info``; the ``Engine``; the bot's Discord side (``Delivery``,
 on the client (``GenerateCommand``, ``StudioCommands``, ``ResultActions``) before it connects. ``Stack.close``
 undoes it in reverse: the service stops dispatching (jobs at ComfyUI keep running and are reattached next start),
 the editors stop, the pool, the store, the HTTP session. Nothing below ``bot/`` knows Discord exists; the bot
-only receives what it needs.
+only receives what it needs. With ``ops.http_port`` set, the health and metrics endpoint (``ops_http.py``) is
+bound before the stack opens (a port that cannot be bound exits 1) and closed first; ``App.metrics`` is handed
+to the layers' hooks (store transitions, edits, deliveries).
 
 Exit status: 0 after a clean stop, 2 for a configuration mistake (including no token), 1 when Discord
 refuses the token or cannot be reached, the data directory is unusable, or another discomfy already runs on it.
