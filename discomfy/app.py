@@ -9,7 +9,9 @@ on the client (``GenerateCommand``, ``StudioCommands``, ``WorkflowCommands`` wit
 before it connects. ``Stack.close``
 undoes it in reverse: the service stops dispatching (jobs at ComfyUI keep running and are reattached next start),
 the editors stop, the pool, the store, the HTTP session. Nothing below ``bot/`` knows Discord exists; the bot
-only receives what it needs.
+only receives what it needs. With ``ops.http_port`` set, the health and metrics endpoint (``ops_http.py``) is
+bound before the stack opens (a port that cannot be bound exits 1) and closed first; ``App.metrics`` is handed
+to the layers' hooks (store transitions, edits, deliveries).
 
 Exit status: 0 after a clean stop, 2 for a configuration mistake (including no token), 1 when Discord
 refuses the token or cannot be reached, the data directory is unusable, or another discomfy already runs on it.
@@ -67,6 +69,8 @@ from discomfy.jobs.service import JobService
 from discomfy.jobs.state import JobKind
 from discomfy.jobs.store import JobStore, JobStoreError
 from discomfy.logs import setup_logging
+from discomfy.metrics import Metrics
+from discomfy.ops_http import OpsServer, Probe, transition_counter
 from discomfy.workflows import Kind, Registry, load_workflows
 
 log = logging.getLogger("discomfy")
@@ -223,8 +227,11 @@ class App:
         service_options: ServiceOptions | None = None,
         editor_interval: float | None = None,
         book: BucketBook | None = None,
+        health_interval: float | None = None,
     ) -> None:
         self.settings = settings
+        #: Seconds between the ComfyUI pool's health checks (None: the pool's default).
+        self.health_interval = health_interval
         self.engine_options = engine_options
         self.service_options = service_options
         self.editor_interval = editor_interval if editor_interval is not None else settings.discord.progress_interval
@@ -232,9 +239,14 @@ class App:
         self.started_at = time.monotonic()
         self.stack: Stack | None = None
         self.bot = DiscomfyBot(settings.discord, on_login=self._open, on_close=self._close)
+        #: This bot's metrics (a registry of its own), served with /healthz when ``ops.http_port`` is set.
+        self.metrics = Metrics()
+        self.ops: OpsServer | None = None
 
     async def _open(self, bot: DiscomfyBot) -> None:
         data_dir = self.settings.storage.data_dir
+        if self.settings.ops.http_port:
+            self.ops = await OpsServer.start(self.settings.ops, self.metrics, self._probe(bot))
         try:
             self.stack = await self._open_stack(bot)
         except (OSError, JobStoreError) as exc:
@@ -244,6 +256,7 @@ class App:
         settings = self.settings
         settings.storage.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         store = await JobStore.open(settings.storage.database_path)
+        store.on_transition = transition_counter(self.metrics)
         session = aiohttp.ClientSession()
         try:
             outputs = OutputStore.from_settings(settings.storage, store)
@@ -257,12 +270,20 @@ class App:
                 capacity=settings.comfyui.max_jobs_per_server,
                 timeout=settings.comfyui.request_timeout,
                 max_download=settings.comfyui.max_download_bytes,
+                **({} if self.health_interval is None else {"health_interval": self.health_interval}),
             )
             await pool.start()
             registry, _ = await load_and_check_workflows(settings, pool)
             engine = Engine(pool, self.engine_options)
             rest = DiscordRest(session, base=settings.discord.api_base, token=settings.discord.token, book=self.book)
-            delivery = Delivery(store, outputs, session, bot.uploads, offers=lambda: runnable_actions(service.registry))
+            delivery = Delivery(
+                store,
+                outputs,
+                session,
+                bot.uploads,
+                offers=lambda: runnable_actions(service.registry),
+                on_fit=self.metrics.delivered,
+            )
             observer = DiscordObserver(
                 rest,
                 store,
@@ -271,6 +292,7 @@ class App:
                 servers_down=lambda: not any(server.healthy for server in pool.servers),
                 min_interval=self.editor_interval,
                 pacer=Pacer(self.book),
+                on_edit=self.metrics.edited,
             )
             limits = Limits(settings.limits, settings.permissions)
             weights = {JobKind(kind): weight for kind, weight in settings.limits.weights.items()}
@@ -315,9 +337,23 @@ class App:
         return time.monotonic() - self.started_at
 
     async def _close(self, bot: DiscomfyBot) -> None:
+        ops, self.ops = self.ops, None
+        if ops is not None:
+            await ops.close()
         stack, self.stack = self.stack, None
         if stack is not None:
             await stack.close()
+
+    def _probe(self, bot: DiscomfyBot) -> Probe:
+        """What /healthz and /metrics look at: the gateway, the stack once open, Discord's 429s."""
+
+        def gateway_up() -> bool:
+            return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
+
+        def parts() -> tuple[JobStore, ServerPool] | None:
+            return (self.stack.store, self.stack.pool) if self.stack is not None else None
+
+        return Probe(gateway_up, parts, lambda: self.book.refusals)
 
     async def reload_workflows(self) -> list[str]:
         if self.stack is None:

@@ -177,6 +177,14 @@ DEFAULT_MODELS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class OpsSettings:
+    #: The address of the health and metrics endpoint (``/healthz``, ``/metrics``); loopback unless you say so.
+    http_host: str = setting("127.0.0.1", env="DISCOMFY_HTTP_HOST", nonempty=True)
+    #: Its port; 0 turns the endpoint off (the Docker image sets 9464).
+    http_port: int = setting(0, env="DISCOMFY_HTTP_PORT", low=0, high=65535)
+
+
+@dataclass(frozen=True)
 class Settings:
     discord: DiscordSettings = DiscordSettings()
     comfyui: ComfySettings = ComfySettings()
@@ -190,6 +198,7 @@ class Settings:
     workflows_dir: Path = setting(Path("workflows"), env="DISCOMFY_WORKFLOWS_DIR")  # noqa: RUF009
     log_level: str = setting("INFO", env="DISCOMFY_LOG_LEVEL", choices=LOG_LEVELS)
     workflow_uploads: WorkflowUploadSettings = WorkflowUploadSettings()
+    ops: OpsSettings = OpsSettings()
 
 
 def _is_section(kind: Any) -> bool:

@@ -117,13 +117,15 @@ async def retry[T](
     clock: Clock = time.monotonic,
     level: int = logging.WARNING,
     logger: logging.Logger = log,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """``await call()``, again after each error ``retryable`` accepts, until it returns or the budget is spent.
 
     ``what`` names the call in the log ("GET /queue on http://host:8188"): no secrets in it. The budget is
     ``attempts`` tries and/or ``give_up_after`` seconds (no new try starts later than that after the first one
     began); at least one is required. When it is spent, or the error is not retryable, the last error is
-    raised as it is. ``CancelledError`` and other non-``Exception`` errors are never retried.
+    raised as it is. ``CancelledError`` and other non-``Exception`` errors are never retried. ``on_retry`` is
+    called before each retry (a metrics counter).
     """
     if attempts is None and give_up_after is None:
         raise ValueError("retry needs attempts or give_up_after (or both)")
@@ -148,6 +150,8 @@ async def retry[T](
             describe(error),
             state.upcoming_sleep,
         )
+        if on_retry is not None:
+            on_retry()
 
     retrying = AsyncRetrying(
         retry=worth_retrying,

@@ -94,7 +94,14 @@ def test_there_is_no_import_cycle() -> None:
 
 
 LOWER = ("discomfy.jobs", "discomfy.comfy", "discomfy.workflows", "discomfy.media")
-GROUND = ("discomfy.config", "discomfy.errors", "discomfy.outcome", "discomfy.logs", "discomfy.retry")
+GROUND = (
+    "discomfy.config",
+    "discomfy.errors",
+    "discomfy.outcome",
+    "discomfy.logs",
+    "discomfy.retry",
+    "discomfy.metrics",
+)
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:

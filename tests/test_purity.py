@@ -38,6 +38,7 @@ PURE_MODULES = [
     "workflows/uploads.py",
     "workflows/upload_files.py",
     "bot/render_workflows.py",
+    "metrics.py",
 ]
 FORBIDDEN = {"asyncio", "aiohttp", "websockets", "nextcord", "sqlite3", "aiosqlite", "tenacity"}
 

@@ -38,7 +38,7 @@ from discomfy.jobs.outputs import OutputStore
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import Job
 from discomfy.jobs.store import JobStore
-from discomfy.media.fit import fit_for_discord
+from discomfy.media.fit import FitResult, fit_for_discord
 from discomfy.media.picture import Picture, read_picture
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ class Delivery:
         uploads: UploadLimits,
         *,
         offers: Callable[[], frozenset[ComponentAction]] = lambda: ALL_OUTPUT_ACTIONS,
+        on_fit: Callable[[str], None] | None = None,
     ) -> None:
         self.offers = offers
+        #: Told what fitting each file took (``fits_of``) once the result is on Discord (``/metrics``).
+        self.on_fit = on_fit
         self.store = store
         self.outputs = outputs
         self.session = session
@@ -108,6 +111,9 @@ class Delivery:
             render_result(job, fitted.uploads, notes=notes, now=time.time(), offers=self.offers())
         )
         urls = editor.attachment_urls
+        if self.on_fit is not None:
+            for fit in fits_of(fitted):
+                self.on_fit(fit)
         for upload in fitted.uploads:
             delivered = names.get(upload.original_filename)
             if delivered is not None:
@@ -132,3 +138,13 @@ class Delivery:
         if data is None and output.attachment_url:
             data = await download(self.session, output.attachment_url, max_bytes=MAX_REFETCH_BYTES, what="a file")
         return data
+
+
+def fits_of(fitted: FitResult) -> list[str]:
+    """What fitting each file took: "as_is", "recompressed" (a picture re-encoded), "transcoded" (a video or
+    animation made MP4), "too_big" (nothing could make it fit)."""
+    kinds = [
+        ("transcoded" if upload.mime.startswith("video/") else "recompressed") if upload.changed else "as_is"
+        for upload in fitted.uploads
+    ]
+    return kinds + ["too_big"] * len(fitted.too_big)

@@ -163,6 +163,7 @@ class MessageEditor:
         retry_cap: float = 30.0,
         final_deadline: float = 600.0,
         pace: Pace = no_pacing,
+        on_edit: Callable[[str], None] | None = None,
     ) -> None:
         self._rest = rest
         self._target = target
@@ -173,6 +174,8 @@ class MessageEditor:
         self._on_moved = on_message_moved
         self._on_id = on_message_id
         self._pace = pace
+        #: Told "progress" or "final" after each accepted request (``/metrics``).
+        self._on_edit = on_edit
         self._closed = False
         self._retry_base, self._retry_cap, self._final_deadline = retry_base, retry_cap, final_deadline
         self._message_id = target.message_id
@@ -323,6 +326,8 @@ class MessageEditor:
         failure = await self._attempt(kind, rendered)
         if failure is None:
             self._sent_phase = phase
+            if self._on_edit is not None:
+                self._on_edit("progress")
         elif (failure is Failure.TRANSIENT or failure in ROUTE_CHANGES) and self._pending is None:
             self._pending, self._pending_phase = draw, phase  # nothing newer came: drawn afresh next turn
         elif failure is Failure.PERMANENT:
@@ -338,6 +343,8 @@ class MessageEditor:
             failure = await self._attempt(kind, rendered)
             if failure is None:
                 assert self._message_id is not None
+                if self._on_edit is not None:
+                    self._on_edit("final")
                 self._finished.set_result(self._message_id)
                 return
             delay = next(waits) if failure is Failure.TRANSIENT else 0.0

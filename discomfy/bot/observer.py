@@ -45,6 +45,7 @@ class DiscordObserver:
         servers_down: Callable[[], bool] = lambda: False,
         min_interval: float = 1.0,
         pacer: Pacer | None = None,
+        on_edit: Callable[[str], None] | None = None,
     ) -> None:
         self.rest = rest
         self.store = store
@@ -56,6 +57,7 @@ class DiscordObserver:
         #: Turns per Discord bucket, from what Discord's answers say: results and phase changes first.
         self.pacer = pacer or Pacer(rest.book)
         self._previews: dict[str, tuple[int, bytes | None]] = {}
+        self.on_edit = on_edit
 
     def editor_for(self, job: Job) -> MessageEditor:
         editor = self.editors.get(job.id)
@@ -80,6 +82,7 @@ class DiscordObserver:
                 on_message_id=remember,
                 on_message_moved=remember,
                 pace=self.pacer.turn,
+                on_edit=self.on_edit,
             )
             self.editors[job.id] = editor
         return editor

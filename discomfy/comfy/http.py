@@ -109,6 +109,12 @@ class ComfyHTTP:
         self.max_download = max_download
         #: None until learned: does the server have the newer ``/api/jobs`` routes?
         self.has_jobs_api: bool | None = None
+        #: Since start, for ``/metrics``: calls to this server tried again, and job websockets that dropped.
+        self.retries = 0
+        self.reconnects = 0
+
+    def count_retry(self) -> None:
+        self.retries += 1
 
     # -- reads (idempotent, retried) --
 
@@ -293,6 +299,7 @@ class ComfyHTTP:
             backoff=IDEMPOTENT_BACKOFF,
             level=logging.DEBUG,
             logger=log,
+            on_retry=self.count_retry,
         )
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> Answer:

@@ -77,6 +77,7 @@ async def submit_once(
             retryable=lambda exc: isinstance(exc, ComfyUnavailableError),
             attempts=attempts,
             backoff=backoff,
+            on_retry=http.count_retry,
         )
     except ComfyUnavailableError as exc:
         if maybe_landed:

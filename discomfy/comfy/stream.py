@@ -450,6 +450,7 @@ class JobStream:
             backoff=self.backoff,
             clock=self.clock,
             logger=log,
+            on_retry=self.http.count_retry,
         )
 
     async def _confirm(self, named: tuple[OutputFile, ...]) -> Confirmation:
@@ -551,6 +552,7 @@ class JobStream:
                 log.info("job %s: websocket to %s dropped: %s", self.prompt_id, self.http.base_url, exc)
             self._connected.clear()
             self.reconnects += 1
+            self.http.reconnects += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._answered.wait(), next(waits))
             if self._answered.is_set():

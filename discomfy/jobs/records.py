@@ -62,3 +62,12 @@ class ActiveCounts:
 
     def of(self, user_id: UserId) -> int:
         return self.per_user.get(user_id, 0)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    """What ``/metrics`` reads from the store: jobs by (state, workflow), output files on disk and their bytes."""
+
+    jobs: Mapping[tuple[str, str], int]
+    output_files: int
+    output_bytes: int

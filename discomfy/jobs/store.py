@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import stat
@@ -28,7 +29,7 @@ from typing import Any, Self
 import aiosqlite
 
 from discomfy.errors import DiscomfyError, UserError
-from discomfy.jobs.records import ActiveCounts, StoredOutput
+from discomfy.jobs.records import ActiveCounts, StoredOutput, StoreStats
 from discomfy.jobs.schema import (
     JOB_COLUMNS,
     MIGRATIONS,
@@ -49,6 +50,8 @@ from discomfy.jobs.state import (
     amend,
 )
 from discomfy.outcome import Failure
+
+log = logging.getLogger(__name__)
 
 _ACTIVE_MARKS = ", ".join("?" * len(ACTIVE))
 _ACTIVE_ARGS = tuple(sorted(ACTIVE))
@@ -134,6 +137,8 @@ class JobStore:
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        #: Called with each row a transition wrote and the time stamped on it (``app.py``: the metrics).
+        self.on_transition: Callable[[Job, float], None] | None = None
 
     @classmethod
     async def open(cls, path: Path | str, *, clock: Callable[[], float] = time.time) -> Self:
@@ -230,9 +235,15 @@ class JobStore:
 
     async def transition(self, job_id: str, new_state: JobState, **fields: Any) -> Job:
         """Move a job through the state table, with ``fields`` changed in the same write; return the new row."""
+        now = self._clock()
         async with self._write(f"moving job {job_id} to {new_state}") as db:
-            job = advance(await _fetch_job(db, job_id), new_state, now=self._clock(), **fields)
+            job = advance(await _fetch_job(db, job_id), new_state, now=now, **fields)
             await _save_job(db, job)
+        if self.on_transition is not None:
+            try:
+                self.on_transition(job, now)
+            except Exception:  # counting must never undo a move that is written
+                log.exception("job %s: the transition hook failed (ignored)", job_id)
         return job
 
     async def update(self, job_id: str, **fields: Any) -> Job:
@@ -260,6 +271,25 @@ class JobStore:
             rows = await cursor.fetchall()
         per_user = {UserId(int(r[0])): int(r[1]) for r in rows}
         return ActiveCounts(MappingProxyType(per_user), sum(per_user.values()))
+
+    async def stats(self) -> StoreStats:
+        """Jobs by state and workflow, and the output files on disk with their bytes (for ``/metrics``)."""
+        jobs_sql = "SELECT state, workflow, COUNT(*) FROM jobs GROUP BY state, workflow"
+        files_sql = "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM outputs WHERE evicted_at IS NULL"
+        async with self._read("counting jobs and outputs") as db:
+            async with db.execute(jobs_sql) as cursor:
+                rows = await cursor.fetchall()
+            async with db.execute(files_sql) as cursor:
+                files = await cursor.fetchone()
+        jobs = {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+        count, size = (int(files[0]), int(files[1])) if files is not None else (0, 0)
+        return StoreStats(MappingProxyType(jobs), count, size)
+
+    async def check_writable(self) -> None:
+        """One small real write (the schema version, rewritten as it is): ``JobStoreError`` when the database
+        cannot be written (disk full, read-only, locked by another process)."""
+        async with self._write("checking that the database can be written") as db:
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     async def _jobs(self, sql: str, args: Sequence[Any]) -> list[Job]:
         async with self._read("listing jobs") as db, db.execute(f"{sql} ORDER BY created_at, rowid", args) as cur:
