@@ -27,7 +27,6 @@ a member typed unescaped; run a stored value without checking it against the man
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import nextcord
@@ -41,13 +40,12 @@ from discomfy.errors import BadInputError, PermissionDeniedError, UserError
 from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.presets import MAX_LISTED, MAX_NAME, Preset, PresetStore, preset_name, preset_params, shown_name
 from discomfy.jobs.service import JobRequest, JobService
-from discomfy.jobs.state import GuildId, Job, JobAction, JobState
+from discomfy.jobs.state import JOB_ID_SHAPE, GuildId, Job, JobAction, JobState
 from discomfy.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 
 #: A job id as ``state.new_job_id`` makes them (UUID4 hex); anything else is refused before the store is asked.
-JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def guild_of(interaction: Interaction[Any]) -> GuildId:
@@ -124,7 +122,7 @@ class PresetCommands(GatedCog):
             guild_id = guild_of(interaction)
             preset_name(name)  # a bad name is refused before anything is read
             if job is not None and job.strip():
-                if not JOB_ID.fullmatch(job.strip()):
+                if not JOB_ID_SHAPE.fullmatch(job.strip()):
                     raise BadInputError(
                         "That is not a job id: it is the 32 letters and digits after 'job' in a result's footer."
                     )

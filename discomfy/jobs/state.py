@@ -41,6 +41,7 @@ Never: read the clock (``now`` is passed in), do I/O, or import asyncio / sqlite
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,10 @@ ApplicationId = NewType("ApplicationId", int)
 
 #: Discord: an interaction token can be used for 15 minutes, then webhook edits fail (401 / code 50027).
 INTERACTION_TOKEN_LIFETIME = 15 * 60.0
+
+
+#: What ``new_job_id`` makes (32 lowercase hex digits): anything else a user types is not one of our jobs.
+JOB_ID_SHAPE = re.compile(r"[0-9a-f]{32}")
 
 
 def new_job_id() -> JobId:

@@ -42,6 +42,7 @@ from discomfy.jobs.schema import (
 )
 from discomfy.jobs.state import (
     ACTIVE,
+    JOB_ID_SHAPE,
     IllegalTransitionError,
     Job,
     JobState,
@@ -368,7 +369,8 @@ async def _fetch_job(db: aiosqlite.Connection, job_id: str) -> Job:
     async with db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
         row = await cursor.fetchone()
     if row is None:
-        raise JobNotFoundError(f"job {job_id}")
+        # Only an id of our own shape is repeated back: the text may come from a user (/show, /preset save).
+        raise JobNotFoundError(f"job {job_id}" if JOB_ID_SHAPE.fullmatch(job_id) else "that job")
     return _job_from_row(row)
 
 

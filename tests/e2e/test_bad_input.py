@@ -153,3 +153,18 @@ async def test_a_good_picture_goes_through_the_test_workflow(bad_input_studio: S
     message = await bad_input_studio.result(interaction)
 
     assert message.attachments[0].filename.startswith("img2img_")
+
+
+@pytest.mark.parametrize("typed", ["@everyone **not a job**", "0123456789abcdef0123456789abcdef"])
+async def test_show_of_an_unknown_job_says_so_and_repeats_only_an_id_of_our_own_shape(
+    bad_input_studio: Studio, typed: str
+) -> None:
+    interaction = await bad_input_studio.discord.send_slash_command("carol", "general", "show", {"job_id": typed})
+    await bad_input_studio.discord.wait_for_response(interaction)
+
+    text = await told(bad_input_studio, interaction)
+    assert "can't find" in text
+    if typed.startswith("@"):
+        assert "everyone" not in text and "not a job" not in text
+    else:
+        assert typed in text
