@@ -92,7 +92,10 @@ async def test_a_new_job_must_start_waiting(store: JobStore) -> None:
 async def test_getting_an_unknown_job_says_so(store: JobStore) -> None:
     with pytest.raises(JobNotFoundError) as caught:
         await store.get("nope")
-    assert "can't find job nope" in caught.value.user_message
+    assert "can't find that job" in caught.value.user_message  # not our id's shape: not repeated back
+    with pytest.raises(JobNotFoundError) as caught:
+        await store.get("f" * 32)
+    assert f"can't find job {'f' * 32}" in caught.value.user_message
 
 
 async def test_transition_goes_through_the_state_table_and_stamps_time(store: JobStore, clock: Clock) -> None:
