@@ -36,8 +36,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -193,6 +193,8 @@ class Stack:
     engine: Engine
     observer: DiscordObserver
     service: JobService
+    #: Called with the new registry after each reload (the bot re-registers ``/generate``'s bounds).
+    reloaded: list[Callable[[Registry], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.service.close()
@@ -213,6 +215,12 @@ class Stack:
             log.error("reloading the workflows found none; keeping the %d loaded before", old)
             return [*problems, "no workflow could be loaded"]
         self.service.registry = registry
+        for hook in self.reloaded:
+            try:
+                await hook(registry)
+            except Exception:
+                log.exception("after reloading the workflows, %s failed", getattr(hook, "__name__", hook))
+                problems.append("the slash commands could not be updated; they will be at the next start")
         return problems
 
 
@@ -326,6 +334,15 @@ class App:
                 workflows.panels(),
             )
             generate.fit_to(registry.of_kind(Kind.IMAGE))
+
+            async def refit_generate(reloaded: Registry) -> None:
+                """A reload may widen ``/generate``'s bounds (an upload allowing 150 steps): register them again,
+                or Discord itself keeps refusing what the new workflow allows."""
+                generate.fit_to(reloaded.of_kind(Kind.IMAGE))
+                if bot.is_ready():
+                    await bot.sync_all_application_commands()
+
+            stack.reloaded.append(refit_generate)
             await service.start()
         except BaseException:
             await store.close()

@@ -230,3 +230,27 @@ async def test_configured_admin_roles_replace_manage_server(
         assert "Add workflow `mine`?" in str(summary.embeds)
     finally:
         await studio.stop()
+
+
+async def test_an_upload_with_wider_bounds_widens_what_discord_lets_users_type_at_once(studio: Studio) -> None:
+    """/generate is registered with the union of the image workflows' bounds (shipped: 1–60 steps). An upload
+    allowing 150 must re-register it, or Discord's client keeps refusing 100 steps until a restart."""
+    emu = studio.discord
+    add_admin(emu)
+    await studio.start()
+    with pytest.raises(ValueError, match="outside"):
+        await emu.send_slash_command("bob", "general", "generate", {"prompt": "x", "steps": 100})
+
+    summary = await answer(studio, await upload(studio, "dana", "wide", scaled_export()))
+    assert "**steps**" in text_of(summary)
+    confirm = await emu.click_button("dana", summary, control(summary, ComponentAction.WF_CONFIRM))
+    await emu.wait_for_response(confirm)
+    await studio.until(lambda: "Added `wide`" in (emu.message(summary.id).content or ""), 20.0, "added")
+
+    # The commands are registered again before the admin is told "Added".
+    job = await emu.send_slash_command(
+        "bob", "general", "generate", {"prompt": "x", "workflow": "wide", "steps": 100, "width": 320}
+    )
+    await studio.result(job)
+    prompts = [r.json["prompt"] for r in studio.comfy.requests if r.method == "POST" and r.route.endswith("/prompt")]
+    assert prompts[-1]["3"]["inputs"]["steps"] == 100
