@@ -1,4 +1,5 @@
-"""Buttons and forms on progress and result messages: Cancel, Upscale, Animate, Reroll, Edit prompt, Info, Delete.
+"""Buttons and forms on progress and result messages: Cancel, Upscale, Animate, Reroll, Edit prompt, Extend, Info,
+Delete.
 
 How it works: every component carries a custom_id ``dc1:<action>:<job id>[:<output>]`` (``custom_ids.py``), so a
 press is understood from the custom_id and the job's row alone — buttons work forever, also after restarts,
@@ -14,7 +15,9 @@ parses its form's numbers against the manifest, checks the request (``JobService
 private note, and the new job's progress is posted as a reply to the result the button was on; its source
 picture comes from ``Delivery.source_picture``. Animate's form is the one of the video workflow that will run
 (``JobService.runnable``, asked when the button is pressed); its submit asks again (the custom_id carries no
-workflow), refuses a value the workflow in force then does not take, and names that workflow in the request.
+workflow), refuses a value the workflow in force then does not take, and names that workflow in the request. Extend (a video result whose workflow's manifest has ``extend_max_frames``) starts the
+same workflow with the same options and a new seed from the video's last frame (``Delivery.last_frame``), checked
+by ``JobService.check_extend`` against that bound; the runner joins the new part after the video.
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).
@@ -69,6 +72,7 @@ ACKNOWLEDGED = {
     JobAction.ANIMATE: "Animation",
     JobAction.REROLL: "Reroll",
     JobAction.EDIT: "New version",
+    JobAction.EXTEND: "Extension",
 }
 
 #: Presses that never start work: the allow-lists and the job's place apply, the rate limit does not.
@@ -140,6 +144,32 @@ class ResultActions:
     async def reroll(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         params = {k: v for k, v in job.params.items() if k != "seed"}
         await self._rerun(interaction, job, JobAction.REROLL, params)
+
+    async def extend(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        """The video continued from its last frame: the same workflow, prompt and options, a new seed; the new
+        part is joined after this video when it is done (``jobs/runner.py``)."""
+        if job.kind is not JobKind.VIDEO or job.state not in (JobState.DELIVERING, JobState.DELIVERED):
+            raise UserError("Only a finished video can be extended.")
+        index = ref.index or 0
+        workflow = self.service.registry.find(job.workflow)
+        images = {n for n, p in workflow.params.items() if p.type is ParamType.IMAGE} if workflow else set()
+        params = {k: v for k, v in job.params.items() if k != "seed" and k not in images}
+        request = self._request(
+            interaction, job, JobAction.EXTEND, Kind.VIDEO, job.workflow, params, parent=job, index=index
+        )
+        self.service.check(request, pictures=1)  # refused before anything is read (and before the defer)
+        await interaction.response.defer(ephemeral=True, with_message=True)
+        try:
+            picture, video = await self.delivery.last_frame(job, index)
+            self.service.check_extend(request, video.frames)
+            started = await self.service.submit(replace(request, inputs=(picture,)), actor_of(interaction))
+        except Exception:
+            await delete_thinking(interaction)
+            raise
+        log.info("job %s queued for %s (extend of %s, %d frames)", started.id, started.owner_id, job.id, video.frames)
+        await interaction.followup.send(
+            f"Extension started: its progress is the reply under the video. (job `{started.id}`)", ephemeral=True
+        )
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
@@ -365,6 +395,7 @@ PRESSED: dict[ComponentAction, Handler] = {
     ComponentAction.UPSCALE: ResultActions.upscale_form,
     ComponentAction.ANIMATE: ResultActions.animate_form,
     ComponentAction.EDIT: ResultActions.edit_form,
+    ComponentAction.EXTEND: ResultActions.extend,
 }
 SUBMITTED: dict[ComponentAction, Handler] = {
     ComponentAction.UPSCALE: ResultActions.upscale,

@@ -46,6 +46,7 @@ class ComponentAction(StrEnum):
     EDIT = "edit"
     INFO = "info"
     DELETE = "delete"
+    EXTEND = "extend"
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ from discomfy.jobs.state import (
     new_job_id,
 )
 from discomfy.jobs.store import JobStore
+from discomfy.media.join import last_frame
 from discomfy.media.picture import Picture
 from discomfy.outcome import Failure
 from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
@@ -82,6 +83,12 @@ from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, 
 __all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
 
 log = logging.getLogger(__name__)
+
+#: Extend needs the video itself (to join the new part to it), not only the copy on Discord.
+EXTEND_SOURCE_GONE = (
+    "That video's file is no longer kept on the bot's server (only the copy on Discord is left), so it can't be "
+    "extended. Press Reroll on it for a new video, or Extend a newer one."
+)
 
 #: Rebuilds a job's input images after a restart (from the output store or the Discord attachment).
 InputLoader = Callable[[Job], Awaitable[tuple[InputImage, ...]]]
@@ -227,6 +234,27 @@ class JobService:
             f"No image server has the models the {named.name} workflow needs right now ({lacking}); tell an admin."
         )
 
+    def check_extend(self, request: JobRequest, source_frames: int) -> Workflow:
+        """Extend: ``check`` of the request (the video's own workflow, or the one that will run for it), and that
+        workflow continues videos (its manifest's ``extend_max_frames``) up to a length the video with its new
+        part stays within: ``source_frames`` + the part's frames − 1 (the part's first frame is the video's
+        last, kept once). ``UserError``s say what to do instead."""
+        workflow = self.check(request, pictures=1)
+        most = workflow.extend_max_frames
+        if most is None:
+            raise UserError(f"The {workflow.name} workflow can't continue a video; press Reroll for a new one.")
+        frames = request.params.get("frames")
+        if not isinstance(frames, int) or isinstance(frames, bool):
+            default = workflow.params["frames"].default if "frames" in workflow.params else 1
+            frames = default if isinstance(default, int) and not isinstance(default, bool) else 1
+        total = source_frames + frames - 1
+        if total > most:
+            raise UserError(
+                f"This video has {source_frames} frames; extending it by {frames - 1} would make {total}, over the "
+                f"{most} frames the {workflow.name} workflow allows in all. Reroll it, or animate a new picture."
+            )
+        return workflow
+
     def _check(self, request: JobRequest, workflow: Workflow, pictures: int | None) -> Workflow:
         given = {k: v for k, v in request.params.items() if v is not None}
         unknown = sorted(k for k in given if k not in workflow.params)
@@ -284,6 +312,8 @@ class JobService:
                 async with self.outputs.claim_source(job.parent_id, job.source_index) as source:
                     if source is None:
                         raise UserError("I can't find that result any more; it may have been deleted.")
+                    if job.action is JobAction.EXTEND and not source.on_disk:
+                        raise UserError(EXTEND_SOURCE_GONE)
                     await self.store.create(job)
             else:
                 await self.store.create(job)
@@ -359,6 +389,8 @@ class JobService:
         data = await self.outputs.read(source[0]) if source else None
         if data is None:
             return ()
+        if job.action is JobAction.EXTEND:  # the input is the video's last frame, the same PNG every time
+            data = (await asyncio.to_thread(last_frame, data)).last_png
         names = {v for v in job.params.values() if isinstance(v, str) and v.startswith(f"{UPLOAD_SUBFOLDER}/")}
         for name in names:
             image = InputImage.from_bytes(data, name.rsplit(".", 1)[-1])

@@ -22,7 +22,7 @@ from discomfy.workflows.bind import coerce
 from discomfy.workflows.graph import MODEL_REF, is_link, model_roles, save_nodes
 from discomfy.workflows.model import Graph, Kind, Param, ParamType, Target, Workflow, WorkflowError
 
-TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params"}
+TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params", "extend_max_frames"}
 PARAM_KEYS = {
     "type",
     "target",
@@ -66,6 +66,11 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
     fallback = raw.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
         raise WorkflowError(f"the {where}: fallback must be the name of another workflow, not {fallback!r}.")
+    extend_max_frames = _positive_int(raw.get("extend_max_frames"), f"the {where}: extend_max_frames")
+    if extend_max_frames is not None and (kind is not Kind.VIDEO or not any(_is_image(p) for p in params.values())):
+        raise WorkflowError(
+            f"the {where}: extend_max_frames is for video workflows that take a picture (their first frame)."
+        )
     roles = model_roles(graph) | {
         role
         for p in params.values()
@@ -84,7 +89,12 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         default=_flag(raw.get("default", False), f"the {where}: default"),
         source=source,
         model_roles=roles,
+        extend_max_frames=extend_max_frames,
     )
+
+
+def _is_image(param: Param) -> bool:
+    return param.type is ParamType.IMAGE
 
 
 def _param(pname: str, spec: object, graph: Graph, where: str) -> Param:

@@ -105,6 +105,9 @@ class Workflow:
     source: Path | None = None
     #: Roles named as ``{models.ROLE}`` anywhere in the graph or the manifest.
     model_roles: frozenset[str] = frozenset()
+    #: A video workflow whose first frame is its input picture can continue a video from its last frame (the
+    #: Extend button); the most frames an extended video may have in all. None: it cannot extend.
+    extend_max_frames: int | None = None
 
 
 @dataclass(frozen=True)
