@@ -15,9 +15,10 @@ parses its form's numbers against the manifest, checks the request (``JobService
 private note, and the new job's progress is posted as a reply to the result the button was on; its source
 picture comes from ``Delivery.source_picture``. Animate's form is the one of the video workflow that will run
 (``JobService.runnable``, asked when the button is pressed); its submit asks again (the custom_id carries no
-workflow), refuses a value the workflow in force then does not take, and names that workflow in the request. Extend (a video result whose workflow's manifest has ``extend_max_frames``) starts the
-same workflow with the same options and a new seed from the video's last frame (``Delivery.last_frame``), checked
-by ``JobService.check_extend`` against that bound; the runner joins the new part after the video.
+workflow), refuses a value the workflow in force then does not take, and names that workflow in the request.
+Extend (on a video result whose workflow's manifest has ``extend_max_frames``) starts the same workflow with the
+same options and a new seed from the video's last frame (``Delivery.last_frame``), checked by
+``JobService.check_extend`` against that bound; the runner joins the new part after the video.
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).

@@ -37,8 +37,8 @@ from discomfy.bot.interactions import UploadLimits
 from discomfy.bot.render_job import ALL_OUTPUT_ACTIONS, render_encoding, render_result
 from discomfy.errors import UserError
 from discomfy.jobs.outputs import OutputStore
-from discomfy.jobs.service import EXTEND_SOURCE_GONE
 from discomfy.jobs.records import StoredOutput
+from discomfy.jobs.service import EXTEND_SOURCE_GONE
 from discomfy.jobs.state import Job
 from discomfy.jobs.store import JobStore
 from discomfy.media.errors import MediaError

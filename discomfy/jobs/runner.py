@@ -6,7 +6,9 @@ How it works:
   ``delivering``, failed → ``failed`` (``lost`` when the snapshot's failure kind is ``Failure.LOST``),
   cancelled → ``cancelled``. A snapshot that would make an illegal move (the engine's "queued again" after a
   server lost a running job, say) changes nothing: the next ``on_submit`` moves the row to ``submitting``.
-- The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST.
+- The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST (and,
+  for a job the dispatcher moved to another workflow of its fallback chain, that workflow with its params and
+  seed, in the same write).
 - Every snapshot is handed to ``observer.show``, which never blocks (it keeps the latest and draws it when the
   message may be edited: the one latest-wins buffer is the bot's message editor); a failing one is logged.
 - Done: the row moves to ``delivering``, the files go to the output sink, then ``observer.deliver`` is called,
@@ -182,16 +184,21 @@ class RunnerDeps:
 class JobRunner:
     """The task of one job. ``job`` is kept current (the bot's ``set_message`` amends it too)."""
 
-    def __init__(self, deps: RunnerDeps, job: Job, run: JobRun | None = None) -> None:
+    def __init__(
+        self, deps: RunnerDeps, job: Job, run: JobRun | None = None, *, rechosen: Mapping[str, Any] | None = None
+    ) -> None:
         self.deps = deps
         self.job = job
         self.run = run
         self._landed = False
+        #: The workflow chosen at dispatch (``workflow``, ``params``, ``seed``) when it is not the row's: written
+        #: with ``submitting``, in the same write, before the prompt is sent.
+        self.rechosen = dict(rechosen or {})
 
     async def on_submit(self, server_url: str, prompt_id: str) -> None:
         """The engine's hook: the row names the server and the prompt *before* the prompt is sent."""
         self.job = await self.deps.store.transition(
-            self.job.id, S.SUBMITTING, server_url=server_url, prompt_id=PromptId(prompt_id)
+            self.job.id, S.SUBMITTING, server_url=server_url, prompt_id=PromptId(prompt_id), **self.rechosen
         )
         self._landed = True
         log.info("job %s: submitting to %s as prompt %s", self.job.id, server_url, prompt_id)

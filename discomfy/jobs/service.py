@@ -12,6 +12,11 @@ How it works:
   will run, then the row is written in state ``waiting`` with every bound value, the
   chosen seed included, so binding the stored params again gives the same graph. Only then is the job pushed
   to our ``FairQueue``.
+- The workflow is chosen again at dispatch (``rechoice.py``): a waiting job runs the first of its workflow's
+  fallback chain whose models a healthy server has *then* (a job naming Wan 2.2, submitted while every server
+  was down, runs LTX-Video when the server that returns has only LTX-Video's models), with its options carried
+  over; the row gets that workflow, its params and seed in the ``submitting`` write, before the POST, and the
+  job's messages name it. While no server is healthy the job keeps its own workflow and waits.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
   takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
   by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
@@ -48,6 +53,7 @@ from discomfy.config import Settings
 from discomfy.errors import BadInputError, UserError, reference_id
 from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.fairqueue import FairQueue
+from discomfy.jobs.rechoice import best_workflow, carried_params
 from discomfy.jobs.runner import (
     JobObserver,
     JobRunner,
@@ -72,6 +78,7 @@ from discomfy.jobs.state import (
     JobState,
     MessageId,
     UserId,
+    amend,
     new_job_id,
 )
 from discomfy.jobs.store import JobStore
@@ -124,6 +131,8 @@ class _Waiting:
     spec: JobSpec
     announced: int | None = None
     granted: asyncio.Future[Lease] | None = field(default=None, repr=False)
+    #: The job moved to another workflow of its chain (``rechoice.py``), bound once and kept while it waits.
+    moved: tuple[Job, JobSpec] | None = field(default=None, repr=False)
 
 
 def input_images(pictures: tuple[Picture, ...]) -> tuple[InputImage, ...]:
@@ -425,20 +434,70 @@ class JobService:
 
     def _dispatch_ready(self) -> None:
         pool = self.engine.pool
+        models: dict[str, frozenset[str]] = {}
+
+        def models_of(name: str) -> frozenset[str]:
+            if name not in models:
+                models[name] = self.registry.needed_models(name)
+            return models[name]
 
         def can_run(job: Job) -> bool:
-            return pick_server(pool.servers, self._waiting[job.id].spec.needed_models, pool.capacity) is not None
+            waiting = self._waiting[job.id]
+            if waiting.granted is None:  # a resubmission keeps the graph its run holds
+                waiting.moved = self._rechoose(
+                    waiting, best_workflow(self.registry, job.workflow, pool.servers, models_of)
+                )
+            spec = waiting.moved[1] if waiting.moved is not None else waiting.spec
+            return pick_server(pool.servers, spec.needed_models, pool.capacity) is not None
 
         while (job := self._queue.pop_next(can_run)) is not None:
             waiting = self._waiting.pop(job.id)
             self._queue_changed = True
+            rechosen: dict[str, Any] | None = None
+            if waiting.moved is not None:
+                waiting.job, waiting.spec = waiting.moved
+                rechosen = {"workflow": waiting.job.workflow, "params": waiting.job.params, "seed": waiting.job.seed}
             lease = pool.try_acquire(waiting.spec.needed_models)  # no await since can_run: the slot is there
             if waiting.granted is None:
-                self._launch(waiting.job, waiting.spec, lease=lease)
+                self._launch(waiting.job, waiting.spec, lease=lease, rechosen=rechosen)
             elif lease is not None and not waiting.granted.done():
                 waiting.granted.set_result(lease)  # a resubmission: its run is waiting for this slot
             elif lease is not None:
                 lease.release()
+
+    def _rechoose(self, waiting: _Waiting, best: Workflow | None) -> tuple[Job, JobSpec] | None:
+        """The job moved to ``best`` (``rechoice.best_workflow`` now), or None to run its own workflow: ``best``
+        is its own, or None (no healthy server has any of its chain's models: it waits), or binding the carried
+        options fails. Bound once per target while the job waits (``waiting.moved``)."""
+        job = waiting.job
+        if best is None or best.name == job.workflow:
+            return None
+        if waiting.moved is not None and waiting.moved[0].workflow == best.name:
+            return waiting.moved
+        carried = carried_params(self.registry.find(job.workflow), best, job.params)
+        try:
+            bound = bind(best, carried.params, self.settings.models)
+        except BadInputError as exc:
+            log.warning("job %s: cannot move to %s (%s); it waits for %s", job.id, best.name, exc, job.workflow)
+            return None
+        seed = bound.values.get("seed")
+        moved = amend(
+            job,
+            workflow=best.name,
+            params=recorded_params(bound),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
+        spec = job_spec(
+            moved, bound, waiting.spec.inputs, preview=self.options.previews, prompt_id=waiting.spec.prompt_id
+        )
+        log.info(
+            "job %s: no healthy server has the models of %s; it runs %s%s",
+            job.id,
+            job.workflow,
+            best.name,
+            f" (left out: {', '.join(carried.dropped)})" if carried.dropped else "",
+        )
+        return moved, spec
 
     def _notice_health(self) -> None:
         """When every server goes down (or one comes back), waiting jobs are shown again: their messages say so."""
@@ -502,8 +561,9 @@ class JobService:
         lease: Lease | None = None,
         attach_to: str | None = None,
         was_running: bool = False,
+        rechosen: Mapping[str, Any] | None = None,
     ) -> None:
-        runner = JobRunner(self._deps, job)
+        runner = JobRunner(self._deps, job, rechosen=rechosen)
         runner.run = self.engine.start(
             spec,
             on_submit=runner.on_submit,

@@ -123,9 +123,7 @@ def _video_stream(container: av.container.InputContainer, what: str) -> av.Video
 
 
 def _frames(container: av.container.InputContainer, stream: av.VideoStream, most: int) -> Iterator[av.VideoFrame]:
-    count = 0
-    for frame in container.decode(stream):
-        count += 1
+    for count, frame in enumerate(container.decode(stream), start=1):
         if count > most:
             raise MediaError(f"reading a video: more than {most} frames")
         yield frame
