@@ -151,23 +151,45 @@ class ResultActions:
         part is joined after this video when it is done (``jobs/runner.py``)."""
         if job.kind is not JobKind.VIDEO or job.state not in (JobState.DELIVERING, JobState.DELIVERED):
             raise UserError("Only a finished video can be extended.")
-        index = ref.index or 0
-        workflow = self.service.registry.find(job.workflow)
+        await self._extend(interaction, job, ref.index or 0, job.params, reply_to=None)
+
+    async def _extend(
+        self,
+        interaction: Interaction[Any],
+        video: Job,
+        index: int,
+        params: Mapping[str, Any],
+        *,
+        reply_to: Job | None,
+    ) -> None:
+        """A job continuing output ``index`` of ``video`` with ``params`` (their seed and picture left out).
+        Reroll and Edit prompt of an extension come here too: ``video`` is then the video it extended, and
+        ``reply_to`` the extension."""
+        workflow = self.service.registry.find(video.workflow)
         images = {n for n, p in workflow.params.items() if p.type is ParamType.IMAGE} if workflow else set()
-        params = {k: v for k, v in job.params.items() if k != "seed" and k not in images}
+        params = {k: v for k, v in params.items() if k != "seed" and k not in images}
         request = self._request(
-            interaction, job, JobAction.EXTEND, Kind.VIDEO, job.workflow, params, parent=job, index=index
+            interaction,
+            reply_to or video,
+            JobAction.EXTEND,
+            Kind.VIDEO,
+            video.workflow,
+            params,
+            parent=video,
+            index=index,
         )
         self.service.check(request, pictures=1)  # refused before anything is read (and before the defer)
         await interaction.response.defer(ephemeral=True, with_message=True)
         try:
-            picture, video = await self.delivery.last_frame(job, index)
-            self.service.check_extend(request, video.frames)
+            picture, frames = await self.delivery.last_frame(video, index)
+            self.service.check_extend(request, frames.frames)
             started = await self.service.submit(replace(request, inputs=(picture,)), actor_of(interaction))
         except Exception:
             await delete_thinking(interaction)
             raise
-        log.info("job %s queued for %s (extend of %s, %d frames)", started.id, started.owner_id, job.id, video.frames)
+        log.info(
+            "job %s queued for %s (extend of %s, %d frames)", started.id, started.owner_id, video.id, frames.frames
+        )
         await interaction.followup.send(
             f"Extension started: its progress is the reply under the video. (job `{started.id}`)", ephemeral=True
         )
@@ -283,9 +305,13 @@ class ResultActions:
         await self._start(interaction, request, job, index)
 
     async def _rerun(self, interaction: Interaction[Any], job: Job, action: JobAction, params: dict[str, Any]) -> None:
-        """The same workflow again (a new seed, a new prompt), from the same source picture if it had one."""
+        """The same workflow again (a new seed, a new prompt), from the same source picture if it had one. An
+        extension is made again as an extension of the same video (a new part after it)."""
         kind = Kind(job.kind.value)
         parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
+        if job.action is JobAction.EXTEND and parent is not None:
+            await self._extend(interaction, parent, job.source_index or 0, params, reply_to=job)
+            return
         index = job.source_index if parent is not None else None
         request = self._request(interaction, job, action, kind, job.workflow, params, parent=parent, index=index)
         await self._start(interaction, request, parent, index)

@@ -18,11 +18,11 @@ import pytest
 
 from discomfy.bot.custom_ids import ComponentAction, encode
 from discomfy.comfy.engine import InputImage
-from discomfy.jobs.state import JobAction, JobState
+from discomfy.jobs.state import Job, JobAction, JobState
 from discomfy.media.join import last_frame
 from tests.e2e.studio import WORKFLOWS, Studio
 from tests.e2e.test_animate import animate
-from tests.e2e.test_buttons import delivered, job_id_of, job_of, labels, make_studio
+from tests.e2e.test_buttons import delivered, generate, job_id_of, job_of, labels, make_studio, running
 from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
 from tests.peers.discord.interactions import InteractionRecord, forge_press, other_guild
@@ -75,6 +75,17 @@ async def reply_text(studio: Studio, interaction: InteractionRecord) -> str:
     message = await studio.until(ready, 20.0, "an answer to the press")
     assert message.ephemeral, message
     return message.content or " ".join(e.get("description", "") for e in message.embeds)
+
+
+async def extension_row(studio: Studio, *states: JobState) -> Job:
+    """Bob's extension job once its row exists (in one of ``states``, when given)."""
+    bob = studio.discord.users["bob"].id
+    for _ in range(1000):  # bounded: 20 s
+        for job in await studio.stack.store.by_owner(bob):
+            if job.action is JobAction.EXTEND and (not states or job.state in states):
+                return job
+        await asyncio.sleep(0.02)
+    raise TimeoutError("no extension row")
 
 
 def prompts_sent(studio: Studio) -> int:
@@ -174,14 +185,7 @@ async def test_an_extend_survives_a_bot_restart_while_it_runs(studio: Studio) ->
     studio.comfy.config.step_duration = 0.1  # 20 steps: the restart lands while ComfyUI works on the new part
     press = await press_extend(studio, video)
 
-    bob = studio.discord.users["bob"].id
-    for _ in range(1000):  # bounded: the extension's row says ComfyUI is running it
-        jobs = await studio.stack.store.by_owner(bob)
-        if any(j.action is JobAction.EXTEND and j.state is JobState.RUNNING for j in jobs):
-            break
-        await asyncio.sleep(0.02)
-    else:
-        raise TimeoutError("the extension never ran")
+    await extension_row(studio, JobState.RUNNING)
     await studio.restart()
     studio.comfy.config.step_duration = 0.005
 
@@ -190,3 +194,40 @@ async def test_an_extend_survives_a_bot_restart_while_it_runs(studio: Studio) ->
     assert job.action is JobAction.EXTEND and job.state is JobState.DELIVERED
     assert probe(extended.attachments[0].data)[2] == 4 + 4 - 1
     assert prompts_sent(studio) == 2  # the animation and the extension, each sent once
+
+
+async def test_an_extend_waiting_in_our_queue_across_a_restart_starts_from_the_same_last_frame(studio: Studio) -> None:
+    await studio.start()
+    video = await video_result(studio, frames=4)
+    last = last_frame(video.attachments[0].data)
+    studio.comfy.config.step_duration = 0.05
+    busy = await generate(studio, "carol", steps=40)  # holds the one slot the studio gives the server
+    await running(studio, busy)
+    press = await press_extend(studio, video)
+    waiting = await extension_row(studio)
+    assert waiting.state is JobState.WAITING
+
+    await studio.restart()  # the row is all there is now: its picture is made again from the stored video
+    studio.comfy.config.step_duration = 0.005
+
+    extended = await delivered(studio, press)
+    job = await job_of(studio, extended)
+    assert job.id == waiting.id
+    assert job.params["image"] == InputImage.from_bytes(last.last_png, "png").load_image_value
+    uploaded = Path(studio.comfy.input_dir) / str(job.params["image"])
+    assert uploaded.read_bytes() == last.last_png
+    assert probe(extended.attachments[0].data)[2] == 4 + 4 - 1
+
+
+async def test_reroll_of_an_extension_extends_the_same_video_again_with_a_new_seed(studio: Studio) -> None:
+    await studio.start()
+    video = await video_result(studio, frames=4)
+    extended = await delivered(studio, await press_extend(studio, video))
+    first = await job_of(studio, extended)
+
+    press = await studio.discord.click_button("carol", extended, encode(ComponentAction.REROLL, first.id))
+    again = await delivered(studio, press)
+
+    job = await job_of(studio, again)
+    assert job.action is JobAction.EXTEND and job.parent_id == first.parent_id and job.seed != first.seed
+    assert probe(again.attachments[0].data)[2] == 4 + 4 - 1  # the same video, another new part
