@@ -18,6 +18,7 @@ import pytest
 
 from discomfy.bot.custom_ids import ComponentAction, encode
 from discomfy.comfy.engine import InputImage
+from discomfy.config import DEFAULT_MODELS
 from discomfy.jobs.state import Job, JobAction, JobState
 from discomfy.media.join import last_frame
 from tests.e2e.studio import WORKFLOWS, Studio
@@ -231,3 +232,29 @@ async def test_reroll_of_an_extension_extends_the_same_video_again_with_a_new_se
     job = await job_of(studio, again)
     assert job.action is JobAction.EXTEND and job.parent_id == first.parent_id and job.seed != first.seed
     assert probe(again.attachments[0].data)[2] == 4 + 4 - 1  # the same video, another new part
+
+
+async def test_animate_while_every_server_is_down_runs_the_workflow_the_returning_server_can_and_names_it(
+    studio: Studio,
+) -> None:
+    await studio.comfy.go_down()
+    await studio.start()
+
+    interaction = await animate(studio, prompt="the cat slowly turns its head", frames=9)
+    shown = await studio.until(lambda: (m := studio.message(interaction)) and m.embeds and m, what="its message")
+    waiting = await job_of(studio, shown)
+    assert waiting.workflow == "img2vid_wan22" and waiting.state is JobState.WAITING
+    assert "img2vid" in str(shown.embeds[0]) and "wan22" in str(shown.embeds[0])  # named as asked, for now
+
+    studio.comfy.config.models = {
+        "checkpoints": [DEFAULT_MODELS["ltxv_checkpoint"]],
+        "text_encoders": [DEFAULT_MODELS["ltxv_text_encoder"]],
+    }
+    await studio.comfy.come_up()
+    video = await delivered(studio, interaction)
+
+    job = await job_of(studio, video)
+    assert job.id == waiting.id and job.workflow == "img2vid_ltxv" and job.params["frames"] == 9
+    fields = {f["name"]: f["value"] for f in video.embeds[0].get("fields", [])}
+    assert "img2vid\\_ltxv" in fields["Workflow"] or "img2vid_ltxv" in fields["Workflow"], fields
+    assert probe(video.attachments[0].data)[:3] == ("h264", "yuv420p", 9)
