@@ -20,12 +20,14 @@ from discomfy.media.join import join_videos, last_frame
 SHADES = [10, 40, 70, 100, 130, 160, 190, 220, 250]
 
 
-def solid_video(shades: list[int], *, fps: int, width: int = 64, height: int = 48, container: str = "mp4") -> bytes:
+def solid_video(
+    shades: list[int], *, fps: int, width: int = 64, height: int = 48, container: str = "mp4", gop: int | None = None
+) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"clip.{container}"
         with av.open(str(path), "w", format=container) as out:
             codec = "libx264" if container == "mp4" else "libvpx-vp9"
-            stream = out.add_stream(codec, rate=fps)
+            stream = out.add_stream(codec, rate=fps, options={"g": str(gop)} if gop else {})
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             for index, shade in enumerate(shades):
                 frame = av.VideoFrame.from_image(Image.new("RGB", (width, height), (shade, shade, shade)))
@@ -57,6 +59,13 @@ def test_the_last_frame_is_the_videos_last_picture_with_its_count_size_and_rate(
     with Image.open(io.BytesIO(found.last_png)) as picture:
         assert picture.format == "PNG" and picture.size == (64, 48)
         assert _shade(picture) == SHADES[4]
+
+
+def test_the_last_frame_of_a_video_with_many_keyframes_is_its_last() -> None:
+    found = last_frame(solid_video(SHADES, fps=8, gop=2))
+    assert found.frames == len(SHADES)
+    with Image.open(io.BytesIO(found.last_png)) as picture:
+        assert _shade(picture) == SHADES[-1]
 
 
 def test_the_same_video_always_gives_the_same_last_frame_bytes() -> None:
