@@ -291,6 +291,7 @@ class App:
                 bot.uploads,
                 offers=lambda: runnable_actions(service.registry),
                 on_fit=self.metrics.delivered,
+                extends=lambda job: can_extend(service.registry, job.workflow),
             )
             observer = DiscordObserver(
                 rest,
@@ -386,6 +387,12 @@ def runnable_actions(registry: Registry) -> frozenset[ComponentAction]:
     """The actions on a result that a loaded workflow can run (a button for anything else would only fail)."""
     kinds = {ComponentAction.UPSCALE: Kind.UPSCALE, ComponentAction.ANIMATE: Kind.VIDEO}
     return frozenset(action for action, kind in kinds.items() if registry.default(kind) is not None)
+
+
+def can_extend(registry: Registry, workflow: str) -> bool:
+    """Whether results of ``workflow`` get an Extend button (its manifest's ``extend_max_frames``)."""
+    found = registry.find(workflow)
+    return found is not None and found.extend_max_frames is not None
 
 
 async def load_and_check_workflows(settings: Settings, pool: ServerPool) -> tuple[Registry, list[str]]:

@@ -42,5 +42,7 @@ class Failure(StrEnum):
     NOT_RESUMED = "not_resumed"
     #: Our own storage failed (disk full, database); detail: a reference id.
     STORAGE = "storage"
+    #: Extend: the video to continue is no longer stored, so the new part cannot be joined to it.
+    SOURCE_GONE = "source_gone"
     #: A bug; detail: the reference id that is also in the log with the traceback.
     INTERNAL = "internal"

@@ -32,6 +32,7 @@ PURE_MODULES = [
     "jobs/records.py",
     "jobs/schema.py",
     "jobs/fairqueue.py",
+    "jobs/rechoice.py",
     "media/plan.py",
     "media/sniff.py",
     "media/bombs.py",

@@ -1,4 +1,5 @@
-"""Buttons and forms on progress and result messages: Cancel, Upscale, Animate, Reroll, Edit prompt, Info, Delete.
+"""Buttons and forms on progress and result messages: Cancel, Upscale, Animate, Reroll, Edit prompt, Extend, Info,
+Delete.
 
 How it works: every component carries a custom_id ``dc1:<action>:<job id>[:<output>]`` (``custom_ids.py``), so a
 press is understood from the custom_id and the job's row alone — buttons work forever, also after restarts,
@@ -18,6 +19,10 @@ workflow), refuses a value the workflow in force then does not take, and names t
 Info on a finished result whose workflow can be a preset (no picture needed) carries "Save preset": its form asks
 a name (and whether to keep the seed) and its submit saves the preset through ``presets.save_result``, for the
 member who submits, in the job's guild (the gate above has checked that guild).
+
+Extend (on a video result whose workflow's manifest has ``extend_max_frames``) starts the same workflow with the
+same options and a new seed from the video's last frame (``Delivery.last_frame``), checked by
+``JobService.check_extend`` against that bound; the runner joins the new part after the video.
 
 Never: trust that a button was hidden from someone (always check), or answer later than Discord's 3 seconds
 (defer first when work follows).
@@ -80,6 +85,7 @@ ACKNOWLEDGED = {
     JobAction.ANIMATE: "Animation",
     JobAction.REROLL: "Reroll",
     JobAction.EDIT: "New version",
+    JobAction.EXTEND: "Extension",
 }
 
 #: Presses that never start work: the allow-lists and the job's place apply, the rate limit does not.
@@ -179,6 +185,54 @@ class ResultActions:
     async def reroll(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         params = {k: v for k, v in job.params.items() if k != "seed"}
         await self._rerun(interaction, job, JobAction.REROLL, params)
+
+    async def extend(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
+        """The video continued from its last frame: the same workflow, prompt and options, a new seed; the new
+        part is joined after this video when it is done (``jobs/runner.py``)."""
+        if job.kind is not JobKind.VIDEO or job.state not in (JobState.DELIVERING, JobState.DELIVERED):
+            raise UserError("Only a finished video can be extended.")
+        await self._extend(interaction, job, ref.index or 0, job.params, reply_to=None)
+
+    async def _extend(
+        self,
+        interaction: Interaction[Any],
+        video: Job,
+        index: int,
+        params: Mapping[str, Any],
+        *,
+        reply_to: Job | None,
+    ) -> None:
+        """A job continuing output ``index`` of ``video`` with ``params`` (their seed and picture left out).
+        Reroll and Edit prompt of an extension come here too: ``video`` is then the video it extended, and
+        ``reply_to`` the extension."""
+        workflow = self.service.registry.find(video.workflow)
+        images = {n for n, p in workflow.params.items() if p.type is ParamType.IMAGE} if workflow else set()
+        params = {k: v for k, v in params.items() if k != "seed" and k not in images}
+        request = self._request(
+            interaction,
+            reply_to or video,
+            JobAction.EXTEND,
+            Kind.VIDEO,
+            video.workflow,
+            params,
+            parent=video,
+            index=index,
+        )
+        self.service.check(request, pictures=1)  # refused before anything is read (and before the defer)
+        await interaction.response.defer(ephemeral=True, with_message=True)
+        try:
+            picture, frames = await self.delivery.last_frame(video, index)
+            self.service.check_extend(request, frames.frames)
+            started = await self.service.submit(replace(request, inputs=(picture,)), actor_of(interaction))
+        except Exception:
+            await delete_thinking(interaction)
+            raise
+        log.info(
+            "job %s queued for %s (extend of %s, %d frames)", started.id, started.owner_id, video.id, frames.frames
+        )
+        await interaction.followup.send(
+            f"Extension started: its progress is the reply under the video. (job `{started.id}`)", ephemeral=True
+        )
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
@@ -304,9 +358,13 @@ class ResultActions:
         await self._start(interaction, request, job, index)
 
     async def _rerun(self, interaction: Interaction[Any], job: Job, action: JobAction, params: dict[str, Any]) -> None:
-        """The same workflow again (a new seed, a new prompt), from the same source picture if it had one."""
+        """The same workflow again (a new seed, a new prompt), from the same source picture if it had one. An
+        extension is made again as an extension of the same video (a new part after it)."""
         kind = Kind(job.kind.value)
         parent = await self.store.get(job.parent_id) if job.parent_id is not None else None
+        if job.action is JobAction.EXTEND and parent is not None:
+            await self._extend(interaction, parent, job.source_index or 0, params, reply_to=job)
+            return
         index = job.source_index if parent is not None else None
         request = self._request(interaction, job, action, kind, job.workflow, params, parent=parent, index=index)
         await self._start(interaction, request, parent, index)
@@ -418,6 +476,7 @@ PRESSED: dict[ComponentAction, Handler] = {
     ComponentAction.ANIMATE: ResultActions.animate_form,
     ComponentAction.EDIT: ResultActions.edit_form,
     ComponentAction.PRESET: ResultActions.preset_form,
+    ComponentAction.EXTEND: ResultActions.extend,
 }
 SUBMITTED: dict[ComponentAction, Handler] = {
     ComponentAction.UPSCALE: ResultActions.upscale,

@@ -55,6 +55,7 @@ class ComponentAction(StrEnum):
     WF_PARAM = "wfpar"
     WF_NODE = "wfnod"
     WF_INPUT = "wfinp"
+    EXTEND = "extend"
 
 
 @dataclass(frozen=True, slots=True)

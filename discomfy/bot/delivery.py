@@ -6,14 +6,16 @@ limit (``media.fit``, in threads), renders the result (``render_job.render_resul
 final state, keeps the attachment URLs Discord's answer gave the files (a later Upscale of an evicted file
 falls back to them), marks the outputs delivered, and enforces the output store's caps. A job's own result
 (the observer) and ``/show`` (a repost) both come here. ``source_picture`` is the reverse: one output of a job as an
-input picture for an action (Upscale, Animate …), from our store or from Discord.
+input picture for an action (Upscale, Animate …), from our store or from Discord; ``last_frame`` is Extend's: a
+stored video's last frame (only from our store, since the new part is joined to that file).
 
 A job's own result passes ``show_encoding``: while ``media.fit`` transcodes a video (on its threads), each
 throttled frame report reaches the event loop (``call_soon_threadsafe``) and becomes an ``editor.update`` of
 ``render_job.render_encoding`` ("encoding frame x/y"); the final result replaces it (an update after ``finish``
 is ignored).
 
-Only the actions a loaded workflow can run get a button (``offers``: no Animate without a video workflow).
+Only the actions a loaded workflow can run get a button (``offers``: no Animate without a video workflow; Extend
+only under a video whose workflow continues videos, ``extends``).
 
 Never: mark an output delivered before Discord answered with the message; send a result whose files are not
 stored; read more than a bounded number of bytes from Discord.
@@ -36,9 +38,12 @@ from discomfy.bot.render_job import ALL_OUTPUT_ACTIONS, render_encoding, render_
 from discomfy.errors import UserError
 from discomfy.jobs.outputs import OutputStore
 from discomfy.jobs.records import StoredOutput
+from discomfy.jobs.service import EXTEND_SOURCE_GONE
 from discomfy.jobs.state import Job
 from discomfy.jobs.store import JobStore
+from discomfy.media.errors import MediaError
 from discomfy.media.fit import FitResult, fit_for_discord
+from discomfy.media.join import VideoFrames, last_frame
 from discomfy.media.picture import Picture, read_picture
 
 log = logging.getLogger(__name__)
@@ -63,10 +68,12 @@ class Delivery:
         *,
         offers: Callable[[], frozenset[ComponentAction]] = lambda: ALL_OUTPUT_ACTIONS,
         on_fit: Callable[[str], None] | None = None,
+        extends: Callable[[Job], bool] = lambda job: False,
     ) -> None:
         self.offers = offers
         #: Told what fitting each file took (``fits_of``) once the result is on Discord (``/metrics``).
         self.on_fit = on_fit
+        self.extends = extends
         self.store = store
         self.outputs = outputs
         self.session = session
@@ -108,7 +115,7 @@ class Delivery:
         if not fitted.uploads:
             notes.append("Nothing could be made small enough to upload; the result is kept on the bot's server.")
         message_id = await editor.finish(
-            render_result(job, fitted.uploads, notes=notes, now=time.time(), offers=self.offers())
+            render_result(job, fitted.uploads, notes=notes, now=time.time(), offers=self._offers(job))
         )
         urls = editor.attachment_urls
         if self.on_fit is not None:
@@ -121,6 +128,10 @@ class Delivery:
         await self.outputs.enforce_caps()
         return message_id
 
+    def _offers(self, job: Job) -> frozenset[ComponentAction]:
+        offers = self.offers()
+        return offers | {ComponentAction.EXTEND} if self.extends(job) else offers
+
     async def source_picture(self, job: Job, index: int) -> Picture:
         """Output ``index`` of ``job`` as an input picture: from our store, or from its Discord attachment."""
         stored = await self.outputs.source_of(job.id, index)
@@ -132,6 +143,22 @@ class Delivery:
                 raise UserError("That result's file is gone from the bot's storage and from Discord.")
             data = await download(self.session, stored.attachment_url, max_bytes=MAX_INPUT_BYTES, what="the picture")
         return await asyncio.to_thread(read_picture, data)
+
+    async def last_frame(self, job: Job, index: int) -> tuple[Picture, VideoFrames]:
+        """Extend: the last frame of video ``index`` of ``job`` as an input picture, with the video's frame count.
+        Only from our store: the new part is joined to this very file when it is done (``jobs/runner.py``)."""
+        stored = await self.outputs.source_of(job.id, index)
+        if stored is None:
+            raise UserError("I can't find that video any more; it may have been deleted.")
+        data = await self.outputs.read(stored)
+        if data is None:
+            raise UserError(EXTEND_SOURCE_GONE)
+        try:
+            frames = await asyncio.to_thread(last_frame, data)
+        except MediaError as exc:
+            log.warning("job %s: output %d cannot be extended: %s", job.id, index, exc)
+            raise UserError("That video can't be read, so it can't be extended; press Reroll for a new one.") from exc
+        return await asyncio.to_thread(read_picture, frames.last_png), frames
 
     async def _read(self, output: StoredOutput) -> bytes | None:
         data = await self.outputs.read(output)

@@ -86,7 +86,8 @@ def help_embed(limits: LimitSettings) -> dict[str, Any]:
         "`/help` — this page."
     )
     buttons = (
-        "**Upscale** · **Animate** (image → video) · **Reroll** (new seed) · **Edit** (change the prompt) — "
+        "**Upscale** · **Animate** (image → video) · **Reroll** (new seed) · **Edit** (change the prompt) · "
+        "**Extend** (a video, continued from its last frame) — "
         "anyone may press these on any result, in the server it was made in.\n"
         "**Info** — the workflow, every parameter and the seed, only for you.\n"
         "**Cancel** / **Delete** — only the job's owner or members with Manage Messages; Delete removes only "

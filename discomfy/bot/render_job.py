@@ -213,6 +213,11 @@ FAILURE_WORDS: dict[Failure, tuple[str, str, str]] = {
     Failure.NOT_RESUMED: ("This job could not be resumed after the bot restarted", " ({})", "Run the command again."),
     Failure.STORAGE: ("The bot could not save this job", " (reference {})", _TELL_ADMIN),
     Failure.INTERNAL: ("Something went wrong on our side", " (reference {})", _TELL_ADMIN),
+    Failure.SOURCE_GONE: (
+        "The video to extend is no longer kept on the bot's server, so the new part could not be joined to it",
+        "",
+        "Press Reroll on it for a new video, or Extend a newer one.",
+    ),
 }
 
 
@@ -381,9 +386,9 @@ def result_components(
     run), then the job's own row.
 
     A video job's result (or a result of videos only) gets its own row only: Reroll (same options, new seed),
-    Edit prompt when it took a (motion) prompt, Info, Delete. Upscale and Animate do not apply to a video, even
-    one delivered as an animated image. Extend (continue from the last frame) would join that row once a workflow
-    can continue a video; none that we ship can, so it is not offered.
+    Edit prompt when it took a (motion) prompt, Extend (continue from the last frame: only when ``offers`` has it,
+    i.e. the job's workflow can, and the result is one video), Info, Delete. Upscale and Animate do not apply to a
+    video, even one delivered as an animated image.
     """
     video = job.kind is JobKind.VIDEO
     images = [
@@ -407,6 +412,8 @@ def result_components(
     own = [_button("Reroll", custom_ids.encode(ComponentAction.REROLL, job.id), BUTTON_PRIMARY, "🎲")]
     if isinstance(job.params.get("prompt"), str):  # upscale and video workflows take no prompt to edit
         own.append(_button("Edit prompt", custom_ids.encode(ComponentAction.EDIT, job.id), BUTTON_SECONDARY, "✏️"))
+    if video and ComponentAction.EXTEND in offers and len(uploads) == 1 and uploads[0].mime.startswith("video/"):
+        own.append(_button("Extend", custom_ids.encode(ComponentAction.EXTEND, job.id, 0), BUTTON_SECONDARY, "⏩"))
     own += [
         _button("Info", custom_ids.encode(ComponentAction.INFO, job.id), BUTTON_SECONDARY, "ℹ️"),
         _button("Delete", custom_ids.encode(ComponentAction.DELETE, job.id), BUTTON_DANGER, "🗑️"),

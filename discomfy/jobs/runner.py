@@ -6,12 +6,20 @@ How it works:
   ``delivering``, failed → ``failed`` (``lost`` when the snapshot's failure kind is ``Failure.LOST``),
   cancelled → ``cancelled``. A snapshot that would make an illegal move (the engine's "queued again" after a
   server lost a running job, say) changes nothing: the next ``on_submit`` moves the row to ``submitting``.
-- The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST.
+- The engine's ``on_submit`` hook writes ``submitting`` with the server and our prompt_id *before* the POST (and,
+  for a job the dispatcher moved to another workflow of its fallback chain, that workflow with its params and
+  seed, in the same write).
 - Every snapshot is handed to ``observer.show``, which never blocks (it keeps the latest and draws it when the
   message may be edited: the one latest-wins buffer is the bot's message editor); a failing one is logged.
 - Done: the row moves to ``delivering``, the files go to the output sink, then ``observer.deliver`` is called,
   retried (``retry.py``) for a bounded time; the row becomes ``delivered`` only after it returned. If it keeps
   failing the row stays ``delivering`` and the next start delivers the stored outputs again.
+- Extend (``JobAction.EXTEND``): before storing, the video the server made is joined after the video it
+  continues (``parent_id``'s output ``source_index``, read from the output store, which never evicts the source
+  of an active job): ``media.join.join_videos`` in a thread, the junction frame once, at the original's frame
+  rate. The joined video is what is stored, so a restart after that delivers it as is, and a restart before it
+  (files fetched again from the server) joins again. The original gone → ``Failure.SOURCE_GONE``; a new part
+  that cannot be read → ``Failure.BAD_OUTPUT``.
 - An unexpected exception ends the job ``failed`` (``Failure.INTERNAL``) with a reference id that is also in the
   log, with the trace.
 - Also here, for the service: the observer and output-sink protocols, ``ServiceOptions``, and building a job's
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +43,24 @@ from typing import Any, Protocol
 from discomfy.comfy.engine import Engine, InputImage, JobRun, JobSpec
 from discomfy.comfy.progress import Phase, Snapshot
 from discomfy.comfy.stream import FetchedFile
+from discomfy.comfy.types import MediaKind
 from discomfy.errors import ComfyError, DiscomfyError, reference_id
 from discomfy.jobs.records import StoredOutput
-from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend, new_prompt_id
+from discomfy.jobs.state import (
+    CANCELLABLE,
+    TERMINAL,
+    Job,
+    JobAction,
+    JobKind,
+    JobState,
+    PromptId,
+    amend,
+    new_prompt_id,
+)
 from discomfy.jobs.store import JobStore
+from discomfy.media.errors import MediaError
+from discomfy.media.join import join_videos
+from discomfy.media.sniff import Family, sniff
 from discomfy.outcome import Failure
 from discomfy.retry import Backoff, describe, retry
 from discomfy.workflows import BoundGraph, ParamType, Workflow
@@ -161,16 +184,21 @@ class RunnerDeps:
 class JobRunner:
     """The task of one job. ``job`` is kept current (the bot's ``set_message`` amends it too)."""
 
-    def __init__(self, deps: RunnerDeps, job: Job, run: JobRun | None = None) -> None:
+    def __init__(
+        self, deps: RunnerDeps, job: Job, run: JobRun | None = None, *, rechosen: Mapping[str, Any] | None = None
+    ) -> None:
         self.deps = deps
         self.job = job
         self.run = run
         self._landed = False
+        #: The workflow chosen at dispatch (``workflow``, ``params``, ``seed``) when it is not the row's: written
+        #: with ``submitting``, in the same write, before the prompt is sent.
+        self.rechosen = dict(rechosen or {})
 
     async def on_submit(self, server_url: str, prompt_id: str) -> None:
         """The engine's hook: the row names the server and the prompt *before* the prompt is sent."""
         self.job = await self.deps.store.transition(
-            self.job.id, S.SUBMITTING, server_url=server_url, prompt_id=PromptId(prompt_id)
+            self.job.id, S.SUBMITTING, server_url=server_url, prompt_id=PromptId(prompt_id), **self.rechosen
         )
         self._landed = True
         log.info("job %s: submitting to %s as prompt %s", self.job.id, server_url, prompt_id)
@@ -243,8 +271,38 @@ class JobRunner:
             await self._fail(Failure.NO_OUTPUT, None)
             await self._ended(None)
             return
+        if self.job.action is JobAction.EXTEND:
+            failure, joined = await self._joined(files)
+            if failure is not None:
+                await self._fail(failure, None)
+                await self._ended(None)
+                return
+            files = joined
         stored = await self.deps.outputs.save(self.job, files)
         await self._deliver(stored)
+
+    async def _joined(self, files: Sequence[FetchedFile]) -> tuple[Failure | None, tuple[FetchedFile, ...]]:
+        """Extend: the video the server made, joined after the video it continues (see the module's header)."""
+        part = next((f for f in files if (kind := sniff(f.data)) is not None and kind.family is Family.VIDEO), None)
+        if part is None:
+            log.warning("job %s: extend: the server sent no video to join", self.job.id)
+            return Failure.BAD_OUTPUT, ()
+        original: bytes | None = None
+        if self.job.parent_id is not None:
+            sources = [o for o in await self.deps.store.outputs(self.job.parent_id) if o.index == self.job.source_index]
+            original = await self.deps.outputs.read(sources[0]) if sources else None
+        if original is None:
+            log.warning("job %s: extend: the video of job %s is gone", self.job.id, self.job.parent_id)
+            return Failure.SOURCE_GONE, ()
+        try:
+            joined = await asyncio.to_thread(join_videos, original, part.data)
+        except MediaError as exc:
+            log.warning("job %s: extend: could not join the videos: %s", self.job.id, exc)
+            return Failure.BAD_OUTPUT, ()
+        stem = part.output.filename.rsplit(".", 1)[0]
+        output = dataclasses.replace(part.output, filename=f"{stem}.mp4", kind=MediaKind.VIDEO)
+        log.info("job %s: extend: %d frames at %s fps joined", self.job.id, joined.frames, joined.rate)
+        return None, (FetchedFile(output, joined.data),)
 
     async def _redeliver(self) -> None:
         stored = await self.deps.store.outputs(self.job.id)

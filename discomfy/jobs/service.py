@@ -13,6 +13,11 @@ How it works:
   chosen seed included, so binding the stored params again gives the same graph; with them, whether each
   optional stage of the workflow runs (``stages``: on when a healthy server has its models too). Only then is
   the job pushed to our ``FairQueue``.
+- The workflow is chosen again at dispatch (``rechoice.py``): a waiting job runs the first of its workflow's
+  fallback chain whose models a healthy server has *then* (a job naming Wan 2.2, submitted while every server
+  was down, runs LTX-Video when the server that returns has only LTX-Video's models), with its options carried
+  over; the row gets that workflow, its params and seed in the ``submitting`` write, before the POST, and the
+  job's messages name it. While no server is healthy the job keeps its own workflow and waits.
 - The dispatcher pops a job only when the pool has a free slot for that job's models (``pick_server``) and
   takes the slot in the same step (``ServerPool.try_acquire``), so the order is decided by our fair queue, never
   by the pool's FIFO. It wakes on submit, on cancel, on a job's end, and polls (``poll_interval``) for pool
@@ -49,6 +54,7 @@ from discomfy.config import Settings
 from discomfy.errors import BadInputError, UserError, reference_id
 from discomfy.jobs.admission import Actor, Limits
 from discomfy.jobs.fairqueue import FairQueue
+from discomfy.jobs.rechoice import Carried, best_workflow, carried_params
 from discomfy.jobs.runner import (
     JobObserver,
     JobRunner,
@@ -73,9 +79,11 @@ from discomfy.jobs.state import (
     JobState,
     MessageId,
     UserId,
+    amend,
     new_job_id,
 )
 from discomfy.jobs.store import JobStore
+from discomfy.media.join import last_frame
 from discomfy.media.picture import Picture
 from discomfy.outcome import Failure
 from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
@@ -83,6 +91,12 @@ from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, 
 __all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
 
 log = logging.getLogger(__name__)
+
+#: Extend needs the video itself (to join the new part to it), not only the copy on Discord.
+EXTEND_SOURCE_GONE = (
+    "That video's file is no longer kept on the bot's server (only the copy on Discord is left), so it can't be "
+    "extended. Press Reroll on it for a new video, or Extend a newer one."
+)
 
 #: Rebuilds a job's input images after a restart (from the output store or the Discord attachment).
 InputLoader = Callable[[Job], Awaitable[tuple[InputImage, ...]]]
@@ -118,6 +132,8 @@ class _Waiting:
     spec: JobSpec
     announced: int | None = None
     granted: asyncio.Future[Lease] | None = field(default=None, repr=False)
+    #: The job moved to another workflow of its chain (``rechoice.py``), bound once and kept while it waits.
+    moved: tuple[Job, JobSpec] | None = field(default=None, repr=False)
 
 
 def input_images(pictures: tuple[Picture, ...]) -> tuple[InputImage, ...]:
@@ -238,6 +254,27 @@ class JobService:
             for name in workflow.stages
         }
 
+    def check_extend(self, request: JobRequest, source_frames: int) -> Workflow:
+        """Extend: ``check`` of the request (the video's own workflow, or the one that will run for it), and that
+        workflow continues videos (its manifest's ``extend_max_frames``) up to a length the video with its new
+        part stays within: ``source_frames`` + the part's frames − 1 (the part's first frame is the video's
+        last, kept once). ``UserError``s say what to do instead."""
+        workflow = self.check(request, pictures=1)
+        most = workflow.extend_max_frames
+        if most is None:
+            raise UserError(f"The {workflow.name} workflow can't continue a video; press Reroll for a new one.")
+        frames = request.params.get("frames")
+        if not isinstance(frames, int) or isinstance(frames, bool):
+            default = workflow.params["frames"].default if "frames" in workflow.params else 1
+            frames = default if isinstance(default, int) and not isinstance(default, bool) else 1
+        total = source_frames + frames - 1
+        if total > most:
+            raise UserError(
+                f"This video has {source_frames} frames; extending it by {frames - 1} would make {total}, over the "
+                f"{most} frames the {workflow.name} workflow allows in all. Reroll it, or animate a new picture."
+            )
+        return workflow
+
     def _check(self, request: JobRequest, workflow: Workflow, pictures: int | None) -> Workflow:
         # A stage's recorded choice (a rerun's params) is not an option: ``stages`` decides it again at submit.
         given = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
@@ -297,6 +334,8 @@ class JobService:
                 async with self.outputs.claim_source(job.parent_id, job.source_index) as source:
                     if source is None:
                         raise UserError("I can't find that result any more; it may have been deleted.")
+                    if job.action is JobAction.EXTEND and not source.on_disk:
+                        raise UserError(EXTEND_SOURCE_GONE)
                     await self.store.create(job)
             else:
                 await self.store.create(job)
@@ -372,6 +411,8 @@ class JobService:
         data = await self.outputs.read(source[0]) if source else None
         if data is None:
             return ()
+        if job.action is JobAction.EXTEND:  # the input is the video's last frame, the same PNG every time
+            data = (await asyncio.to_thread(last_frame, data)).last_png
         names = {v for v in job.params.values() if isinstance(v, str) and v.startswith(f"{UPLOAD_SUBFOLDER}/")}
         for name in names:
             image = InputImage.from_bytes(data, name.rsplit(".", 1)[-1])
@@ -406,20 +447,84 @@ class JobService:
 
     def _dispatch_ready(self) -> None:
         pool = self.engine.pool
+        models: dict[str, frozenset[str]] = {}
+
+        def models_of(name: str) -> frozenset[str]:
+            if name not in models:
+                models[name] = self.registry.needed_models(name)
+            return models[name]
 
         def can_run(job: Job) -> bool:
-            return pick_server(pool.servers, self._waiting[job.id].spec.needed_models, pool.capacity) is not None
+            waiting = self._waiting[job.id]
+            if waiting.granted is None:  # a resubmission keeps the graph its run holds
+                waiting.moved = self._rechoose(
+                    waiting, best_workflow(self.registry, job.workflow, pool.servers, models_of)
+                )
+            spec = waiting.moved[1] if waiting.moved is not None else waiting.spec
+            return pick_server(pool.servers, spec.needed_models, pool.capacity) is not None
 
         while (job := self._queue.pop_next(can_run)) is not None:
             waiting = self._waiting.pop(job.id)
             self._queue_changed = True
+            rechosen: dict[str, Any] | None = None
+            if waiting.moved is not None:
+                waiting.job, waiting.spec = waiting.moved
+                rechosen = {"workflow": waiting.job.workflow, "params": waiting.job.params, "seed": waiting.job.seed}
             lease = pool.try_acquire(waiting.spec.needed_models)  # no await since can_run: the slot is there
             if waiting.granted is None:
-                self._launch(waiting.job, waiting.spec, lease=lease)
+                self._launch(waiting.job, waiting.spec, lease=lease, rechosen=rechosen)
             elif lease is not None and not waiting.granted.done():
                 waiting.granted.set_result(lease)  # a resubmission: its run is waiting for this slot
             elif lease is not None:
                 lease.release()
+
+    def _rechoose(self, waiting: _Waiting, best: Workflow | None) -> tuple[Job, JobSpec] | None:
+        """The job moved to ``best`` (``rechoice.best_workflow`` now) with the optional stages the healthy servers
+        can run now (``stages``), or None to run as it was bound: ``best`` is its own workflow with the same
+        stages, or None (no healthy server has any of its chain's models: it waits), or binding the carried
+        options fails. Bound once per target while the job waits (``waiting.moved``)."""
+        job = waiting.job
+        if best is None:
+            return None
+        stages = self.stages(best)
+
+        def runs(candidate: Job) -> bool:
+            return candidate.workflow == best.name and all(candidate.params.get(n) is on for n, on in stages.items())
+
+        if runs(job):
+            return None
+        if waiting.moved is not None and runs(waiting.moved[0]):
+            return waiting.moved
+        own = self.registry.find(job.workflow)
+        if best.name == job.workflow:  # the same workflow; a stage's models came or went with the servers
+            carried = Carried({k: v for k, v in job.params.items() if k not in best.stages}, ())
+        else:
+            carried = carried_params(own, best, job.params)
+        try:
+            bound = bind(best, carried.params | stages, self.settings.models)
+        except BadInputError as exc:
+            log.warning("job %s: cannot move to %s (%s); it waits for %s", job.id, best.name, exc, job.workflow)
+            return None
+        seed = bound.values.get("seed")
+        moved = amend(
+            job,
+            workflow=best.name,
+            params=recorded_params(bound),
+            seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        )
+        spec = job_spec(
+            moved, bound, waiting.spec.inputs, preview=self.options.previews, prompt_id=waiting.spec.prompt_id
+        )
+        dropped = [n for n in carried.dropped if own is None or n not in own.stages]
+        log.info(
+            "job %s: the healthy servers cannot run %s as bound; it runs %s%s%s",
+            job.id,
+            job.workflow,
+            best.name,
+            "".join(f", {n} {'on' if on else 'off'}" for n, on in stages.items()),
+            f" (left out: {', '.join(dropped)})" if dropped else "",
+        )
+        return moved, spec
 
     def _notice_health(self) -> None:
         """When every server goes down (or one comes back), waiting jobs are shown again: their messages say so."""
@@ -483,8 +588,9 @@ class JobService:
         lease: Lease | None = None,
         attach_to: str | None = None,
         was_running: bool = False,
+        rechosen: Mapping[str, Any] | None = None,
     ) -> None:
-        runner = JobRunner(self._deps, job)
+        runner = JobRunner(self._deps, job, rechosen=rechosen)
         runner.run = self.engine.start(
             spec,
             on_submit=runner.on_submit,

@@ -94,6 +94,8 @@ class JobAction(StrEnum):
     ANIMATE = "animate"
     REROLL = "reroll"
     EDIT = "edit"
+    #: A video continued from its last frame (``parent_id``'s video, output ``source_index``), delivered joined.
+    EXTEND = "extend"
 
 
 class JobState(StrEnum):

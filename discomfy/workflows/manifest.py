@@ -23,7 +23,7 @@ from discomfy.workflows.bind import coerce
 from discomfy.workflows.graph import MODEL_REF, inputs_of, is_link, link_source, model_roles, save_nodes
 from discomfy.workflows.model import Graph, Kind, Param, ParamType, Stage, Target, Workflow, WorkflowError
 
-TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params", "stages"}
+TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params", "stages", "extend_max_frames"}
 STAGE_KEYS = {"nodes", "bypass", "fps", "multiplier", "description"}
 PARAM_KEYS = {
     "type",
@@ -72,6 +72,11 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
     fallback = raw.get("fallback")
     if fallback is not None and (not isinstance(fallback, str) or not fallback or fallback == name):
         raise WorkflowError(f"the {where}: fallback must be the name of another workflow, not {fallback!r}.")
+    extend_max_frames = _positive_int(raw.get("extend_max_frames"), f"the {where}: extend_max_frames")
+    if extend_max_frames is not None and (kind is not Kind.VIDEO or not any(_is_image(p) for p in params.values())):
+        raise WorkflowError(
+            f"the {where}: extend_max_frames is for video workflows that take a picture (their first frame)."
+        )
     roles = model_roles(graph) | {
         role
         for p in params.values()
@@ -91,7 +96,12 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         source=source,
         model_roles=roles,
         stages=stages,
+        extend_max_frames=extend_max_frames,
     )
+
+
+def _is_image(param: Param) -> bool:
+    return param.type is ParamType.IMAGE
 
 
 def _param(pname: str, spec: object, graph: Graph, where: str) -> Param:

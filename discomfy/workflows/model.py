@@ -125,6 +125,9 @@ class Workflow:
     model_roles: frozenset[str] = frozenset()
     #: Optional stages by name (``Stage``); a job records whether each ran as a bool value of that name.
     stages: Mapping[str, Stage] = field(default_factory=dict)
+    #: A video workflow whose first frame is its input picture can continue a video from its last frame (the
+    #: Extend button); the most frames an extended video may have in all. None: it cannot extend.
+    extend_max_frames: int | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discomfy.bot.custom_ids import ComponentAction, decode
+from discomfy.bot.custom_ids import ComponentAction, ComponentRef, decode
 from discomfy.bot.render_job import (
+    ALL_OUTPUT_ACTIONS,
     ETA_STEP,
     PREVIEW_FILENAME,
     RenderedMessage,
@@ -380,10 +381,25 @@ def test_a_video_delivered_as_an_animated_image_gets_no_image_buttons() -> None:
         assert labels(render_result(job, uploads, now=T0)) == [["Reroll", "Edit prompt", "Info", "Delete"]]
 
 
-def test_no_result_offers_extend_since_no_shipped_workflow_continues_a_video() -> None:
+def test_extend_is_offered_only_when_the_jobs_workflow_continues_videos() -> None:
     job = make_job(JobState.DELIVERING, kind=JobKind.VIDEO)
-    message = render_result(job, [FakeUpload("clip.mp4", b"mp4", "video/mp4")], now=T0)
-    assert all("Extend" not in label for row in labels(message) for label in row)
+    clip = [FakeUpload("clip.mp4", b"mp4", "video/mp4")]
+    without = render_result(job, clip, now=T0)
+    assert all("Extend" not in label for row in labels(without) for label in row)
+
+    offers = ALL_OUTPUT_ACTIONS | {ComponentAction.EXTEND}
+    message = render_result(job, clip, now=T0, offers=offers)
+    assert labels(message) == [["Reroll", "Edit prompt", "Extend", "Info", "Delete"]]
+    extend = message.components[0]["components"][2]
+    assert decode(extend["custom_id"]) == ComponentRef(ComponentAction.EXTEND, job.id, 0)
+    assert check_limits(message) == []
+    # Not under pictures, nor under a video delivered as an animated image (the last frame is of a video).
+    for uploads, kind in (
+        ([FakeUpload("a.png", b"", "image/png")], JobKind.IMAGE),
+        ([FakeUpload("c.webp", b"", "image/webp")], JobKind.VIDEO),
+    ):
+        other = render_result(make_job(JobState.DELIVERING, kind=kind), uploads, now=T0, offers=offers)
+        assert all("Extend" not in label for row in labels(other) for label in row)
 
 
 def test_result_mentions_the_owner_as_text() -> None:

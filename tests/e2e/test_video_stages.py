@@ -94,8 +94,8 @@ async def test_animate_shows_sampling_steps_then_encoding_frames_then_the_mp4(st
         stream = container.streams.video[0]
         assert (stream.codec_context.name, stream.codec_context.format.name) == ("h264", "yuv420p")
         assert len(list(container.decode(stream))) >= 20
-    # SVD takes no prompt: the video's own buttons, and nothing that applies to a picture.
-    assert labels(result) == ["Reroll", "Info", "Delete"]
+    # SVD takes no prompt: the video's own buttons (Extend: SVD continues from a last frame), nothing for a picture.
+    assert labels(result) == ["Reroll", "Extend", "Info", "Delete"]
 
 
 # --- the optional frame interpolation stage ------------------------------------------------------------------------

@@ -92,9 +92,12 @@ class Recorder:
     endings: list[Job] = field(default_factory=list)
     fail_deliveries: int = 0
     fail_progress: bool = False
+    #: The job as each progress update showed it (its workflow may change when it is dispatched).
+    shown_jobs: list[Job] = field(default_factory=list)
 
     def show(self, job: Job, snapshot: Snapshot, our_queue_position: int | None) -> None:
         self.progress.append((job.id, job.state, snapshot, our_queue_position))
+        self.shown_jobs.append(job)
         if self.fail_progress:
             raise RuntimeError("the observer broke")
 

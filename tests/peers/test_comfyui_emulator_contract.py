@@ -361,7 +361,7 @@ async def test_misc_routes_answer_like_the_recording(comfyui_emulator: ComfyEmul
 async def test_object_info_lists_every_emulated_node_with_models(comfyui_emulator: ComfyEmulator) -> None:
     async with Client(comfyui_emulator.url) as c:
         status, info = await c.http("GET", "/object_info")
-    assert status == 200 and len(info) == 29
+    assert status == 200 and len(info) == 29 + 7  # + LTX-Video's seven (nodes_ltxv.py)
     assert info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] == [
         "v1-5-pruned-emaonly.safetensors",
         "svd_xt.safetensors",

@@ -174,6 +174,25 @@ def test_graph_without_save_node_needs_outputs(txt2img_graph: Graph) -> None:
     assert "has no save node" in problem(txt2img_graph, BASE)
 
 
+def test_extend_max_frames_is_read_for_a_video_workflow_that_takes_a_picture(txt2img_graph: Graph) -> None:
+    text = 'kind = "video"\nextend_max_frames = 481\n[params.image]\ntype = "image"\ntarget = "6.text"\n'
+    assert parse_manifest(text, txt2img_graph, "t2i").extend_max_frames == 481
+    assert parse_manifest(BASE, txt2img_graph, "t2i").extend_max_frames is None
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('kind = "image"\nextend_max_frames = 100\n', "for video workflows that take a picture"),
+        ('kind = "video"\nextend_max_frames = 100\n', "for video workflows that take a picture"),
+        ('kind = "video"\nextend_max_frames = 0\n', "extend_max_frames must be a whole number of 1 or more"),
+        ('kind = "video"\nextend_max_frames = "long"\n', "extend_max_frames must be a whole number"),
+    ],
+)
+def test_a_bad_extend_max_frames_is_refused(txt2img_graph: Graph, text: str, says: str) -> None:
+    assert says in problem(txt2img_graph, text)
+
+
 def test_fallback_to_itself_is_refused(txt2img_graph: Graph) -> None:
     assert "fallback must be the name of another workflow" in problem(txt2img_graph, manifest('fallback = "t2i"\n'))
 

@@ -91,6 +91,18 @@ def test_a_renamed_input_would_be_caught(name: str, real_video_info: dict[str, A
     assert validate(load_workflows(SHIPPED, models).get(name), info, models)
 
 
+@pytest.mark.parametrize(("name", "seconds"), [("img2vid_wan22", 20), ("img2vid_ltxv", 20), ("img2vid", 20)])
+def test_every_video_workflow_can_be_extended_to_its_stated_length(
+    name: str, seconds: int, models: dict[str, str]
+) -> None:
+    # Their first frame is the input picture (Wan22ImageToVideoLatent, LTXVImgToVideo, SVD_img2vid_Conditioning),
+    # so a video continues from its last frame; the bound is stated in frames, at the workflow's default fps.
+    workflow = load_workflows(SHIPPED, models).get(name)
+    fps = workflow.params["fps"].default
+    assert isinstance(fps, int) and workflow.extend_max_frames == seconds * fps + 1
+    assert workflow.extend_max_frames > (workflow.params["frames"].maximum or 0)
+
+
 @pytest.mark.parametrize("name", VIDEO)
 def test_video_params_are_shared(name: str, models: dict[str, str]) -> None:
     params = load_workflows(SHIPPED, models).get(name).params

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from PIL import Image
 
-from . import frames, media
+from . import frames, media, nodes_ltxv  # noqa: F401  (nodes_ltxv registers LTX-Video's nodes)
 from .nodes import NODES
 from .object_info import NODE_SPECS, input_spec, is_output_node
 from .queue import QueueItem

@@ -1,0 +1,124 @@
+"""The video workflow is chosen again when a job is dispatched (``jobs/rechoice.py``, ``JobService``'s dispatcher):
+the pure choice and carrying of options, and the job service against the ComfyUI emulator — every server down
+while a job naming Wan 2.2 is submitted, then the server back with only LTX-Video's models: the job runs
+LTX-Video, its row and its messages say so, and it is delivered."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from discomfy.config import DEFAULT_MODELS
+from discomfy.jobs.rechoice import best_workflow, carried_params
+from discomfy.jobs.service import JobRequest
+from discomfy.jobs.state import JobAction, JobState
+from discomfy.media.picture import Picture
+from discomfy.workflows import Kind, Registry
+from tests.jobs.test_service import Rig, actor, open_rig, until
+from tests.peers.comfyui import ComfyEmulator
+
+__all__ = ["open_rig"]  # the fixture, shared with test_service.py
+
+S = JobState
+LTXV_ONLY = {
+    "checkpoints": [DEFAULT_MODELS["ltxv_checkpoint"]],
+    "text_encoders": [DEFAULT_MODELS["ltxv_text_encoder"]],
+}
+
+
+@dataclass
+class FakeServer:
+    healthy: bool
+    models: frozenset[str]
+
+
+def picture() -> Picture:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(out, "PNG")
+    return Picture.of(out.getvalue(), "png")
+
+
+def animate(owner: int, **params: Any) -> JobRequest:
+    return JobRequest(owner, 1, 500, None, None, Kind.VIDEO, JobAction.ANIMATE, params, inputs=(picture(),))
+
+
+# -- pure --------------------------------------------------------------------------------------------------------
+
+
+def test_the_best_workflow_is_the_first_of_the_chain_a_healthy_server_has_the_models_of(registry: Registry) -> None:
+    needed = registry.needed_models
+    ltxv, svd = needed("img2vid_ltxv"), needed("img2vid")
+    assert best_workflow(registry, "img2vid_wan22", [FakeServer(True, ltxv | svd)], needed).name == "img2vid_ltxv"  # type: ignore[union-attr]
+    assert best_workflow(registry, "img2vid_wan22", [FakeServer(True, svd)], needed).name == "img2vid"  # type: ignore[union-attr]
+    # The models on a server that is down count for nothing; with none up, no choice is made (the job waits).
+    assert best_workflow(registry, "img2vid_wan22", [FakeServer(False, ltxv), FakeServer(True, svd)], needed).name == (  # type: ignore[union-attr]
+        "img2vid"
+    )
+    assert best_workflow(registry, "img2vid_wan22", [FakeServer(False, ltxv | svd)], needed) is None
+    assert best_workflow(registry, "img2vid_wan22", [FakeServer(True, frozenset())], needed) is None
+    # A workflow named is the head of its own chain: SVD never moves up to Wan.
+    assert best_workflow(registry, "img2vid", [FakeServer(True, needed("img2vid_wan22") | svd)], needed).name == (  # type: ignore[union-attr]
+        "img2vid"
+    )
+
+
+def test_asked_options_travel_defaults_stay_behind_and_what_the_new_workflow_refuses_is_named(
+    registry: Registry,
+) -> None:
+    wan, ltxv, svd = registry.get("img2vid_wan22"), registry.get("img2vid_ltxv"), registry.get("img2vid")
+    wan_negative = wan.graph["6"]["inputs"]["text"]  # no manifest default: the graph's text is what a job gets
+    stored = {"prompt": "the cat turns", "frames": 9, "fps": 24, "width": 1280, "height": 704, "steps": 20,
+              "cfg": 5.0, "seed": 77, "image": "discomfy/abc.png", "negative": wan_negative}  # fmt: skip
+
+    to_ltxv = carried_params(wan, ltxv, stored)
+    # Wan's defaults (24 fps, 1280×704, 20 steps, cfg 5) are left for LTX-Video's own; what was asked travels.
+    assert to_ltxv.params == {"prompt": "the cat turns", "frames": 9, "seed": 77, "image": "discomfy/abc.png"}
+    assert to_ltxv.dropped == ()
+
+    to_svd = carried_params(wan, svd, {**stored, "frames": 33})
+    assert to_svd.params == {"seed": 77, "image": "discomfy/abc.png"}
+    assert set(to_svd.dropped) == {"prompt", "frames"}  # SVD takes no prompt, and at most 25 frames
+    assert carried_params(wan, ltxv, {**stored, "negative": "blurry"}).params["negative"] == "blurry"
+
+
+# -- the service, against the emulator -------------------------------------------------------------------------
+
+
+async def test_a_job_naming_wan_submitted_while_every_server_is_down_runs_ltxv_when_the_server_returns_with_it(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    emu = comfyui_emulator
+    await emu.go_down()
+    rig: Rig = await open_rig()
+    try:
+        job = await rig.service.submit(animate(1, prompt="the cat slowly turns its head", frames=9, steps=3), actor(1))
+        assert job.workflow == "img2vid_wan22" and job.state is S.WAITING  # no server up: it waits, naming Wan
+        await asyncio.sleep(0.3)  # several dispatcher rounds with every server down: nothing moves
+        assert (await rig.store.get(job.id)).workflow == "img2vid_wan22"
+
+        emu.config.models = {k: list(v) for k, v in LTXV_ONLY.items()}
+        await emu.come_up()
+        done = await until(rig.store, job.id, S.DELIVERED, S.FAILED)
+
+        assert done.state is S.DELIVERED, (done.failure, done.error)
+        assert done.workflow == "img2vid_ltxv"
+        assert done.params["prompt"] == "the cat slowly turns its head" and done.params["frames"] == 9
+        assert done.params["width"] == 768  # LTX-Video's own default, not Wan's 1280
+        # The row named LTX-Video from the write made before the prompt was sent.
+        [submitting] = [j for jid, state, j, _ in rig.store.moves if jid == job.id and state is S.SUBMITTING]
+        assert submitting.workflow == "img2vid_ltxv" and submitting.params == done.params
+        [prompt] = [r.json["prompt"] for r in emu.requests if r.method == "POST" and r.path == "/prompt"]
+        assert prompt["7"]["class_type"] == "LTXVImgToVideo" and prompt["7"]["inputs"]["length"] == 9
+        assert prompt["3"]["inputs"]["text"] == "the cat slowly turns its head"
+        # Its messages name the workflow used once it was dispatched.
+        shown = [j.workflow for j in rig.observer.shown_jobs if j.id == job.id]
+        assert shown[0] == "img2vid_wan22" and shown[-1] == "img2vid_ltxv"
+        [(_, delivered, _)] = [d for d in rig.observer.deliveries if d[0] == job.id]
+        assert delivered[0].kind.value == "video"
+    finally:
+        await rig.close()
