@@ -122,3 +122,31 @@ async def test_a_job_naming_wan_submitted_while_every_server_is_down_runs_ltxv_w
         assert delivered[0].kind.value == "video"
     finally:
         await rig.close()
+
+
+async def test_a_re_chosen_job_runs_the_optional_stages_the_returning_server_can_run(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    """Submitted while every server is down, the job cannot know whether frame interpolation will be possible
+    (``stages`` says off); the server returns with LTX-Video's models and the interpolation model: the job moves to
+    LTX-Video with the stage on, as one submitted then would have."""
+    emu = comfyui_emulator
+    await emu.go_down()
+    rig: Rig = await open_rig()
+    try:
+        job = await rig.service.submit(animate(1, prompt="waves", frames=9, steps=3), actor(1))
+        assert job.params.get("interpolate") is False
+
+        emu.config.models = {
+            **{k: list(v) for k, v in LTXV_ONLY.items()},
+            "frame_interpolation": [DEFAULT_MODELS["interpolation_model"]],
+        }
+        await emu.come_up()
+        done = await until(rig.store, job.id, S.DELIVERED, S.FAILED)
+
+        assert done.state is S.DELIVERED, (done.failure, done.error)
+        assert (done.workflow, done.params["interpolate"]) == ("img2vid_ltxv", True)
+        [prompt] = [r.json["prompt"] for r in emu.requests if r.method == "POST" and r.path == "/prompt"]
+        assert "FrameInterpolate" in {node["class_type"] for node in prompt.values()}
+    finally:
+        await rig.close()
