@@ -38,6 +38,7 @@ from discomfy.errors import ComfyError, DiscomfyError, reference_id
 from discomfy.jobs.records import StoredOutput
 from discomfy.jobs.state import CANCELLABLE, TERMINAL, Job, JobKind, JobState, PromptId, amend, new_prompt_id
 from discomfy.jobs.store import JobStore
+from discomfy.logs import current_job
 from discomfy.outcome import Failure
 from discomfy.retry import Backoff, describe, retry
 from discomfy.workflows import BoundGraph, ParamType, Workflow
@@ -186,6 +187,7 @@ class JobRunner:
         await self._guarded(self._redeliver())
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        current_job.set(self.job.id)  # this task's log lines (and its children's) carry the job id
         try:
             await work
         except asyncio.CancelledError:
