@@ -284,7 +284,7 @@ class DiscordDoctor:
             )
         else:
             granted = ", ".join(permissions.REQUIRED.values())
-            self.checks.append(Check(Mark.OK, subject, f"in {guild.name}: {granted}"))
+            self.checks.append(Check(Mark.OK, subject, f"in {guild.name} the bot has {granted}"))
 
     async def _guild(self, guild_id: int, bot_id: int) -> _Guild:
         if guild_id not in self._guilds:
@@ -382,7 +382,7 @@ class ServerDoctor:
         self.answered = True
         devices = ", ".join(_describe_device(d) for d in parse_devices(raw)) or "no device reported"
         text = (
-            f"ComfyUI {stats.comfyui_version}, queue {len(queue.running)} running / {len(queue.pending)} waiting, "
+            f"version {stats.comfyui_version}, queue {len(queue.running)} running / {len(queue.pending)} waiting, "
             f"{devices}"
         )
         try:
@@ -413,8 +413,10 @@ def check_workflows(settings: Settings, servers: Sequence[ServerDoctor]) -> list
             problems = validate(workflow, info, registry.models)
             subject = f"workflow {name} on {shown}"
             if problems:
-                more = f" (+{len(problems) - PROBLEMS_SHOWN} more)" if len(problems) > PROBLEMS_SHOWN else ""
-                text = "cannot run: " + "; ".join(problems[:PROBLEMS_SHOWN]) + more
+                extra = len(problems) - PROBLEMS_SHOWN
+                more = f" (+{extra} more, all in the bot's log at start)" if extra > 0 else ""
+                said = [p.removeprefix(f"workflow '{name}': ").rstrip(".") for p in problems[:PROBLEMS_SHOWN]]
+                text = "cannot run: " + "; ".join(said) + more
                 checks.append(Check(Mark.WARN, subject, text, _fallback_words(registry, name)))
             else:
                 runs_on[name] = runs_on.get(name, 0) + 1

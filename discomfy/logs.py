@@ -6,7 +6,9 @@ Formats (``log_format``): ``TEXT``, ``2025-01-01 12:00:00,000 INFO    discomfy.j
 ``exception``, ``stack`` when there are. The job comes from ``current_job``, a context variable set where a job's
 work runs (its runner task, its engine run): asyncio copies it into every task started from there, so the
 engine's and the observer's lines carry it too. ``JobFilter`` puts it on the record (``record.job``, unless the
-call gave one with ``extra={"job": ...}``).
+call gave one with ``extra={"job": ...}``). A line about a job written outside its task (the job service
+admitting or cancelling it, from the interaction's task) follows the house form ``log.info("job %s: …", job_id,
+…)``, and the filter takes the id from that first argument.
 
 ``SecretFilter`` sits on the one handler, so every record that reaches it is scrubbed, whichever logger made it
 and at whatever level, in the message, the traceback and the stack. It replaces with ``[redacted]``:
@@ -120,6 +122,9 @@ class JobFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "job", None) is None:
             record.job = current_job.get()
+        if record.job is None and isinstance(record.msg, str) and record.msg.startswith(("job %s:", "job %s ")):
+            first = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            record.job = first if isinstance(first, str) else None
         return True
 
 

@@ -79,6 +79,12 @@ class DiscordEmulator:
         await self._runner.cleanup()
         self._runner = None
 
+    @property
+    def open_connections(self) -> int:
+        """HTTP and websocket connections clients hold open to the emulator now (keep-alive ones too)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
