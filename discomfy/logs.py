@@ -120,11 +120,13 @@ class JobFilter(logging.Filter):
     """Puts ``current_job`` on each record as ``record.job`` (a record that has one keeps it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "job", None) is None:
-            record.job = current_job.get()
-        if record.job is None and isinstance(record.msg, str) and record.msg.startswith(("job %s:", "job %s ")):
+        job = getattr(record, "job", None)
+        if job is None:
+            job = current_job.get()
+        if job is None and isinstance(record.msg, str) and record.msg.startswith(("job %s:", "job %s ")):
             first = record.args[0] if isinstance(record.args, tuple) and record.args else None
-            record.job = first if isinstance(first, str) else None
+            job = first if isinstance(first, str) else None
+        record.job = job
         return True
 
 
