@@ -17,6 +17,7 @@ RUN pip install . && rm -rf build *.egg-info
 COPY run.py ./
 COPY workflows ./workflows
 COPY deploy/healthcheck.py ./healthcheck.py
+COPY scripts/backup_data.py ./backup_data.py
 
 # The data directory (SQLite database and results): a volume, owned by the bot, private to it.
 RUN mkdir -p /data && chown discomfy:discomfy /data && chmod 0700 /data
