@@ -36,7 +36,7 @@ async def main() -> int:
                 DISCORD_GUILD_IDS=str(discord.guild.id),
                 COMFYUI_URL=comfy.url,
                 DISCOMFY_CONFIG=str(config),
-                DISCOMFY_DATA_DIR=str(Path(tmp) / "data"),
+                DISCOMFY_DATA_DIR="data",  # the doctor writes nothing there
                 DISCOMFY_WORKFLOWS_DIR=str(REPO / "workflows"),
             )
             process = await asyncio.create_subprocess_exec(
