@@ -33,9 +33,10 @@ Never: print the bot token (``DiscordRest`` holds it; errors are reported by sta
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import IO, Any
 
@@ -44,7 +45,7 @@ import aiohttp
 from discomfy.bot import permissions
 from discomfy.bot.ratelimits import RouteKey
 from discomfy.bot.rest import DiscordHTTPError, DiscordRest, Request
-from discomfy.comfy.http import ComfyHTTP
+from discomfy.comfy.http import ComfyHTTP, ComfyUnreachableError
 from discomfy.comfy.types import QueueState, parse_queue, parse_system_stats
 from discomfy.config import Settings, redact_url, url_credentials
 from discomfy.errors import ComfyError
@@ -118,8 +119,11 @@ async def examine(
         servers = [ServerDoctor(url, session, timeout, settings) for url in settings.comfyui.servers]
         await asyncio.gather(discord.examine(), *(server.examine() for server in servers))
     checks += discord.checks
-    checks += [server.check for server in servers if server.check is not None]
-    if not any(server.answered for server in servers):
+    nobody = not any(server.answered for server in servers)
+    for server in servers:
+        if server.check is not None:
+            checks.append(replace(server.check, mark=Mark.FAIL) if nobody else server.check)
+    if nobody:
         checks.append(
             Check(
                 Mark.FAIL,
@@ -375,9 +379,10 @@ class ServerDoctor:
             stats = parse_system_stats(raw)
             queue: QueueState = parse_queue(await http.get_json("/queue"))
         except ComfyError as exc:
-            mark = Mark.FAIL if len(self.settings.comfyui.servers) == 1 else Mark.WARN
-            why = redact(str(exc), self.secrets).replace(self.url, self.shown)
-            self.check = Check(mark, subject, f"does not answer ({why})", "start it, or fix comfyui.servers")
+            # A warning while another server answers; ``examine`` makes it a failure when none does.
+            self.check = Check(
+                Mark.WARN, subject, f"does not answer ({self._why(exc)})", "start it, or fix comfyui.servers"
+            )
             return
         self.answered = True
         devices = ", ".join(_describe_device(d) for d in parse_devices(raw)) or "no device reported"
@@ -388,10 +393,23 @@ class ServerDoctor:
         try:
             self.object_info = await http.object_info()
         except ComfyError as exc:
-            why = redact(str(exc), self.secrets).replace(self.url, self.shown)
-            self.check = Check(Mark.WARN, subject, f"{text}; but /object_info failed ({why})", "check its log")
+            self.check = Check(
+                Mark.WARN, subject, f"{text}; but /object_info failed ({self._why(exc)})", "check its log"
+            )
             return
         self.check = Check(Mark.OK, subject, text)
+
+    def _why(self, exc: ComfyError) -> str:
+        """The reason in a few words; never the URL's credentials."""
+        cause = exc.__cause__
+        if isinstance(cause, TimeoutError):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(cause, aiohttp.ClientConnectorDNSError):
+            return "its host name does not resolve"
+        if isinstance(exc, ComfyUnreachableError):
+            number = getattr(getattr(cause, "os_error", None), "errno", None)
+            return f"cannot connect: {os.strerror(number).lower() if isinstance(number, int) else 'no connection'}"
+        return redact(str(exc), self.secrets).replace(self.url, self.shown)[:300]
 
 
 # Workflows --------------------------------------------------------------------------------------------------

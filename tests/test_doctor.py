@@ -93,7 +93,7 @@ async def test_comfyui_down_is_its_failing_line(
     await comfyui_emulator.go_down()
     checks = await examine(settings_for(discord_emulator, (url,), tmp_path))
     server = line_about(checks, f"ComfyUI {url}")
-    assert server.mark is Mark.FAIL and server.text.startswith("does not answer")
+    assert server.mark is Mark.FAIL and server.text == "does not answer (cannot connect: connection refused)"
     assert any("no server answered" in line for line in failures(checks))
     assert doctor.exit_status(checks) == 1
 
@@ -119,6 +119,20 @@ async def test_a_workflow_needing_a_missing_model_is_named_and_blocks(
         "remove txt2img.json"
     ]
     assert doctor.exit_status(checks) == 1
+
+
+async def test_a_server_without_a_model_whose_fallback_runs_is_a_warning(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    # This ComfyUI has no upscale model: `upscale` cannot run there, its fallback `upscale_simple` (a resize) can.
+    models = {"checkpoints": ["v1-5-pruned-emaonly.safetensors", "svd_xt.safetensors"], "upscale_models": []}
+    async with ComfyEmulator(models=models) as comfy:
+        checks = await examine(settings_for(discord_emulator, (comfy.url,), tmp_path))
+    upscale = line_about(checks, "workflow upscale on")
+    assert upscale.mark is Mark.WARN and "'RealESRGAN_x4plus.pth'" in upscale.text
+    assert upscale.fix == "the bot uses its fallback upscale_simple there"
+    assert line_about(checks, "the Upscale button").mark is Mark.OK
+    assert failures(checks) == []
 
 
 async def test_a_missing_channel_permission_is_its_failing_line(
@@ -244,7 +258,19 @@ async def test_a_silent_server_times_out_instead_of_hanging(
     settings = settings_for(discord_emulator, (silent_server,), tmp_path)
     checks = await doctor.examine(settings, request_timeout=0.2)
     line = line_about(checks, f"ComfyUI {silent_server}")
-    assert line.mark is Mark.FAIL and "TimeoutError" in line.text
+    assert line.mark is Mark.FAIL and line.text == "does not answer (no answer within 0.2 s)"
+
+
+async def test_a_silent_discord_api_times_out_instead_of_hanging(
+    discord_emulator: DiscordEmulator, comfyui_emulator: ComfyEmulator, silent_server: str, tmp_path: Path
+) -> None:
+    settings = settings_for(discord_emulator, (comfyui_emulator.url,), tmp_path)
+    settings = replace(settings, discord=replace(settings.discord, api_base=silent_server + "/api/v10"))
+    checks = await doctor.examine(settings, request_timeout=0.2)
+    assert failures(checks) == [
+        f"✗ Discord token: Discord's API at {silent_server}/api/v10 could not be reached — check the network "
+        "(and discord.api_base)"
+    ]
 
 
 async def test_run_py_check_exits_1_for_a_wrong_token_and_never_prints_it(
