@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -56,6 +57,10 @@ from discomfy.workflows import Kind, Registry, load_workflows, validate
 DEFAULT_TIMEOUT = 10.0
 #: How many of a workflow's problems one line names.
 PROBLEMS_SHOWN = 2
+#: How many of the bot's servers the servers line names.
+GUILDS_SHOWN = 10
+#: The longest subject, text or fix of a line (characters).
+LINE_PART = 700
 GIB = 1024**3
 
 #: What uses a kind's default workflow, for the lines about them.
@@ -77,7 +82,15 @@ class Check:
     fix: str = ""
 
     def line(self) -> str:
-        return f"{self.mark} {self.subject}: {self.text}" + (f" — {self.fix}" if self.fix else "")
+        """One terminal line. Names from Discord and ComfyUI are untrusted: control characters (escape sequences,
+        newlines) are shown as ``?`` and each part is cut at ``LINE_PART`` characters."""
+        parts = [_printable(self.subject), _printable(self.text), _printable(self.fix)]
+        return f"{self.mark} {parts[0]}: {parts[1]}" + (f" — {parts[2]}" if parts[2] else "")
+
+
+def _printable(text: str) -> str:
+    shown = "".join("?" if unicodedata.category(c).startswith("C") else c for c in text)
+    return shown if len(shown) <= LINE_PART else shown[: LINE_PART - 1] + "…"
 
 
 def report(checks: Sequence[Check]) -> str:
@@ -188,8 +201,9 @@ class DiscordDoctor:
         guilds = {int(g["id"]): g for g in listed if isinstance(g, dict) and str(g.get("id", "")).isdigit()}
         invite = permissions.invite_url(bot_id)
         if guilds:
-            names = ", ".join(f"{g.get('name')} ({gid})" for gid, g in guilds.items())
-            self.checks.append(Check(Mark.OK, "Discord servers", f"the bot is in {len(guilds)}: {names}"))
+            names = ", ".join(f"{str(g.get('name'))[:100]} ({gid})" for gid, g in list(guilds.items())[:GUILDS_SHOWN])
+            more = f" and {len(guilds) - GUILDS_SHOWN} more" if len(guilds) > GUILDS_SHOWN else ""
+            self.checks.append(Check(Mark.OK, "Discord servers", f"the bot is in {len(guilds)}: {names}{more}"))
         else:
             nowhere = Check(Mark.WARN, "Discord servers", "the bot is in no server yet", f"invite it: {invite}")
             self.checks.append(nowhere)

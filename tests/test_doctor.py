@@ -71,6 +71,16 @@ async def test_a_good_setup_is_reported_good(
     assert doctor.report(checks).endswith("the bot can start (2 warning(s)).")
 
 
+async def test_names_from_discord_cannot_write_escape_sequences_or_lines(
+    discord_emulator: DiscordEmulator, comfyui_emulator: ComfyEmulator, tmp_path: Path
+) -> None:
+    discord_emulator.guild.name = "evil\x1b[2J\nguild" + "x" * 2000
+    checks = await examine(settings_for(discord_emulator, (comfyui_emulator.url,), tmp_path))
+    line = line_about(checks, "Discord servers").line()
+    assert "\x1b" not in line and "\n" not in line and "evil?[2J?guild" in line
+    assert len(line) < 800
+
+
 async def test_a_wrong_token_is_its_failing_line(
     discord_emulator: DiscordEmulator, comfyui_emulator: ComfyEmulator, tmp_path: Path
 ) -> None:
