@@ -3,7 +3,8 @@
 How it works: ``examine(settings)`` runs the checks and returns ``Check``s, one line each; ``report`` draws them
 and ``run`` prints them and gives the exit status. In order:
 
-- the configuration (``load_settings`` already passed; its warnings become lines);
+- the configuration (``load_settings`` already passed; its warnings become lines), and whether this user could
+  use the data directory (nothing is created);
 - Discord, over REST only (no gateway, so no session is opened and nothing shows online): ``GET /users/@me``
   (the token; the bot's name), ``GET /users/@me/guilds`` (its servers, and those of ``discord.guild_ids`` it is
   not in), then, for each channel of ``permissions.allowed_channels``, ``GET /channels/{id}`` (its overwrites),
@@ -14,16 +15,16 @@ and ``run`` prints them and gives the exit status. In order:
 - each workflow against each server that answered (``workflows.validate``: missing node types, model files,
   values), then each kind's default workflow with its fallbacks: can any server run one of them?
 
-What blocks (``✗``, exit status 1): a refused token or an unreachable Discord; a server in ``discord.guild_ids``
-the bot is not in; a configured channel that does not exist, that the bot cannot see or where it lacks a
-permission in ``REQUIRED``; no ComfyUI server answering; no workflow loaded; a kind's default workflow (and its
-fallbacks) that no server can run. What is a warning (``!``, exit status 0): configuration warnings, a server
-down while another answers, one workflow that cannot run on one server, a workflow file that could not be loaded
-(its kind's default line says whether that matters), permissions not checked, base permissions short of
-``REQUIRED`` when only the servers (not channels) were checked (an overwrite may grant them), the bot in no
-server yet. Everything else is ``✓``.
+What blocks (``✗``, exit status 1): a data directory that cannot be used, a refused token or an unreachable Discord;
+a server in ``discord.guild_ids`` the bot is not in; a configured channel that does not exist, that the bot cannot
+see or where it lacks a permission in ``REQUIRED``; no ComfyUI server answering; no workflow loaded; a kind's
+default workflow (and its fallbacks) that no server can run. What is a warning (``!``, exit status 0): configuration
+warnings, a data directory others may read, a server down while another answers, one workflow that cannot run on one
+server, a workflow file that could not be loaded (its kind's default line says whether that matters), permissions
+not checked, base permissions short of ``REQUIRED`` when only the servers (not channels) were checked (an overwrite
+may grant them), the bot in no server yet. Everything else is ``✓``.
 
-Every request has a timeout (``timeout``, at most ``comfyui.request_timeout``), is tried once, and the one
+Every request has a timeout (``request_timeout``, at most ``comfyui.request_timeout``), is tried once, and the one
 aiohttp session is closed before ``examine`` returns, whatever happened.
 
 Never: print the bot token (``DiscordRest`` holds it; errors are reported by status, and URLs through
@@ -39,6 +40,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
@@ -127,6 +129,7 @@ async def examine(
         )
     ]
     checks += [Check(Mark.WARN, "configuration", warning) for warning in warnings]
+    checks.append(check_data_dir(settings.storage.data_dir))
     async with aiohttp.ClientSession() as session:
         discord = DiscordDoctor(settings, session, timeout)
         servers = [ServerDoctor(url, session, timeout, settings) for url in settings.comfyui.servers]
@@ -147,6 +150,25 @@ async def examine(
         )
     checks += check_workflows(settings, servers)
     return checks
+
+
+def check_data_dir(path: Path) -> Check:
+    """Whether the bot (running as this user) can use the data directory; nothing is created or written."""
+    subject = f"data directory {path}"
+    fix = "point DISCOMFY_DATA_DIR (storage.data_dir) elsewhere, or fix its owner"
+    if path.exists():
+        if not path.is_dir():
+            return Check(Mark.FAIL, subject, "is not a directory", fix)
+        if not os.access(path, os.W_OK | os.X_OK):
+            return Check(Mark.FAIL, subject, f"this user (uid {os.getuid()}) cannot write in it", fix)
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            return Check(Mark.WARN, subject, f"other users may read it (mode {mode:04o})", f"chmod 700 {path}")
+        return Check(Mark.OK, subject, "writable, private")
+    parent = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return Check(Mark.FAIL, subject, f"does not exist and cannot be created in {parent}", fix)
+    return Check(Mark.OK, subject, "does not exist yet; created at the first start")
 
 
 # Discord ----------------------------------------------------------------------------------------------------

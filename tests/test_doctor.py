@@ -327,3 +327,16 @@ async def test_run_py_check_reports_a_config_mistake_as_a_line_and_exits_2(tmp_p
     out, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert out.decode().startswith("✗ configuration: comfyui.servers[0] is 'ftp://nowhere'")
+
+
+def test_a_data_directory_that_is_a_file_blocks(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("not a directory")
+    assert doctor.check_data_dir(tmp_path / "data").mark is Mark.FAIL
+
+
+def test_a_data_directory_others_can_read_is_a_warning_and_a_new_one_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "open").mkdir(mode=0o755)
+    (tmp_path / "open").chmod(0o755)
+    assert doctor.check_data_dir(tmp_path / "open").text == "other users may read it (mode 0755)"
+    assert doctor.check_data_dir(tmp_path / "new" / "data").mark is Mark.OK
+    assert not (tmp_path / "new").exists()  # nothing created
