@@ -8,11 +8,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from discomfy.config import load_settings
 from discomfy.logs import current_job, make_handler
+from tests.peers.discord import DiscordEmulator
+from tests.test_run_process import start_bot
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.very-secret-token-value-0123456789"
 INTERACTION = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5OnNlY3JldA"
@@ -109,3 +112,19 @@ def test_a_token_in_a_message_and_in_an_exception_is_scrubbed(
     if log_format == "JSON":
         lines = json_lines(streams["JSON"])
         assert "Traceback" in str(lines[1]["exception"]) and "[redacted]" in str(lines[1]["exception"])
+
+
+async def test_the_bot_process_logs_json_lines_when_asked(discord_emulator: DiscordEmulator, tmp_path: Path) -> None:
+    wrong = "not-the-emulators-token-" + "q" * 30  # refused at login: the process logs its start, then exits 1
+    process = await start_bot(discord_emulator, tmp_path, wrong, DISCOMFY_LOG_FORMAT="json")
+    _, stderr_bytes = await asyncio.wait_for(process.communicate(), 20)
+    stderr = stderr_bytes.decode()
+    assert process.returncode == 1, stderr
+    logged = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(r["logger"] == "discomfy" and "starting" in str(r["message"]) for r in logged), stderr
+    # Only the final one-line report to the operator is not a log record.
+    assert [line for line in stderr.splitlines() if not line.startswith("{")] == [
+        "discomfy could not log in to Discord: Discord rejected the bot token. "
+        "Check DISCORD_TOKEN (reset it if needed)."
+    ]
+    assert wrong not in stderr
