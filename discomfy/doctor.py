@@ -478,6 +478,11 @@ def check_workflows(settings: Settings, servers: Sequence[ServerDoctor]) -> list
     for kind in Kind:
         default = registry.default(kind)
         if default is None:
+            # /generate is the bot's reason to be; without an upscale or video workflow those buttons are not shown.
+            mark = Mark.FAIL if kind is Kind.IMAGE else Mark.WARN
+            article = "a" if kind is Kind.VIDEO else "an"
+            fix = f"add {article} {kind} workflow to {settings.workflows_dir} (see workflows/README.md)"
+            checks.append(Check(mark, USED_BY[kind], f"no {kind} workflow is loaded", fix))
             continue
         chain = registry.with_fallbacks(default.name)
         runnable = [w.name for w in chain if runs_on.get(w.name)]

@@ -340,3 +340,20 @@ def test_a_data_directory_others_can_read_is_a_warning_and_a_new_one_is_fine(tmp
     assert doctor.check_data_dir(tmp_path / "open").text == "other users may read it (mode 0755)"
     assert doctor.check_data_dir(tmp_path / "new" / "data").mark is Mark.OK
     assert not (tmp_path / "new").exists()  # nothing created
+
+
+async def test_a_workflows_folder_without_an_image_workflow_blocks(
+    discord_emulator: DiscordEmulator, comfyui_emulator: ComfyEmulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    for name in ("upscale_simple.json", "upscale_simple.toml"):
+        (folder / name).write_bytes((WORKFLOWS / name).read_bytes())
+    (folder / "txt2img.json").write_text("{ not json", encoding="utf-8")
+    settings = replace(settings_for(discord_emulator, (comfyui_emulator.url,), tmp_path), workflows_dir=folder)
+    checks = await examine(settings)
+    assert next(c.line() for c in checks if c.subject == "workflows").startswith("! workflows: txt2img.json")
+    assert failures(checks) == [
+        f"✗ /generate: no image workflow is loaded — add an image workflow to {folder} (see workflows/README.md)"
+    ]
+    assert line_about(checks, "/animate").mark is Mark.WARN
