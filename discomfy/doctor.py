@@ -17,12 +17,13 @@ and ``run`` prints them and gives the exit status. In order:
 
 What blocks (``✗``, exit status 1): a data directory that cannot be used, a refused token or an unreachable Discord;
 a server in ``discord.guild_ids`` the bot is not in; a configured channel that does not exist, that the bot cannot
-see or where it lacks a permission in ``REQUIRED``; no ComfyUI server answering; no workflow loaded; a kind's
-default workflow (and its fallbacks) that no server can run. What is a warning (``!``, exit status 0): configuration
-warnings, a data directory others may read, a server down while another answers, one workflow that cannot run on one
-server, a workflow file that could not be loaded (its kind's default line says whether that matters), permissions
-not checked, base permissions short of ``REQUIRED`` when only the servers (not channels) were checked (an overwrite
-may grant them), the bot in no server yet. Everything else is ``✓``.
+see or where it lacks a permission in ``REQUIRED``; no ComfyUI server answering; no workflow, or no image workflow,
+loaded; a kind's default workflow (and its fallbacks) that no server can run. What is a warning (``!``, exit status
+0): configuration warnings, a data directory others may read, a server down while another answers, one workflow that
+cannot run on one server, a workflow file that could not be loaded (its kind's default line says whether that
+matters), permissions not checked, no upscale or video workflow, base permissions short of ``REQUIRED`` when only
+the servers (not channels) were checked (an overwrite may grant them), the bot in no server yet. Everything else is
+``✓``.
 
 Every request has a timeout (``request_timeout``, at most ``comfyui.request_timeout``), is tried once, and the one
 aiohttp session is closed before ``examine`` returns, whatever happened.
