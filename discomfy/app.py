@@ -43,7 +43,7 @@ from pathlib import Path
 import aiohttp
 import nextcord
 
-from discomfy import __version__
+from discomfy import __version__, doctor
 from discomfy.bot.actions import ResultActions
 from discomfy.bot.animate import AnimateCommand
 from discomfy.bot.client import DiscomfyBot
@@ -91,14 +91,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run.py", description="Run the discomfy Discord bot.")
     parser.add_argument("--config", type=Path, help="TOML configuration file (default: ./discomfy.toml)")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="the doctor: check the configuration, the token, the channels' permissions, each ComfyUI server and "
+        "each workflow, then exit (0: the bot can start)",
+    )
     parser.add_argument("--version", action="version", version=f"discomfy {__version__}")
     args = parser.parse_args(argv)
     warnings: list[str] = []
     try:
         settings = load_settings(args.config, warnings=warnings)
     except ConfigError as exc:
+        if args.check:
+            print("\n".join(f"✗ configuration: {problem}" for problem in exc.problems))
         print(exc.report(), file=sys.stderr)
         return 2
+    if args.check:
+        secrets = [settings.discord.token, *url_credentials((*settings.comfyui.servers, settings.discord.api_base))]
+        setup_logging("WARNING", secrets, log_format=settings.log_format)
+        return doctor.run(settings, warnings)
     if args.check_config:
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -108,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     os.umask(0o077)
     secrets = [settings.discord.token, *url_credentials((*settings.comfyui.servers, settings.discord.api_base))]
-    setup_logging(settings.log_level, secrets, libraries=os.environ.get(LOG_LIBRARIES_ENV, "").split(","))
+    setup_logging(
+        settings.log_level,
+        secrets,
+        libraries=os.environ.get(LOG_LIBRARIES_ENV, "").split(","),
+        log_format=settings.log_format,
+    )
     for warning in warnings:
         log.warning("%s", warning)
     try:

@@ -35,6 +35,7 @@ CONFIG_ENV = "DISCOMFY_CONFIG"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 MIB = 1024 * 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("TEXT", "JSON")
 DISCORD_ID = "a Discord id (a long number; in Discord turn on Developer Mode, then right-click → Copy ID)"
 _RULE = "discomfy.rule"
 
@@ -197,6 +198,8 @@ class Settings:
     )
     workflows_dir: Path = setting(Path("workflows"), env="DISCOMFY_WORKFLOWS_DIR")  # noqa: RUF009
     log_level: str = setting("INFO", env="DISCOMFY_LOG_LEVEL", choices=LOG_LEVELS)
+    #: "text" (readable lines) or "json" (one JSON object a line, for a log collector); any case.
+    log_format: str = setting("TEXT", env="DISCOMFY_LOG_FORMAT", choices=LOG_FORMATS)
     workflow_uploads: WorkflowUploadSettings = WorkflowUploadSettings()
     ops: OpsSettings = OpsSettings()
 

@@ -1,4 +1,14 @@
-"""Logging setup: one format, and a filter that keeps secrets out of every log line, ours and the libraries'.
+"""Logging setup: text or JSON lines, each line tagged with its job, and a filter that keeps secrets out of every
+log line, ours and the libraries'.
+
+Formats (``log_format``): ``TEXT``, ``2025-01-01 12:00:00,000 INFO    discomfy.jobs.runner: [job 3f2a…] delivered``;
+``JSON``, one object a line: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, and ``job``,
+``exception``, ``stack`` when there are. The job comes from ``current_job``, a context variable set where a job's
+work runs (its runner task, its engine run): asyncio copies it into every task started from there, so the
+engine's and the observer's lines carry it too. ``JobFilter`` puts it on the record (``record.job``, unless the
+call gave one with ``extra={"job": ...}``). A line about a job written outside its task (the job service
+admitting or cancelling it, from the interaction's task) follows the house form ``log.info("job %s: …", job_id,
+…)``, and the filter takes the id from that first argument.
 
 ``SecretFilter`` sits on the one handler, so every record that reaches it is scrubbed, whichever logger made it
 and at whatever level, in the message, the traceback and the stack. It replaces with ``[redacted]``:
@@ -15,15 +25,19 @@ Library loggers that dump request bodies, gateway payloads or SQL with its param
 at WARNING even when we log at DEBUG, unless they are asked for by name (``libraries``; ``app.main`` reads them
 from ``DISCOMFY_LOG_LIBRARIES``, a comma list or ``all``); what they print is scrubbed all the same.
 
-Never: log a prompt at INFO (a job is named by its id); trust a library not to print a token.
+Never: log a prompt at INFO (a job is named by its id); trust a library not to print a token; let a formatter
+print a traceback the ``SecretFilter`` has not scrubbed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import IO
 
 REDACTED = "[redacted]"
@@ -98,10 +112,67 @@ class SecretFilter(logging.Filter):
         return redact(text, self._secrets)
 
 
-def make_handler(stream: IO[str], secrets: Iterable[str] = ()) -> logging.Handler:
-    """The one handler: our format, with the ``SecretFilter``."""
+#: The job whose work the current task does (its id), or None. Set by the runner and the engine.
+current_job: ContextVar[str | None] = ContextVar("discomfy_job", default=None)
+
+
+class JobFilter(logging.Filter):
+    """Puts ``current_job`` on each record as ``record.job`` (a record that has one keeps it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = getattr(record, "job", None)
+        if job is None:
+            job = current_job.get()
+        if job is None and isinstance(record.msg, str) and record.msg.startswith(("job %s:", "job %s ")):
+            first = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            job = first if isinstance(first, str) else None
+        record.job = job
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: [job ID] message``; the job tag only on a job's lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(job_tag)s%(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        job = getattr(record, "job", None)
+        record.job_tag = f"[job {job}] " if job is not None else ""
+        return super().format(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line. The traceback is ``record.exc_text``, which ``SecretFilter`` has scrubbed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        job = getattr(record, "job", None)
+        if job is not None:
+            data["job"] = job
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack"] = record.stack_info
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+#: The ``log_format`` values and their formatters.
+FORMATTERS: dict[str, type[logging.Formatter]] = {"TEXT": TextFormatter, "JSON": JsonFormatter}
+
+
+def make_handler(stream: IO[str], secrets: Iterable[str] = (), log_format: str = "TEXT") -> logging.Handler:
+    """The one handler: the format asked for (``TEXT`` or ``JSON``), with ``JobFilter`` and ``SecretFilter``."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(FORMATTERS[log_format.upper()]())
+    handler.addFilter(JobFilter())
     handler.addFilter(SecretFilter(secrets))
     return handler
 
@@ -116,12 +187,15 @@ def quiet_libraries(level: str, libraries: Iterable[str] = ()) -> None:
         logging.getLogger(name).setLevel(level if loud else logging.WARNING)
 
 
-def setup_logging(level: str, secrets: Iterable[str] = (), libraries: Iterable[str] = ()) -> None:
-    """Log to stderr with timestamps, every line scrubbed; noisy libraries quiet unless asked for."""
+def setup_logging(
+    level: str, secrets: Iterable[str] = (), libraries: Iterable[str] = (), log_format: str = "TEXT"
+) -> None:
+    """Log to stderr with timestamps (text or JSON lines), every line scrubbed; noisy libraries quiet unless asked
+    for."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(make_handler(sys.stderr, secrets))
+    root.addHandler(make_handler(sys.stderr, secrets, log_format))
     root.setLevel(level)
     quiet_libraries(level, libraries)
     # discomfy never joins voice channels; nextcord's warning about the missing voice library only confuses.

@@ -13,6 +13,7 @@ PURE_MODULES = [
     "bot/render.py",
     "jobs/admission.py",
     "bot/custom_ids.py",
+    "bot/permissions.py",
     "bot/render_job.py",
     "comfy/types.py",
     "comfy/events.py",

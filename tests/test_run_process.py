@@ -73,7 +73,7 @@ async def test_bot_reaches_ready_registers_commands_and_stops_cleanly_on_sigterm
         process.kill()
         await process.communicate()
         raise
-    assert f"client_id={emu.application_id}&scope=bot+applications.commands&permissions=116736" in startup_log
+    assert f"client_id={emu.application_id}&scope=bot+applications.commands&permissions=117760" in startup_log
     assert "connected to Discord as" in startup_log
     seconds, stderr = await stop(process, signal.SIGTERM)
     stderr = startup_log + stderr

@@ -22,6 +22,7 @@ from typing import Any
 
 import nextcord
 
+from discomfy.bot import permissions
 from discomfy.bot.actions import ResultActions
 from discomfy.bot.custom_ids import ComponentAction, ComponentRef, decode
 from discomfy.bot.failures import report_failure
@@ -30,20 +31,14 @@ from discomfy.config import DiscordSettings
 
 log = logging.getLogger(__name__)
 
-#: Send Messages, Embed Links, Attach Files, Read Message History: all the bot needs in a channel.
-INVITE_PERMISSIONS = nextcord.Permissions(
-    send_messages=True, embed_links=True, attach_files=True, read_message_history=True
-)
-
 Hook = Callable[["DiscomfyBot"], Awaitable[None]]
 #: Handles one press or pick whose custom_id is ours but not about a job; reports its own failures.
 PanelHandler = Callable[[nextcord.Interaction[Any], ComponentRef], Awaitable[None]]
 
 
 def invite_url(application_id: int) -> str:
-    return nextcord.utils.oauth_url(
-        application_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
-    )
+    """The invite link: scopes bot and applications.commands, the permissions in ``permissions.REQUIRED``."""
+    return permissions.invite_url(application_id)
 
 
 class DiscomfyBot(nextcord.Client):

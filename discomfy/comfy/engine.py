@@ -40,6 +40,7 @@ from discomfy.comfy.progress import Phase, ProgressTracker, Snapshot
 from discomfy.comfy.remote import cancel_remote
 from discomfy.comfy.stream import Confirmation, JobLostError, JobResult, JobStream
 from discomfy.errors import ComfyError, DiscomfyError
+from discomfy.logs import current_job
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,7 @@ class JobRun:
         return self._run()
 
     async def _run(self) -> AsyncIterator[Snapshot]:
+        current_job.set(self.spec.job_id)  # the iterating task's log lines carry the job id
         try:
             yield self.tracker.snapshot
             resubmits = 0

@@ -58,6 +58,7 @@ from discomfy.jobs.state import (
     new_prompt_id,
 )
 from discomfy.jobs.store import JobStore
+from discomfy.logs import current_job
 from discomfy.media.errors import MediaError
 from discomfy.media.join import join_videos
 from discomfy.media.sniff import Family, sniff
@@ -214,6 +215,7 @@ class JobRunner:
         await self._guarded(self._redeliver())
 
     async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        current_job.set(self.job.id)  # this task's log lines (and its children's) carry the job id
         try:
             await work
         except asyncio.CancelledError:

@@ -32,8 +32,16 @@ The world
 ``emu.guild`` with roles ``emu.roles`` (``@everyone``, ``Moderator`` with Manage Messages, the bot's managed
 role), text channels ``emu.channels["general"]`` and ``["renders"]``, members ``emu.users["alice"]`` (Moderator),
 ``["bob"]``, ``["carol"]`` and the bot (``emu.bot_user``, token ``emu.bot_token``, ``emu.application_id``).
-``emu.add_member(name, roles=())`` adds another human member. Users and channels can be passed by name to
-the driving methods.
+``emu.add_member(name, roles=())`` adds another human member. Users and channels can be passed by name to the
+driving methods.
+
+Permissions (REST only, no gateway event): ``emu.set_overwrites(channel, Overwrite.role(role_or_id, allow=,
+deny=), Overwrite.member(user, ...))`` (the guild id is ``@everyone``), ``emu.set_role_permissions(role, bits)``,
+``emu.add_role(name, bits)``, ``emu.set_member_roles(user, roles)`` (``Permission`` names the bits). ``GET
+/channels/{id}`` serves the overwrites and answers 403 / 50001 when the bot may not view the channel (computed as
+Discord's docs, Topics → Permissions, compute it); ``GET /users/@me/guilds`` the partial guild with the bot's base
+``permissions``. A wrong bot token gets 401 ``{"message": "401: Unauthorized", "code": 0}`` on every bot
+route.
 
 Driving the bot (each returns an :class:`InteractionRecord` with a fresh id and token)
 ------------------------------------------------------------------------------------
@@ -119,7 +127,7 @@ from .fixtures import NextcordRunner
 from .interactions import InteractionRecord, InteractionResponse, InteractionType, ResponseType
 from .limits import Limits
 from .messages import StoredAttachment, StoredMessage
-from .models import Channel, Guild, Member, Role, User
+from .models import Channel, Guild, Member, Overwrite, Permission, Role, User
 from .records import FileRecord, GatewayRecord, RequestRecord
 from .server import DiscordEmulator
 from .state import EmulatorConfig
@@ -137,6 +145,8 @@ __all__ = [
     "Limits",
     "Member",
     "NextcordRunner",
+    "Overwrite",
+    "Permission",
     "RequestRecord",
     "ResponseType",
     "Role",

@@ -118,6 +118,32 @@ class Role:
 
 
 @dataclass(frozen=True)
+class Overwrite:
+    """A channel permission overwrite, as Discord's docs (Resources → Channel → Overwrite Object) describe it:
+    ``id`` a role (``type`` 0; the guild id is ``@everyone``) or a member (``type`` 1), ``allow`` / ``deny`` bit sets
+    sent as strings."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    ROLE = 0
+    MEMBER = 1
+
+    @classmethod
+    def role(cls, role: Role | int, *, allow: int = 0, deny: int = 0) -> Overwrite:
+        return cls(role if isinstance(role, int) else role.id, cls.ROLE, int(allow), int(deny))
+
+    @classmethod
+    def member(cls, user: User | int, *, allow: int = 0, deny: int = 0) -> Overwrite:
+        return cls(user if isinstance(user, int) else user.id, cls.MEMBER, int(allow), int(deny))
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
+
+
+@dataclass(frozen=True)
 class Channel:
     id: int
     guild_id: int
@@ -125,6 +151,8 @@ class Channel:
     position: int
     type: int = 0  # GUILD_TEXT
     topic: str | None = None
+    #: Set with ``DiscordEmulator.set_overwrites``; served in ``permission_overwrites``.
+    overwrites: tuple[Overwrite, ...] = ()
 
     @property
     def mention(self) -> str:
@@ -137,7 +165,7 @@ class Channel:
             "guild_id": str(self.guild_id),
             "name": self.name,
             "position": self.position,
-            "permission_overwrites": [],
+            "permission_overwrites": [overwrite.payload() for overwrite in self.overwrites],
             "nsfw": False,
             "topic": self.topic,
             "last_message_id": None,
@@ -190,7 +218,8 @@ class Guild:
         return next((channel for channel in self.channels if channel.id == channel_id), None)
 
     def permissions_for(self, user_id: int) -> int:
-        """Guild-level permissions (the emulator's channels have no overwrites)."""
+        """Guild-level (base) permissions: ``compute_base_permissions`` of Discord's docs (Topics → Permissions →
+        Permission Overwrites), before any channel overwrite."""
         if user_id == self.owner_id:
             return ALL_PERMISSIONS
         member = self.member(user_id)
@@ -199,6 +228,45 @@ class Guild:
             if role.id == self.id or (member is not None and role.id in member.role_ids):
                 value |= int(role.permissions)
         return ALL_PERMISSIONS if value & Permission.ADMINISTRATOR else value
+
+    def channel_permissions_for(self, user_id: int, channel: Channel) -> int:
+        """Permissions in a channel: ``compute_overwrites`` of Discord's docs (Topics → Permissions → Permission
+        Overwrites): base, then the ``@everyone`` overwrite, then the member's roles' overwrites together (deny,
+        then allow), then the member's own."""
+        base = self.permissions_for(user_id)
+        if base & Permission.ADMINISTRATOR:
+            return ALL_PERMISSIONS
+        overwrites = {(o.type, o.id): o for o in channel.overwrites}
+        value = base
+        everyone = overwrites.get((Overwrite.ROLE, self.id))
+        if everyone is not None:
+            value = (value & ~everyone.deny) | everyone.allow
+        member = self.member(user_id)
+        role_ids = member.role_ids if member is not None else ()
+        allow = deny = 0
+        for role_id in role_ids:
+            role_overwrite = overwrites.get((Overwrite.ROLE, role_id))
+            if role_overwrite is not None:
+                allow |= role_overwrite.allow
+                deny |= role_overwrite.deny
+        value = (value & ~deny) | allow
+        own = overwrites.get((Overwrite.MEMBER, user_id))
+        if own is not None:
+            value = (value & ~own.deny) | own.allow
+        return value
+
+    def partial_payload(self, user_id: int) -> dict[str, Any]:
+        """The partial guild of ``GET /users/@me/guilds`` (Discord's docs, Resources → User → Get Current User
+        Guilds): ``owner`` and ``permissions`` are the current user's, base permissions without overwrites."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "icon": None,
+            "banner": None,
+            "owner": user_id == self.owner_id,
+            "permissions": str(self.permissions_for(user_id)),
+            "features": [],
+        }
 
     def payload(self) -> dict[str, Any]:
         """The GUILD_CREATE payload: the guild, all its channels, roles and members."""

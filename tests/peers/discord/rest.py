@@ -192,6 +192,13 @@ async def get_current_user(request: web.Request) -> web.Response:
     return json_response(request, {**bot.payload(), **extra})
 
 
+async def get_current_user_guilds(request: web.Request) -> web.Response:
+    """``GET /users/@me/guilds`` (Discord's docs, Resources → User → Get Current User Guilds): partial guilds with
+    the bot's ``owner`` flag and base ``permissions``."""
+    world = request.app[STATE].world
+    return json_response(request, [world.guild.partial_payload(world.bot_user.id)])
+
+
 async def get_user(request: web.Request) -> web.Response:
     world = request.app[STATE].world
     user_id = int(request.match_info["user_id"])
@@ -316,6 +323,7 @@ async def command_item(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/users/@me", get_current_user),
+        ("GET", "/users/@me/guilds", get_current_user_guilds),
         ("GET", "/users/{user_id}", get_user),
         ("GET", "/gateway", get_gateway),
         ("GET", "/gateway/bot", get_gateway_bot),

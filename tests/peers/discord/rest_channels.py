@@ -22,7 +22,7 @@ from .http_util import (
     no_content,
 )
 from .messages import StoredMessage
-from .models import Channel
+from .models import Channel, Permission
 
 REPLY = 19
 
@@ -43,9 +43,14 @@ def _message(request: web.Request, channel: Channel) -> StoredMessage | web.Resp
 
 
 async def get_channel(request: web.Request) -> web.Response:
+    """A channel the bot cannot view is 403 / 50001 Missing Access, as on Discord (its docs: Get Channel needs
+    VIEW_CHANNEL in a guild channel); only this route checks it."""
     channel = _channel(request)
     if isinstance(channel, web.Response):
         return channel
+    world = request.app[STATE].world
+    if not world.guild.channel_permissions_for(world.bot_user.id, channel) & Permission.VIEW_CHANNEL:
+        return error_response(request, 403, errors.MISSING_ACCESS)
     return json_response(request, channel.payload())
 
 

@@ -26,7 +26,7 @@ from .interactions import (
 )
 from .limits import SELECT_TYPES
 from .messages import StoredAttachment, StoredMessage
-from .models import Channel, Guild, Member, Role, User
+from .models import Channel, Guild, Member, Overwrite, Role, User
 from .records import GatewayRecord, RequestRecord
 from .snowflake import iso_timestamp
 from .state import EmulatorConfig, EmulatorState
@@ -78,6 +78,12 @@ class DiscordEmulator:
         await self.gateway.close()
         await self._runner.cleanup()
         self._runner = None
+
+    @property
+    def open_connections(self) -> int:
+        """HTTP and websocket connections clients hold open to the emulator now (keep-alive ones too)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -145,6 +151,26 @@ class DiscordEmulator:
         self.guild.members.append(Member(user, tuple(role.id for role in roles), joined_at))
         self.users[name] = user
         return user
+
+    # Permissions (served by REST: ``GET /channels/{id}``'s ``permission_overwrites``, ``/guilds/{id}/roles``,
+    # ``/guilds/{id}/members/{user}``, ``/users/@me/guilds``; no gateway event is sent for these changes).
+
+    def set_overwrites(self, channel: ChannelLike, *overwrites: Overwrite) -> Channel:
+        """Replace a channel's permission overwrites: ``emu.set_overwrites("renders", Overwrite.role(emu.guild.id,
+        deny=Permission.ATTACH_FILES))`` (the guild id is ``@everyone``; ``Overwrite.member(emu.bot_user, ...)``)."""
+        return self.state.set_overwrites(self._channel(channel), overwrites)
+
+    def set_role_permissions(self, role: Role | str, permissions: int) -> Role:
+        """A role's guild-wide permissions (``role`` by name: ``"@everyone"``, ``"Moderator"``, ``"discomfy"``)."""
+        return self.state.set_role_permissions(self.roles[role] if isinstance(role, str) else role, permissions)
+
+    def add_role(self, name: str, permissions: int) -> Role:
+        """A new role above the others, held by nobody until ``set_member_roles``."""
+        return self.state.add_role(name, permissions)
+
+    def set_member_roles(self, user: UserLike | User, roles: Sequence[Role]) -> Member:
+        """A member's roles (``@everyone`` is implied); ``user`` may be the bot, ``emu.bot_user``."""
+        return self.state.set_member_roles(self._user(user), roles)
 
     def _user(self, user: UserLike) -> User:
         return self.users[user] if isinstance(user, str) else user

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from .buckets import SharedLimit
 from .commands import CommandRegistry
 from .interactions import InteractionRecord
 from .limits import Limits
 from .messages import MessageStore, StoredMessage
-from .models import World, build_world
+from .models import Channel, Member, Overwrite, Role, User, World, build_world
 from .ratelimit import BucketTable
 from .records import GatewayRecord, Notifier, RequestRecord
 from .snowflake import SnowflakeGenerator
@@ -135,3 +136,41 @@ class EmulatorState:
             reference_id = message.message_reference.get("message_id")
             referenced = self.messages.get(int(reference_id)) if reference_id else None
         return message.payload(referenced)
+
+    # Changing the world (REST only: no gateway event is sent; a test that needs one dispatches it) -------------
+    # The objects are frozen: each change puts a new one in the guild's list and in the world's by-name dict, so
+    # ``emu.channels["general"]`` and ``emu.roles["Moderator"]`` stay current.
+
+    def set_overwrites(self, channel: Channel, overwrites: Sequence[Overwrite]) -> Channel:
+        guild = self.world.guild
+        new = replace(channel, overwrites=tuple(overwrites))
+        guild.channels = [new if c.id == channel.id else c for c in guild.channels]
+        self.world.channels = {name: new if c.id == channel.id else c for name, c in self.world.channels.items()}
+        self.notifier.notify()
+        return new
+
+    def set_role_permissions(self, role: Role, permissions: int) -> Role:
+        guild = self.world.guild
+        new = replace(role, permissions=int(permissions))
+        guild.roles = [new if r.id == role.id else r for r in guild.roles]
+        self.world.roles = {r.name: r for r in guild.roles}
+        self.notifier.notify()
+        return new
+
+    def add_role(self, name: str, permissions: int) -> Role:
+        guild = self.world.guild
+        role = Role(self.ids.next(), name, int(permissions), max((r.position for r in guild.roles), default=0) + 1)
+        guild.roles.append(role)
+        self.world.roles[name] = role
+        self.notifier.notify()
+        return role
+
+    def set_member_roles(self, user: User, roles: Sequence[Role]) -> Member:
+        guild = self.world.guild
+        member = guild.member(user.id)
+        if member is None:
+            raise KeyError(f"{user.username} is not a member")
+        new = replace(member, role_ids=tuple(role.id for role in roles))
+        guild.members = [new if m.user.id == user.id else m for m in guild.members]
+        self.notifier.notify()
+        return new
