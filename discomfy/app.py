@@ -357,8 +357,9 @@ class App:
                 """A reload may widen ``/generate``'s bounds (an upload allowing 150 steps): register them again,
                 or Discord itself keeps refusing what the new workflow allows."""
                 generate.fit_to(reloaded.of_kind(Kind.IMAGE))
-                if bot.is_ready():
-                    await bot.sync_all_application_commands()
+                if bot.is_ready():  # where they were registered: the configured guilds, else globally
+                    for guild_id in settings.discord.guild_ids or (None,):
+                        await bot.sync_application_commands(guild_id=guild_id)
 
             stack.reloaded.append(refit_generate)
             await service.start()

@@ -247,10 +247,14 @@ async def test_an_upload_with_wider_bounds_widens_what_discord_lets_users_type_a
     await emu.wait_for_response(confirm)
     await studio.until(lambda: "Added `wide`" in (emu.message(summary.id).content or ""), 20.0, "added")
 
-    # The commands are registered again before the admin is told "Added".
+    # The commands are registered again before the admin is told "Added": Discord now lets 61 steps through.
     job = await emu.send_slash_command(
-        "bob", "general", "generate", {"prompt": "x", "workflow": "wide", "steps": 100, "width": 320}
+        "bob", "general", "generate", {"prompt": "x", "workflow": "wide", "steps": 61, "width": 320}
     )
-    await studio.result(job)
-    prompts = [r.json["prompt"] for r in studio.comfy.requests if r.method == "POST" and r.route.endswith("/prompt")]
-    assert prompts[-1]["3"]["inputs"]["steps"] == 100
+    await emu.wait_for_response(job)
+
+    def posted() -> list[dict[str, Any]]:
+        return [r.json["prompt"] for r in studio.comfy.requests if r.method == "POST" and r.route.endswith("/prompt")]
+
+    prompts = await studio.until(posted, 20.0, "the job sent to ComfyUI")
+    assert prompts[-1]["3"]["inputs"]["steps"] == 61
