@@ -67,6 +67,8 @@ OLD_MESSAGE_EDIT_LIMIT = 30046
 NO_MENTIONS: dict[str, Any] = {"parse": []}
 #: A phase change (waiting → running → …) waits this fraction of the message's interval after its last edit.
 PHASE_GAP = 0.2
+#: Seconds ``close`` waits for the answer to a request already sent (a stopping bot keeps the id of what it made).
+CLOSE_GRACE = 2.0
 WEBHOOK_ORIGINAL = "/webhooks/{application_id}/{token}/messages/@original"
 CHANNEL_MESSAGE = "/channels/{channel_id}/messages/{message_id}"
 CHANNEL_MESSAGES = "/channels/{channel_id}/messages"
@@ -190,6 +192,9 @@ class MessageEditor:
         #: Set when something should not wait out the whole interval: the final state, or a phase change.
         self._urgent = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Clear while a request is on its way to Discord (``close`` waits for its answer).
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._last_request: float | None = None
         #: What the last accepted request made the message look like (an identical edit is skipped).
         self._last_sent: tuple[Any, ...] | None = None
@@ -235,8 +240,13 @@ class MessageEditor:
         return await asyncio.shield(self._finished)
 
     async def close(self) -> None:
-        """Stops the editor; an update not yet sent is dropped, a ``finish`` still waiting fails."""
+        """Stops the editor; an update not yet sent is dropped, a ``finish`` still waiting fails. A request
+        already sent is waited for (up to ``CLOSE_GRACE``): Discord may have made the message, and its id must
+        reach ``on_message_id``, or the next run would post a second message and leave this one stale."""
         self._closed = True
+        if self._task is not None and not self._idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), CLOSE_GRACE)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -374,6 +384,7 @@ class MessageEditor:
     async def _attempt(self, kind: RouteKind, rendered: RenderedMessage) -> Failure | None:
         """One request by route ``kind`` (its turn taken); ``None`` on success, else what went wrong."""
         self._last_request = self._clock()
+        self._idle.clear()
         try:
             answer = await self._rest.send(self._request(kind, rendered))
         except DiscordHTTPError as exc:
@@ -382,6 +393,8 @@ class MessageEditor:
         else:
             await self._accepted(kind, rendered, answer)
             return None
+        finally:
+            self._idle.set()
         if failure is Failure.TOKEN_DEAD:
             self._token_dead = True
         elif failure in (Failure.MESSAGE_TOO_OLD, Failure.MESSAGE_GONE):

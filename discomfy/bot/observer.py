@@ -122,8 +122,8 @@ class DiscordObserver:
         await self._forget(job.id)
 
     async def close(self) -> None:
-        for job_id in list(self.editors):
-            await self._forget(job_id)
+        # At once: each editor may wait out a request already sent (``MessageEditor.close``).
+        await asyncio.gather(*(self._forget(job_id) for job_id in list(self.editors)))
         await self.pacer.close()
 
     async def _forget(self, job_id: str) -> None:

@@ -496,3 +496,26 @@ async def test_a_phase_change_waits_a_fraction_of_the_interval_plain_progress_al
     assert second.json["content"] == "step 3"
     assert 0.2 - TOLERANCE <= second.time - first.time < 0.6
     assert third.time - second.time >= 1.0 - TOLERANCE
+
+
+async def test_close_waits_for_a_message_already_sent_so_its_id_is_kept(
+    discord_emulator: DiscordEmulator, run_nextcord: NextcordRunner, session: aiohttp.ClientSession
+) -> None:
+    """A stopping bot whose fresh message is on its way: Discord makes it, the answer comes late. ``close`` waits
+    for it, so the id reaches ``on_message_id`` (the job row) and a restarted bot edits that message instead of
+    posting a second one beside a stale first."""
+    emu = discord_emulator
+    started = await deferred_command(emu, run_nextcord, session)
+    target = EditTarget(started.target.channel_id, None, started.target.application_id, None, 0.0)
+    emu.faults.slow("/channels/*/messages", method="POST", delay=1.0)
+    ids: list[int] = []
+    editor = started.editor(target, min_interval=0.05, on_message_id=ids.append)
+    editor.update(state(1))
+
+    def made() -> list[int]:
+        return [m.id for m in emu.messages(target.channel_id) if m.content == "step 1"]
+
+    await until(made)  # Discord has made it; its answer is still on the way
+    await editor.close()
+
+    assert ids == made() and len(ids) == 1

@@ -218,6 +218,9 @@ async def test_an_extend_waiting_in_our_queue_across_a_restart_starts_from_the_s
     uploaded = Path(studio.comfy.input_dir) / str(job.params["image"])
     assert uploaded.read_bytes() == last.last_png
     assert probe(extended.attachments[0].data)[2] == 4 + 4 - 1
+    # One message for the job: a message posted just before the restart is the one delivered to, never left stale.
+    channel = studio.discord.messages(press.channel.id)
+    assert [m.id for m in channel if any(job.id in str(e.get("footer")) for e in m.embeds)] == [extended.id]
 
 
 async def test_reroll_of_an_extension_extends_the_same_video_again_with_a_new_seed(studio: Studio) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class FaultRule:
-    kind: Literal["rate_limit", "server_error"]
+    kind: Literal["rate_limit", "server_error", "slow"]
     route: str
     method: str | None
     count: int | None
@@ -36,6 +36,8 @@ class FaultRule:
     hits: list[float] = field(default_factory=list)
     #: ``X-RateLimit-Scope`` of an injected 429: ``user``, ``global`` or ``shared``.
     scope: str = "user"
+    #: A ``slow`` rule: real seconds between doing the request and answering it.
+    delay: float = 0.0
 
     def active(self, now: float) -> bool:
         if self.count is not None and len(self.hits) >= self.count:
@@ -92,6 +94,13 @@ class Faults:
         if status < 500:
             raise ValueError("server_error takes a 5xx status")
         return self._add(FaultRule("server_error", route, method, count, None, status))
+
+    def slow(self, route: str = "*", *, method: str | None = None, count: int = 1, delay: float = 0.3) -> FaultRule:
+        """The next ``count`` matching requests are carried out at once (a message is created, an edit made) but
+        answered ``delay`` Discord seconds later: a slow network or a busy Discord, where a client that gives up
+        on the answer never learns what it made."""
+        config = self._state.config
+        return self._add(FaultRule("slow", route, method, count, None, 200, delay=config.scaled(delay)))
 
     def take(self, method: str, route: str | None, path: str) -> FaultRule | None:
         """The first active rule matching this request, counted as fired."""

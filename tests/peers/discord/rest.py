@@ -9,6 +9,7 @@ bucket's ``X-RateLimit-*`` headers on every answer. Interaction and webhook rout
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -128,7 +129,7 @@ async def _answer_api(request: web.Request, handler: Handler, record: RequestRec
     bucket = limits.route.bucket
     record.bucket, record.bucket_resource = bucket, limits.route.resource
     fault = faults.take(request.method, route, record.path)
-    if fault is not None:
+    if fault is not None and fault.kind != "slow":
         return _fault_response(request, record, fault, limits)
     verdict = state.buckets.admit(
         limits.route, time.monotonic(), global_limit=limits.global_limit, shared=limits.shared
@@ -141,6 +142,8 @@ async def _answer_api(request: web.Request, handler: Handler, record: RequestRec
         return error_response(request, 413, errors.REQUEST_ENTITY_TOO_LARGE)
     response = await handler(request)
     response.headers.update(ratelimit_headers(verdict.route, bucket, time.time()))
+    if fault is not None:  # "slow": done, and answered late
+        await asyncio.sleep(fault.delay)
     return response
 
 
