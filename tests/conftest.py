@@ -1,13 +1,21 @@
 """Shared test setup: the two loopback test peers are pytest plugins of their own; a few common fixtures."""
 
-from collections.abc import AsyncIterator
+import sys
 
-import aiohttp
-import pytest
+# Some machines (these among them) set PYTHONDONTWRITEBYTECODE: then every xdist worker compiles every module and
+# rewrites every test module's asserts again on every run, about 4 s of CPU each. Keep them in __pycache__.
+sys.dont_write_bytecode = False
 
-from discomfy.config import DEFAULT_MODELS
-from discomfy.workflows import Registry, load_workflows
-from tests.support import E2E_DISCORD_TIME_SCALE, WORKFLOWS
+import subprocess  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import aiohttp  # noqa: E402
+import pytest  # noqa: E402
+
+from discomfy.config import DEFAULT_MODELS  # noqa: E402
+from discomfy.workflows import Registry, load_workflows  # noqa: E402
+from tests.support import E2E_DISCORD_TIME_SCALE, WORKFLOWS  # noqa: E402
 
 pytest_plugins = [
     "tests.peers.discord.fixtures",
@@ -17,6 +25,23 @@ pytest_plugins = [
 
 #: Folders whose tests run the whole bot: Discord's rate-limit time is scaled there unless a test says otherwise.
 WHOLE_BOT_FOLDERS = ("tests/e2e/", "tests/security/")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On a fresh checkout, before xdist starts its workers: one collection fills __pycache__ (compiled modules,
+    rewritten test modules), so the workers load them instead of each compiling everything at once."""
+    workers = getattr(config.option, "numprocesses", None)
+    tests = Path(__file__).parent
+    if hasattr(config, "workerinput") or not workers or any(tests.glob("__pycache__/*-pytest-*.pyc")):
+        return
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist", "-o", "addopts=", str(tests)],
+        cwd=tests.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=300,
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
