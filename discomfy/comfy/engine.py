@@ -75,6 +75,9 @@ class JobSpec:
     needed_models: frozenset[str] = frozenset()
     inputs: tuple[InputImage, ...] = ()
     preview: bool = True
+    #: Nodes whose progress counts frames, beyond ComfyUI's own (the workflow's manifest): node id → the input
+    #: holding its multiplier when its ticks are new frames only, else None (``comfy.graph_info``).
+    frame_nodes: Mapping[str, str | None] = field(default_factory=dict)
 
 
 #: Called with (server url, prompt_id) right before the prompt is sent; if it raises, nothing is sent.
@@ -170,7 +173,7 @@ class JobRun:
         self.engine = engine
         self._requeue = requeue
         self.spec = spec
-        self.tracker = ProgressTracker(spec.prompt_id, spec.graph)
+        self.tracker = ProgressTracker(spec.prompt_id, spec.graph, frame_nodes=spec.frame_nodes)
         self.result: JobResult | None = None
         #: The background check of a result taken from the websocket (None when the result waited for the
         #: server's record, or there is no result).

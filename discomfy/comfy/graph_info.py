@@ -8,7 +8,10 @@ else the literal ``steps`` of the scheduler node linked to its ``sigmas`` (Sampl
 per-frame nodes ``PROGRESS_WEIGHT``; every other node 1 (the tracker raises a node that reports progress to
 ``PROGRESS_WEIGHT``). ``NodeInfo.frames`` turns a per-frame node's ticks into frames: one tick per frame, but
 ``FrameInterpolate``'s ticks are its new frames only, mapped to output frames with its literal ``multiplier``.
-Frame counts are the literal ``batch_size``/``length``/``frames``/… inputs ≥ 2.
+Which nodes count frames: ComfyUI's own (``FRAME_NODES_BY_CLASS``), and any node a workflow's manifest names
+(``frame_nodes``: node id → the input holding its multiplier when its ticks are new frames, else None), so a
+custom node's progress reads "frame x/y" too. Frame counts are the literal ``batch_size``/``length``/``frames``/…
+inputs ≥ 2.
 
 Never: raise on a graph of the wrong shape (whatever is not understood is skipped), or mutate the graph.
 """
@@ -20,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 SAMPLER_CLASSES = frozenset({"KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced"})
-PER_FRAME_CLASSES = frozenset({"ColorTransfer", "FrameInterpolate"})
-#: Per-frame nodes whose ticks are not frames: ComfyUI's ``FrameInterpolate`` (comfy_extras/
-#: nodes_frame_interpolation.py) makes ``ProgressBar((frames - 1) * (multiplier - 1))`` and ticks once per
-#: interpolated frame (per pair, or per batch within a pair), writing each pair's end frame after its ticks.
-INTERPOLATING_CLASSES = frozenset({"FrameInterpolate"})
+#: ComfyUI's per-frame nodes → the input holding the multiplier when their ticks are new frames only (else None).
+#: ``ColorTransfer`` (comfy_extras/nodes_post_processing.py) ticks once per frame (the recording
+#: frames_colortransfer.jsonl); ``FrameInterpolate`` (comfy_extras/nodes_frame_interpolation.py) makes
+#: ``ProgressBar((frames - 1) * (multiplier - 1))`` and ticks once per interpolated frame (per pair, or per batch
+#: within a pair), writing each pair's end frame after its ticks.
+FRAME_NODES_BY_CLASS: Mapping[str, str | None] = {"ColorTransfer": None, "FrameInterpolate": "multiplier"}
 FRAME_INPUTS = frozenset({"batch_size", "length", "frames", "num_frames", "frame_count", "video_frames"})
 SLOW_CLASSES = frozenset({"VAEDecode", "VAEEncode", "ImageUpscaleWithModel", "SaveVideo", "SaveWEBM"})
 DEFAULT_STEPS = 20
@@ -66,8 +70,9 @@ class NodeInfo:
 class GraphInfo:
     """What the API-format graph says about each node; garbage in the graph is skipped, never raised."""
 
-    def __init__(self, graph: Mapping[str, Any] | None) -> None:
+    def __init__(self, graph: Mapping[str, Any] | None, frame_nodes: Mapping[str, str | None] | None = None) -> None:
         raw = graph if isinstance(graph, Mapping) else {}
+        named = frame_nodes or {}
         nodes = {str(k): v for k, v in raw.items() if isinstance(v, Mapping)}
         self.nodes: dict[str, NodeInfo] = {}
         frames: set[float] = set()
@@ -80,18 +85,22 @@ class GraphInfo:
             title = meta.get("title") if isinstance(meta, Mapping) else None
             title = title if isinstance(title, str) and title.strip() else (cls or None)
             is_sampler = cls in SAMPLER_CLASSES or cls.startswith("KSampler")
+            per_frame = not is_sampler and (node_id in named or cls in FRAME_NODES_BY_CLASS)
+            rule = named[node_id] if node_id in named else FRAME_NODES_BY_CLASS.get(cls)
             if is_sampler:
                 weight = STEP_WEIGHT * self._steps(inputs, nodes)
+            elif per_frame:
+                weight = PROGRESS_WEIGHT
             elif cls in SLOW_CLASSES or "Loader" in cls or cls.startswith(("VAEDecode", "VAEEncode")):
                 weight = SLOW_WEIGHT
             else:
-                weight = PROGRESS_WEIGHT if cls in PER_FRAME_CLASSES else 1.0
-            multiplier = _literal(inputs.get("multiplier")) if cls in INTERPOLATING_CLASSES else None
+                weight = 1.0
+            multiplier = _literal(inputs.get(rule)) if per_frame and rule is not None else None
             self.nodes[node_id] = NodeInfo(
                 title,
                 weight,
                 is_sampler,
-                cls in PER_FRAME_CLASSES,
+                per_frame,
                 int(multiplier) if multiplier is not None and multiplier >= 2 else None,
             )
             for name in FRAME_INPUTS & inputs.keys():

@@ -124,10 +124,15 @@ class ProgressTracker:
     """Feed it events (and what HTTP says); read ``snapshot``. See the module docstring for the rules."""
 
     def __init__(
-        self, prompt_id: str, graph: Mapping[str, Any] | None = None, *, started_at: float | None = None
+        self,
+        prompt_id: str,
+        graph: Mapping[str, Any] | None = None,
+        *,
+        started_at: float | None = None,
+        frame_nodes: Mapping[str, str | None] | None = None,
     ) -> None:
         self.prompt_id = prompt_id
-        self._graph = GraphInfo(graph)
+        self._graph = GraphInfo(graph, frame_nodes)
         self._weights = {node_id: node.weight for node_id, node in self._graph.nodes.items()}
         self._phase = Phase.QUEUED
         self._queue_position: int | None = None

@@ -158,7 +158,7 @@ def job_spec(
     job: Job, bound: BoundGraph, inputs: tuple[InputImage, ...], *, preview: bool, prompt_id: str | None = None
 ) -> JobSpec:
     """What the engine runs: job id = websocket clientId; a new prompt_id unless the row already has one."""
-    return JobSpec(job.id, prompt_id or new_prompt_id(), bound.graph, bound.models, inputs, preview)
+    return JobSpec(job.id, prompt_id or new_prompt_id(), bound.graph, bound.models, inputs, preview, bound.frame_nodes)
 
 
 async def refuse_resubmit(server_url: str, prompt_id: str) -> None:

@@ -75,6 +75,7 @@ def bind(
         models=model_files(graph),
         outputs=workflow.outputs,
         chosen=chosen,
+        frame_nodes={node: rule for node, rule in workflow.frame_progress.items() if node in graph},
     )
 
 

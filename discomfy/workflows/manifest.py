@@ -23,7 +23,18 @@ from discomfy.workflows.bind import coerce
 from discomfy.workflows.graph import MODEL_REF, inputs_of, is_link, link_source, model_roles, save_nodes
 from discomfy.workflows.model import Graph, Kind, Param, ParamType, Stage, Target, Workflow, WorkflowError
 
-TOP_KEYS = {"kind", "description", "default", "fallback", "outputs", "params", "stages", "extend_max_frames"}
+TOP_KEYS = {
+    "kind",
+    "description",
+    "default",
+    "fallback",
+    "outputs",
+    "params",
+    "stages",
+    "extend_max_frames",
+    "frame_progress",
+}
+FRAME_PROGRESS_KEYS = {"multiplier"}
 STAGE_KEYS = {"nodes", "bypass", "fps", "multiplier", "description"}
 PARAM_KEYS = {
     "type",
@@ -77,6 +88,7 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         raise WorkflowError(
             f"the {where}: extend_max_frames is for video workflows that take a picture (their first frame)."
         )
+    frame_progress = _frame_progress(raw.get("frame_progress", {}), graph, where)
     roles = model_roles(graph) | {
         role
         for p in params.values()
@@ -97,7 +109,31 @@ def parse_manifest(text: str, graph: Graph, name: str, *, source: Path | None = 
         model_roles=roles,
         stages=stages,
         extend_max_frames=extend_max_frames,
+        frame_progress=frame_progress,
     )
+
+
+def _frame_progress(raw: object, graph: Graph, where: str) -> dict[str, str | None]:
+    """``[frame_progress.NODE]``: that node's progress counts frames (a custom node looping over frames), one
+    tick per frame, or — with ``multiplier = "INPUT"`` — ticks that are its new frames only, ``INPUT`` holding
+    how many frames each pair becomes (as ComfyUI's FrameInterpolate counts)."""
+    if not isinstance(raw, dict):
+        raise WorkflowError(f"the {where}: 'frame_progress' must be tables, written as [frame_progress.NODE].")
+    found: dict[str, str | None] = {}
+    for node, spec in raw.items():
+        at = f"the {where}, frame_progress.{node}"
+        if node not in graph:
+            raise WorkflowError(f"{at}: the graph has no node '{node}'.")
+        if not isinstance(spec, dict):
+            raise WorkflowError(f"{at}: write it as a [frame_progress.{node}] section.")
+        unknown = sorted(set(spec) - FRAME_PROGRESS_KEYS)
+        if unknown:
+            raise WorkflowError(f"{at}: unknown key '{unknown[0]}' (known: multiplier).")
+        multiplier = spec.get("multiplier")
+        if multiplier is not None and (not isinstance(multiplier, str) or multiplier not in inputs_of(graph, node)):
+            raise WorkflowError(f"{at}: multiplier must name one of the node's inputs, not {multiplier!r}.")
+        found[node] = multiplier
+    return found
 
 
 def _is_image(param: Param) -> bool:

@@ -128,6 +128,9 @@ class Workflow:
     #: A video workflow whose first frame is its input picture can continue a video from its last frame (the
     #: Extend button); the most frames an extended video may have in all. None: it cannot extend.
     extend_max_frames: int | None = None
+    #: Nodes whose progress counts frames, beyond ComfyUI's own (``[frame_progress.NODE]``): node id → the input
+    #: holding the node's multiplier when its ticks are new frames only (an interpolation), else None.
+    frame_progress: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,5 @@ class BoundGraph:
     outputs: tuple[str, ...]
     #: Values we chose rather than the user (the seed), so a reply can say "seed 1234".
     chosen: Mapping[str, Any] = field(default_factory=dict)
+    #: The workflow's ``frame_progress`` for the nodes this graph kept (a stage cut out takes its own along).
+    frame_nodes: Mapping[str, str | None] = field(default_factory=dict)

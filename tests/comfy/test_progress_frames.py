@@ -86,12 +86,12 @@ def test_without_a_graph_frame_ticks_are_taken_for_steps() -> None:
 PID = "6f1c0f0e-4a53-4c1e-9a57-1d8d5b0a0b01"
 
 
-def interpolation_graph(frames: int, multiplier: int) -> dict[str, Any]:
+def interpolation_graph(frames: int, multiplier: int, node_class: str = "FrameInterpolate") -> dict[str, Any]:
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": frames, "color": 0}},
         "2": {"class_type": "FrameInterpolationModelLoader", "inputs": {"model_name": "rife47.pth"}},
         "3": {
-            "class_type": "FrameInterpolate",
+            "class_type": node_class,
             "inputs": {"interp_model": ["2", 0], "images": ["1", 0], "multiplier": multiplier},
             "_meta": {"title": "Interpolating"},
         },
@@ -100,8 +100,10 @@ def interpolation_graph(frames: int, multiplier: int) -> dict[str, Any]:
     }
 
 
-def interpolation_run(frames: int, multiplier: int) -> list[Snapshot]:
-    tracker = ProgressTracker(PID, interpolation_graph(frames, multiplier))
+def interpolation_run(
+    frames: int, multiplier: int, node_class: str = "FrameInterpolate", frame_nodes: dict[str, str | None] | None = None
+) -> list[Snapshot]:
+    tracker = ProgressTracker(PID, interpolation_graph(frames, multiplier, node_class), frame_nodes=frame_nodes)
     ticks = (frames - 1) * (multiplier - 1)
     messages: list[dict[str, Any]] = [{"type": "execution_start", "data": {"prompt_id": PID}}]
     for node in ("1", "2", "3"):
@@ -143,3 +145,25 @@ def test_an_interpolation_without_a_literal_multiplier_reports_its_ticks_as_they
     progress = {"type": "progress", "data": {"value": 2, "max": 4, "prompt_id": PID, "node": "3"}}
     snapshot = tracker.feed(decode(json.dumps(progress)), 1.2)
     assert (snapshot.frames_value, snapshot.frames_max) == (2, 4)
+
+
+# --- nodes a manifest names (``[frame_progress.NODE]``): custom nodes count frames too ------------------------
+
+
+def test_a_custom_interpolation_node_named_by_the_manifest_is_counted_as_frameinterpolate_is() -> None:
+    # e.g. "RIFE VFI" of ComfyUI-Frame-Interpolation: ComfyUI's own tracker cannot know its ticks are new frames.
+    named = interpolation_run(5, 2, "RIFE VFI", frame_nodes={"3": "multiplier"})
+    framed = list(dict.fromkeys((s.frames_value, s.frames_max) for s in named if s.frames_value is not None))
+    assert framed == [(3, 9), (5, 9), (7, 9), (9, 9)]
+    assert_monotone(named)
+
+    unnamed = interpolation_run(5, 2, "RIFE VFI")
+    # Without the manifest: its ticks are the node's own progress, never frames.
+    assert all(s.frames_value is None for s in unnamed)
+    assert [(s.node_value, s.node_max) for s in unnamed if s.node_value is not None][-1] == (4, 4)
+
+
+def test_a_named_node_without_a_multiplier_counts_one_frame_per_tick() -> None:
+    named = interpolation_run(5, 2, "Custom per-frame upscale", frame_nodes={"3": None})
+    framed = list(dict.fromkeys((s.frames_value, s.frames_max) for s in named if s.frames_value is not None))
+    assert framed == [(1, 4), (2, 4), (3, 4), (4, 4)]
