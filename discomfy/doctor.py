@@ -18,12 +18,12 @@ and ``run`` prints them and gives the exit status. In order:
 What blocks (``✗``, exit status 1): a data directory that cannot be used, a refused token or an unreachable Discord;
 a server in ``discord.guild_ids`` the bot is not in; a configured channel that does not exist, that the bot cannot
 see or where it lacks a permission in ``REQUIRED``; no ComfyUI server answering; no workflow, or no image workflow,
-loaded; a kind's default workflow (and its fallbacks) that no server can run. What is a warning (``!``, exit status
-0): configuration warnings, a data directory others may read, a server down while another answers, one workflow that
+loaded; an image workflow (with its fallbacks) that no server can run. What is a warning (``!``, exit status 0):
+configuration warnings, a data directory others may read, a server down while another answers, one workflow that
 cannot run on one server, a workflow file that could not be loaded (its kind's default line says whether that
-matters), permissions not checked, no upscale or video workflow, base permissions short of ``REQUIRED`` when only
-the servers (not channels) were checked (an overwrite may grant them), the bot in no server yet. Everything else is
-``✓``.
+matters), permissions not checked, no upscale or video workflow (or none a server can run: those buttons and
+/animate answer with what is missing), base permissions short of ``REQUIRED`` when only the servers (not channels)
+were checked (an overwrite may grant them), the bot in no server yet. Everything else is ``✓``.
 
 Every request has a timeout (``request_timeout``, at most ``comfyui.request_timeout``), is tried once, and the one
 aiohttp session is closed before ``examine`` returns, whatever happened.
@@ -492,14 +492,14 @@ def check_workflows(settings: Settings, servers: Sequence[ServerDoctor]) -> list
             where = ", ".join(f"{n} on {runs_on[n]} of {len(infos)} server(s)" for n in runnable)
             checks.append(Check(Mark.OK, subject, f"{default.name} (or its fallbacks) can run: {where}"))
         else:
+            # Without a runnable image workflow the bot has nothing to do; without an upscale or video one, its
+            # buttons and /animate answer with the missing files, and the rest works.
             names = " → ".join(w.name for w in chain)
+            fix = f"install the nodes and model files named above on a server, or remove {default.name}.json"
+            if kind is not Kind.IMAGE:
+                fix += f" (until then, {subject}: a message naming what is missing)"
             checks.append(
-                Check(
-                    Mark.FAIL,
-                    subject,
-                    f"no server can run {names}",
-                    f"install the nodes and model files named above on a server, or remove {default.name}.json",
-                )
+                Check(Mark.FAIL if kind is Kind.IMAGE else Mark.WARN, subject, f"no server can run {names}", fix)
             )
     return checks
 

@@ -357,3 +357,15 @@ async def test_a_workflows_folder_without_an_image_workflow_blocks(
         f"✗ /generate: no image workflow is loaded — add an image workflow to {folder} (see workflows/README.md)"
     ]
     assert line_about(checks, "/animate").mark is Mark.WARN
+
+
+async def test_a_server_without_any_video_model_is_a_warning_not_a_stop(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    # Images only (a common setup): /animate answers with the missing files; the doctor says so and exits 0.
+    async with ComfyEmulator(models={"checkpoints": ["v1-5-pruned-emaonly.safetensors"]}) as comfy:
+        checks = await examine(settings_for(discord_emulator, (comfy.url,), tmp_path))
+    animate = line_about(checks, "/animate and Animate")
+    assert animate.mark is Mark.WARN and "no server can run img2vid_wan22 → img2vid_ltxv → img2vid" in animate.text
+    assert "a message naming what is missing" in (animate.fix or "")
+    assert failures(checks) == [] and doctor.exit_status(checks) == 0
