@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,10 @@ SEED_RANGE = 2**32
 #: The widest seed a user may give: KSampler's own limit (``0xffffffffffffffff``).
 SEED_MAX = 2**64 - 1
 
+#: ComfyUI resolves a file name ending in `` [output]``, `` [temp]`` or `` [input]`` in that folder
+#: (folder_paths.annotated_filepath): text a user types never ends so (a graph writing text to a file input would
+#: otherwise read any result on the server).
+FOLDER_ANNOTATION = re.compile(r"\[\s*(?:output|temp|input)\s*\]\s*$", re.IGNORECASE)
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
 
@@ -221,6 +226,11 @@ def _to_str(param: Param, value: Any) -> str:
     if param.max_length is not None and len(value) > param.max_length:
         raise BadInputError(
             f"{param.name} is too long: {len(value)} characters, at most {param.max_length} are allowed."
+        )
+    if FOLDER_ANNOTATION.search(value):
+        raise BadInputError(
+            f"{param.name} ends in a folder mark like [output], which ComfyUI reads as a file on its server; "
+            "leave it out."
         )
     return value
 

@@ -32,6 +32,9 @@ class InputSpec:
     default: Any = None
     #: Dynamic combos: option key → the inputs that option adds (named relative to this input).
     options: Mapping[str, tuple[InputSpec, ...]] = field(default_factory=dict)
+    #: The input names a file on the server (``image_upload``, ``audio_upload``, ``video_upload``, ``file_upload``,
+    #: ``image_folder`` or ``remote`` in its options: LoadImage, LoadAudio, LoadVideo, Load3D, LoadImageOutput …).
+    names_a_file: bool = False
 
     @property
     def is_widget(self) -> bool:
@@ -95,14 +98,15 @@ def parse_input(name: str, spec: object, required: bool) -> InputSpec | None:
     head = spec[0]
     extra = spec[1] if len(spec) > 1 and isinstance(spec[1], Mapping) else {}
     default = extra.get("default")
+    names_a_file = any(str(key).endswith("_upload") or key in ("image_folder", "remote") for key in extra)
     if isinstance(head, list | tuple):  # the old COMBO form: [["a", "b"], {...}]
-        return InputSpec(name, "COMBO", required, choices=tuple(head), default=default)
+        return InputSpec(name, "COMBO", required, choices=tuple(head), default=default, names_a_file=names_a_file)
     if not isinstance(head, str):
         return None
     if head == "COMBO":  # the newer form: ["COMBO", {"options": [...]}]
         options = extra.get("options")
         choices = tuple(options) if isinstance(options, list | tuple) else ()
-        return InputSpec(name, "COMBO", required, choices=choices, default=default)
+        return InputSpec(name, "COMBO", required, choices=choices, default=default, names_a_file=names_a_file)
     if head == DYNAMIC_COMBO:
         nested: dict[str, tuple[InputSpec, ...]] = {}
         for option in extra.get("options") or ():
@@ -110,7 +114,13 @@ def parse_input(name: str, spec: object, required: bool) -> InputSpec | None:
                 nested[option["key"]] = parse_inputs(option.get("inputs"))
         return InputSpec(name, head, required, choices=tuple(nested), default=default, options=nested)
     return InputSpec(
-        name, head, required, minimum=_number(extra.get("min")), maximum=_number(extra.get("max")), default=default
+        name,
+        head,
+        required,
+        minimum=_number(extra.get("min")),
+        maximum=_number(extra.get("max")),
+        default=default,
+        names_a_file=names_a_file,
     )
 
 

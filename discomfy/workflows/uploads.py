@@ -24,11 +24,12 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from discomfy.errors import BadInputError, PermissionDeniedError, UserError
+from discomfy.workflows.bind import FOLDER_ANNOTATION
 from discomfy.workflows.detect import POLICY, number_param
 from discomfy.workflows.graph import (
     SAVE_NODES,
@@ -37,10 +38,9 @@ from discomfy.workflows.graph import (
     link_source,
     node_order,
     parse_api_graph,
-    string_literals,
 )
 from discomfy.workflows.model import Graph, Kind, Param, ParamType, Target, Workflow, WorkflowError
-from discomfy.workflows.objectinfo import NodeSpec
+from discomfy.workflows.objectinfo import NodeSpec, expand_inputs, find_input
 
 NAME = re.compile(r"[a-z0-9_-]{1,32}")
 #: Select-menu option values are at most 100 characters (Discord); ids and input names stay far below that.
@@ -79,6 +79,8 @@ DENIED_NODES: dict[str, str] = {
     "SaveImageTextDataSetToFolder": "writes a folder of files",
     "SaveTrainingDataset": "writes a dataset",
     "LoadTrainingDataset": "reads a dataset from the server",
+    # nodes.py: LoadImage's sibling whose list is the output folder — everyone's results, other servers' too.
+    "LoadImageOutput": "reads the server's output folder (other people's results)",
 }
 #: ``python_module`` prefixes of the node types ComfyUI ships (``comfy_api_nodes`` is left out: it calls paid
 #: services with the server's own account).
@@ -86,6 +88,7 @@ BUILT_IN_MODULES = ("nodes", "comfy_extras.")
 #: Windows drive letters (``C:\\``, ``d:/``) and home references (``~/``) count as absolute paths.
 _ABSOLUTE = re.compile(r"^(?:[/\\]|[A-Za-z]:[/\\]|~)")
 _PARENT = re.compile(r"(?:^|[/\\])\.\.(?:[/\\]|$)")
+_ANNOTATED = FOLDER_ANNOTATION  # `` [output]`` and friends: a way into the server's folders
 
 
 def check_name(text: str) -> str:
@@ -182,8 +185,9 @@ def _check_node(graph: Graph, node_id: str, allowed: frozenset[str]) -> None:
                 f"Node {_short(node_id)} input `{_short(input_name)}` links to node {_short(source[0])}, "
                 "which is not in the file."
             )
-    for _, input_name, value in string_literals({node_id: graph[node_id]}):
-        if looks_like_path(value):
+    for input_name, raw in inputs_of(graph, node_id).items():
+        value = next((text for text in nested_strings(raw) if looks_like_path(text)), None)
+        if value is not None:
             raise BadInputError(
                 f"Node {_short(node_id)} input `{_short(input_name)}` looks like a path on the server "
                 f"(`{_short(value)}`); uploads may only name files the server lists, without `..` or a leading `/`."
@@ -191,9 +195,38 @@ def _check_node(graph: Graph, node_id: str, allowed: frozenset[str]) -> None:
 
 
 def looks_like_path(value: str) -> bool:
-    """An absolute path or one climbing out with ``..``: never a prompt, a sampler name or a model file name."""
+    """An absolute path, one climbing out with ``..``, or a name ComfyUI looks up in its output, temp or input
+    folder (``x.png [output]``): never a prompt, a sampler name or a model file name."""
     text = value.strip()
-    return bool(_ABSOLUTE.match(text) or _PARENT.search(text))
+    return bool(_ABSOLUTE.match(text) or _PARENT.search(text) or _ANNOTATED.search(text))
+
+
+def nested_strings(value: object, depth: int = 0) -> Iterator[str]:
+    """Every string inside an input's value (dict and list inputs too, e.g. Load3D's ``image``), bounded."""
+    if isinstance(value, str):
+        yield value
+    elif depth < 8 and isinstance(value, dict):
+        for item in value.values():
+            yield from nested_strings(item, depth + 1)
+    elif depth < 8 and isinstance(value, list):
+        for item in value:
+            yield from nested_strings(item, depth + 1)
+
+
+def unbound_file_inputs(workflow: Workflow, specs: Mapping[str, NodeSpec]) -> list[str]:
+    """Inputs that name a file on the server (``InputSpec.names_a_file``: LoadImage, LoadAudio, LoadVideo, Load3D …)
+    and are not written by an image parameter: an upload may read only the picture a user gives (the bot uploads it
+    under a fresh name), never a file already there (someone else's upload or result)."""
+    from_images = {t for p in workflow.params.values() if p.type is ParamType.IMAGE for t in p.targets}
+    found: list[str] = []
+    for node_id in sorted(workflow.graph, key=node_order):
+        spec = specs.get(class_of(workflow.graph, node_id))
+        if spec is None:
+            continue
+        for name, input_spec in expand_inputs(spec, inputs_of(workflow.graph, node_id)):
+            if input_spec.names_a_file and Target(node_id, name) not in from_images:
+                found.append(f"node {_short(node_id)} ({_short(spec.class_type)}) input `{_short(name)}`")
+    return found
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -333,6 +366,17 @@ def rebind(workflow: Workflow, pname: str, target: Target, specs: Mapping[str, N
         )
     ptype = param_type(workflow, pname)
     value = inputs_of(workflow.graph, target.node).get(target.input)
+    node_spec = (specs or {}).get(class_of(workflow.graph, target.node))
+    input_spec = find_input(node_spec, inputs_of(workflow.graph, target.node), target.input) if node_spec else None
+    if input_spec is not None and input_spec.names_a_file and ptype is not ParamType.IMAGE:
+        raise BadInputError(
+            f"Input `{_short(target.input)}` of node {_short(target.node)} names a file on the server: only the "
+            "picture a user gives (the `image` parameter) may go there."
+        )
+    if input_spec is not None and ptype is ParamType.STR and input_spec.type != "STRING":
+        raise BadInputError(
+            f"Input `{_short(target.input)}` of node {_short(target.node)} is not a text input: {pname} is free text."
+        )
     graph: Graph = {k: dict(v) for k, v in workflow.graph.items()}
     numbered = number_param(graph, pname, [target], specs) if pname in POLICY else None
     if numbered is not None:

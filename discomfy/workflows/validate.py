@@ -51,10 +51,11 @@ def validate(workflow: Workflow, object_info: Mapping[str, Any], models: Mapping
     checker.optional = frozenset(n for stage in workflow.stages.values() for n in stage.nodes)
     for node_id in sorted(graph, key=node_order):
         checker.node(node_id, uploaded)
-    # Detected parameters take their bounds from the file: a bad value there is reported on its node already.
-    for param in () if workflow.detected else workflow.params.values():
+    # Detected parameters take their bounds from the file: a bad value there is reported on its node already (but
+    # where a parameter writes is checked for every workflow).
+    for param in workflow.params.values():
         try:
-            checker.param(resolve_param(param, models, workflow.name))
+            checker.param(resolve_param(param, models, workflow.name), bounds=not workflow.detected)
         except WorkflowError as exc:
             checker.problems.append(exc.problem)
     return checker.problems
@@ -154,6 +155,9 @@ class _Checker:
         choices = spec.choices or ()
         if value in choices:
             return
+        if spec.names_a_file:  # the list is the server's own files (other people's pictures): never shown
+            self.say(node_id, f"has its input '{name}' set to a file the server does not have")
+            return
         if is_model_input(name, value) and node_id in self.optional:
             return
         if is_model_input(name, value):
@@ -180,7 +184,7 @@ class _Checker:
     def say_param(self, param: Param, text: str) -> None:
         self.problems.append(f"workflow '{self.workflow}': parameter '{param.name}' {text}.")
 
-    def param(self, param: Param) -> None:
+    def param(self, param: Param, *, bounds: bool = True) -> None:
         for target in param.targets:
             node_spec = self.specs.get(class_of(self.graph, target.node))
             if node_spec is None:
@@ -189,6 +193,14 @@ class _Checker:
             where = f"input '{target.input}' of {node_label(self.graph, target.node)}"
             if spec is None:
                 self.say_param(param, f"writes to {where}, which that node does not have")
+            elif spec.names_a_file and param.type is not ParamType.IMAGE:
+                # ComfyUI looks such a name up in its folders (``x.png [output]`` too): only a picture the bot
+                # uploaded for the job may go there, never text a user typed.
+                self.say_param(param, f"writes to {where}, which names a file on the server; only an image may")
+            elif spec.type in ("COMBO", DYNAMIC_COMBO) and param.type is ParamType.STR:
+                self.say_param(param, f"writes free text to {where}, which takes one of a list of choices")
+            elif not bounds:
+                continue
             elif spec.type in ("INT", "FLOAT"):
                 scale = target.multiply if target.multiply is not None else 1
                 high, low = param.maximum, param.minimum
