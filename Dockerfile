@@ -25,9 +25,10 @@ VOLUME ["/data"]
 
 ENV DISCOMFY_DATA_DIR=/data \
     DISCOMFY_WORKFLOWS_DIR=/app/workflows \
-    DISCOMFY_HTTP_HOST=0.0.0.0 \
+    DISCOMFY_HTTP_HOST=127.0.0.1 \
     DISCOMFY_HTTP_PORT=9464
-# /healthz and /metrics (reachable from the compose network; publish the port only if you scrape from the host).
+# /healthz and /metrics, unauthenticated: on the container's loopback (the HEALTHCHECK runs inside). For a
+# Prometheus elsewhere set DISCOMFY_HTTP_HOST=0.0.0.0 (docker-compose.yml shows how) and keep the port private.
 EXPOSE 9464
 
 USER discomfy

@@ -453,7 +453,7 @@ class ServerDoctor:
 
 
 def check_workflows(settings: Settings, servers: Sequence[ServerDoctor]) -> list[Check]:
-    registry = load_workflows(settings.workflows_dir, settings.models)
+    registry = load_workflows(settings.workflows_dir, settings.models, uploads=settings.storage.uploaded_workflows_dir)
     checks = [Check(Mark.WARN, "workflows", problem) for problem in registry.problems]
     if not registry.names():
         fix = f"put the shipped workflows/ folder at {settings.workflows_dir} (or set workflows_dir)"

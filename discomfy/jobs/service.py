@@ -87,6 +87,7 @@ from discomfy.media.join import last_frame
 from discomfy.media.picture import Picture
 from discomfy.outcome import Failure
 from discomfy.workflows import BoundGraph, Kind, ParamType, Registry, Workflow, bind
+from discomfy.workflows.graph import inputs_of
 
 __all__ = ["JobObserver", "JobRequest", "JobService", "OutputSink", "ServiceOptions"]
 
@@ -267,6 +268,12 @@ class JobService:
         if not isinstance(frames, int) or isinstance(frames, bool):
             default = workflow.params["frames"].default if "frames" in workflow.params else 1
             frames = default if isinstance(default, int) and not isinstance(default, bool) else 1
+        for name, on in self._extend_stages(workflow, request).items():
+            stage = workflow.stages[name]
+            if on and stage.multiplier is not None:  # e.g. interpolation: (n - 1) × m + 1 frames come out
+                multiplier = inputs_of(workflow.graph, stage.multiplier.node).get(stage.multiplier.input)
+                if isinstance(multiplier, int) and not isinstance(multiplier, bool) and multiplier >= 2:
+                    frames = (frames - 1) * multiplier + 1
         total = source_frames + frames - 1
         if total > most:
             raise UserError(
@@ -310,7 +317,10 @@ class JobService:
             workflow = self._runnable_workflow(request)
             self._check(request, workflow, None)
             params = {k: v for k, v in request.params.items() if v is not None and k not in workflow.stages}
-            params |= self.stages(workflow)
+            if request.action is JobAction.EXTEND:
+                params |= self._extend_stages(workflow, request)
+            else:
+                params |= self.stages(workflow)
             bound = self._bind(workflow, params, request.inputs)
             seed = bound.values.get("seed")
             job = Job(
@@ -394,8 +404,28 @@ class JobService:
         return self.registry.get(workflow)
 
     def _runnable_workflow(self, request: JobRequest) -> Workflow:
-        """The named workflow, or its fallback when no healthy server has its models (``runnable``)."""
+        """The named workflow, or its fallback when no healthy server has its models (``runnable``). An Extend
+        runs the video's own workflow with its own stages, never a fallback: another model, size or frame rate
+        would not continue the video (``_extend_stages``)."""
+        if request.action is JobAction.EXTEND:
+            workflow = self._named_workflow(request.kind, request.workflow)
+            self._extend_stages(workflow, request)
+            return workflow
         return self.runnable(request.kind, request.workflow)
+
+    def _extend_stages(self, workflow: Workflow, request: JobRequest) -> dict[str, bool]:
+        """The optional stages of an Extend: as the video had them (its recorded values), so the new part has its
+        frame rate. A ``UserError`` when healthy servers are up but none has the models for that."""
+        stages = {name: request.params.get(name) is True for name in workflow.stages}
+        needed = self.registry.needed_models(workflow.name, {n for n, on in stages.items() if on})
+        healthy = [s for s in self.engine.pool.servers if s.healthy]
+        if healthy and not any(needed <= s.models for s in healthy):
+            missing = ", ".join(missing_models(healthy, needed))
+            raise UserError(
+                f"No server can continue this video right now: it was made with {workflow.name}, which needs "
+                f"{missing} there. Try again later, or tell an admin."
+            )
+        return stages
 
     async def _respec(self, job: Job) -> JobSpec:
         """The job's graph again, from its stored params (the seed is among them, so it is the same graph)."""
@@ -484,7 +514,7 @@ class JobService:
         stages, or None (no healthy server has any of its chain's models: it waits), or binding the carried
         options fails. Bound once per target while the job waits (``waiting.moved``)."""
         job = waiting.job
-        if best is None:
+        if best is None or job.action is JobAction.EXTEND:  # an Extend continues its video's own workflow
             return None
         stages = self.stages(best)
 

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from discomfy.config import DEFAULT_MODELS
+from discomfy.errors import UserError
 from discomfy.jobs.rechoice import best_workflow, carried_params
 from discomfy.jobs.service import JobRequest
 from discomfy.jobs.state import JobAction, JobState
@@ -148,5 +150,64 @@ async def test_a_re_chosen_job_runs_the_optional_stages_the_returning_server_can
         assert (done.workflow, done.params["interpolate"]) == ("img2vid_ltxv", True)
         [prompt] = [r.json["prompt"] for r in emu.requests if r.method == "POST" and r.path == "/prompt"]
         assert "FrameInterpolate" in {node["class_type"] for node in prompt.values()}
+    finally:
+        await rig.close()
+
+
+# -- Extend continues its video's own workflow and stages --------------------------------------------------------
+
+
+def extend(params: dict[str, Any], workflow: str = "img2vid") -> JobRequest:
+    # No parent row here: the picture is given (the bot passes the video's last frame the same way).
+    return JobRequest(1, 1, 500, None, workflow, Kind.VIDEO, JobAction.EXTEND, params, inputs=(picture(),))
+
+
+async def test_an_extend_keeps_its_videos_interpolation_and_counts_the_frames_that_come_out(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    """The video was interpolated (9 sampled → 17 frames at twice the fps): its extension must be too, or the part
+    would play at the wrong speed once joined; and the bound counts the 17 frames, not the 9 asked."""
+    comfyui_emulator.config.models["frame_interpolation"] = [DEFAULT_MODELS["interpolation_model"]]
+    rig: Rig = await open_rig()
+    try:
+        request = extend({"frames": 9, "interpolate": True})
+        assert rig.service.check_extend(request, 105).name == "img2vid"  # 105 + 17 - 1 = 121, SVD's bound
+        with pytest.raises(UserError, match="would make 122"):
+            rig.service.check_extend(request, 106)  # 106 + 9 - 1 = 114 would have passed
+
+        job = await rig.service.submit(extend({"frames": 9, "interpolate": True}), actor(1))
+        assert job.params["interpolate"] is True
+        plain = await rig.service.submit(extend({"frames": 9, "interpolate": False}), actor(1))
+        assert plain.params["interpolate"] is False  # not switched on because the server could
+    finally:
+        await rig.close()
+
+
+async def test_an_extend_of_an_interpolated_video_is_refused_when_no_server_can_interpolate(
+    open_rig: Callable[..., Any],
+) -> None:
+    rig: Rig = await open_rig()  # the emulator's frame_interpolation folder is empty
+    try:
+        with pytest.raises(UserError, match=r"No server can continue this video right now.*rife47"):
+            rig.service.check_extend(extend({"frames": 9, "interpolate": True}), 17)
+    finally:
+        await rig.close()
+
+
+async def test_an_extend_waiting_while_its_workflows_models_are_gone_is_never_moved_to_another_workflow(
+    open_rig: Callable[..., Any], comfyui_emulator: ComfyEmulator
+) -> None:
+    """Another model would not continue the video (size, frame rate, look): the extension waits for its own."""
+    emu = comfyui_emulator
+    await emu.go_down()
+    rig: Rig = await open_rig()
+    try:
+        job = await rig.service.submit(extend({"frames": 9, "interpolate": False}, "img2vid_wan22"), actor(1))
+        emu.config.models = {k: list(v) for k, v in LTXV_ONLY.items()}
+        await emu.come_up()
+        await asyncio.sleep(0.5)  # several dispatcher rounds with a server that has only LTX-Video's models
+        waiting = await rig.store.get(job.id)
+        assert (waiting.workflow, waiting.state) == ("img2vid_wan22", S.WAITING)
+        assert not [r for r in emu.requests if r.method == "POST" and r.path == "/prompt"]
     finally:
         await rig.close()
