@@ -443,11 +443,15 @@ class JobService:
             return ()
         if job.action is JobAction.EXTEND:  # the input is the video's last frame, the same PNG every time
             data = (await asyncio.to_thread(last_frame, data)).last_png
-        names = {v for v in job.params.values() if isinstance(v, str) and v.startswith(f"{UPLOAD_SUBFOLDER}/")}
+        names = sorted(v for v in job.params.values() if isinstance(v, str) and v.startswith(f"{UPLOAD_SUBFOLDER}/"))
         for name in names:
             image = InputImage.from_bytes(data, name.rsplit(".", 1)[-1])
             if image.load_image_value == name:
                 return (image,)
+        if job.action is JobAction.EXTEND and len(names) == 1:
+            # A newer PyAV or Pillow may write the last frame's PNG with other bytes: it is the same picture, sent
+            # under the name the job's graph already reads.
+            return (InputImage(names[0].removeprefix(f"{UPLOAD_SUBFOLDER}/"), data),)
         return ()
 
     # -- dispatch --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from discomfy.bot.custom_ids import ComponentAction, encode
 from discomfy.comfy.engine import InputImage
 from discomfy.config import DEFAULT_MODELS
+from discomfy.jobs import service as service_module
 from discomfy.jobs.state import Job, JobAction, JobState
 from discomfy.media.join import last_frame
 from tests.e2e.studio import WORKFLOWS, Studio
@@ -221,6 +222,35 @@ async def test_an_extend_waiting_in_our_queue_across_a_restart_starts_from_the_s
     # One message for the job: a message posted just before the restart is the one delivered to, never left stale.
     channel = studio.discord.messages(press.channel.id)
     assert [m.id for m in channel if any(job.id in str(e.get("footer")) for e in m.embeds)] == [extended.id]
+
+
+async def test_a_waiting_extend_still_runs_when_a_newer_library_writes_the_last_frame_differently(
+    studio: Studio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade (PyAV, Pillow) the rebuilt last-frame PNG may have other bytes than the one the job's graph
+    names: it is the same picture, sent under the recorded name, and the job runs."""
+    await studio.start()
+    video = await video_result(studio, frames=4)
+    studio.comfy.config.step_duration = 0.05
+    busy = await generate(studio, "carol", steps=40)
+    await running(studio, busy)
+    press = await press_extend(studio, video)
+    waiting = await extension_row(studio)
+
+    def rewritten(data: bytes) -> object:
+        frames = last_frame(data)
+        return replace(frames, last_png=frames.last_png + b"\0")  # other bytes after IEND: the same picture
+
+    monkeypatch.setattr(service_module, "last_frame", rewritten)
+    await studio.restart()
+    studio.comfy.config.step_duration = 0.005
+
+    extended = await delivered(studio, press)
+    job = await job_of(studio, extended)
+    assert job.id == waiting.id
+    uploaded = Path(studio.comfy.input_dir) / str(job.params["image"])
+    assert uploaded.read_bytes().endswith(b"\0")
+    assert probe(extended.attachments[0].data)[2] == 4 + 4 - 1
 
 
 async def test_reroll_of_an_extension_extends_the_same_video_again_with_a_new_seed(studio: Studio) -> None:
