@@ -150,11 +150,13 @@ class Delivery:
         stored = await self.outputs.source_of(job.id, index)
         if stored is None:
             raise UserError("I can't find that video any more; it may have been deleted.")
-        data = await self.outputs.read(stored)
-        if data is None:
+        if not stored.on_disk:
             raise UserError(EXTEND_SOURCE_GONE)
         try:
-            frames = await asyncio.to_thread(last_frame, data)
+            # From the file as it is read: a long video is never held whole in memory for one frame.
+            frames = await asyncio.to_thread(last_frame, self.outputs.path(stored))
+        except FileNotFoundError as exc:
+            raise UserError(EXTEND_SOURCE_GONE) from exc
         except MediaError as exc:
             log.warning("job %s: output %d cannot be extended: %s", job.id, index, exc)
             raise UserError("That video can't be read, so it can't be extended; press Reroll for a new one.") from exc

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -67,15 +68,21 @@ class Joined:
     rate: Fraction
 
 
-def last_frame(data: bytes) -> VideoFrames:
-    """The last frame of the video in ``data`` as a PNG, with its frame count, size and rate."""
-    with reading_media("reading the video to extend"), av.open(io.BytesIO(data), "r") as container:
+def last_frame(data: bytes | Path) -> VideoFrames:
+    """The last frame of the video in ``data`` (its bytes, or its file: read as it goes, never whole) as a PNG,
+    with its frame count, size and rate."""
+    source = io.BytesIO(data) if isinstance(data, bytes) else str(data)
+    with reading_media("reading the video to extend"), av.open(source, "r") as container:
         stream = _video_stream(container, "the video to extend")
         rate = _rate(stream)
-        # One packet a frame: count them without decoding, then decode only from the last keyframe on.
-        packets = [packet for packet in container.demux(stream) if packet.size]
-        if len(packets) > MAX_JOIN_FRAMES:
-            raise MediaError(f"reading the video to extend: more than {MAX_JOIN_FRAMES} frames")
+        # One packet a frame: count them without decoding (stopping past the bound), then decode only from the
+        # last keyframe on.
+        packets: list[av.Packet[Any]] = []
+        for demuxed in container.demux(stream):
+            if demuxed.size:
+                packets.append(demuxed)
+                if len(packets) > MAX_JOIN_FRAMES:
+                    raise MediaError(f"reading the video to extend: more than {MAX_JOIN_FRAMES} frames")
         start = max((i for i, packet in enumerate(packets) if packet.is_keyframe), default=0)
         count, last = len(packets), None
         for packet in [*packets[start:], None]:

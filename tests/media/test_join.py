@@ -113,3 +113,10 @@ def test_what_is_not_a_video_is_a_media_error() -> None:
         last_frame(b"\x89PNG\r\n\x1a\n not a video")
     with pytest.raises(MediaError, match="joining the videos"):
         join_videos(solid_video(SHADES[:2], fps=8), b"garbage")
+
+
+def test_the_last_frame_is_read_from_the_file_as_well_as_from_bytes(tmp_path: Path) -> None:
+    data = solid_video(SHADES[:5], fps=8, gop=2)
+    path = tmp_path / "v.mp4"
+    path.write_bytes(data)
+    assert last_frame(path) == last_frame(data)
