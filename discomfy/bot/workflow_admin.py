@@ -46,6 +46,7 @@ from discomfy.bot.attachments import download
 from discomfy.bot.custom_ids import ComponentAction, ComponentRef, encode
 from discomfy.bot.failures import report_failure
 from discomfy.bot.interactions import GatedCog, actor_of
+from discomfy.bot.object_info_cache import ObjectInfoCache
 from discomfy.bot.render_workflows import (
     draft_embed,
     info_embed,
@@ -55,7 +56,6 @@ from discomfy.bot.render_workflows import (
     param_options,
     problems_text,
 )
-from discomfy.comfy.object_info_cache import ObjectInfoCache
 from discomfy.comfy.pool import ServerPool
 from discomfy.config import Settings, redact_url
 from discomfy.errors import BadInputError, ComfyError, PermissionDeniedError, UserError
