@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from discomfy.bot.custom_ids import ComponentAction
+from discomfy.bot.custom_ids import ComponentAction, encode
 from discomfy.jobs.presets import PresetStore
 from tests.e2e.studio import Studio
+from tests.e2e.test_buttons import delivered, job_id_of, job_of
 from tests.e2e.test_workflow_add import add_admin, answer, control, scaled_export, text_of, upload
 from tests.peers.discord import DiscordEmulator
 from tests.peers.discord.interactions import (
@@ -115,6 +116,19 @@ async def test_an_upload_of_guild_a_does_not_exist_in_guild_b(studio: Studio) ->
     data = command_data(emu._command("workflow"), ["add"], options, guild=emu.guild, user=emu.users["carol"])
     taken = await said(studio, await deliver(emu, InteractionType.APPLICATION_COMMAND, data, "carol", b))
     assert "The name `x` is taken" in taken
+
+
+async def test_a_result_made_with_an_upload_rerolls_in_its_own_guild(studio: Studio) -> None:
+    emu = studio.discord
+    add_admin(emu)
+    await studio.start()
+    await add_in_a(studio)
+    options = {"prompt": "a lighthouse", "workflow": "x", "steps": 2, "width": 320}
+    source = await delivered(studio, await emu.send_slash_command("bob", "general", "generate", options))
+    press = await emu.click_button("carol", source, encode(ComponentAction.REROLL, job_id_of(source)))
+    rerolled = await delivered(studio, press)
+    old, new = await job_of(studio, source), await job_of(studio, rerolled)
+    assert new.id != old.id and new.workflow == old.workflow == "x"
 
 
 async def test_a_preset_naming_another_guilds_upload_is_not_found(studio: Studio) -> None:
