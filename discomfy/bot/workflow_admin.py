@@ -201,7 +201,7 @@ class WorkflowCommands(GatedCog):
             raise BadInputError(exc.problem[0].upper() + exc.problem[1:]) from None
         workflow = with_kind(workflow, Kind(kind) if kind else None)
         workflow = replace(workflow, description=" ".join((description or "").split()))
-        runs_on, problems = self._where(workflow, infos)
+        runs_on, problems = await asyncio.to_thread(self._where, workflow, infos)
         if not runs_on:
             raise BadInputError("None of our ComfyUI servers can run this workflow:\n" + problems_text(problems))
         actor = actor_of(interaction)
