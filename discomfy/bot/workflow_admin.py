@@ -284,6 +284,7 @@ class WorkflowCommands(GatedCog):
         try:
             self.check_admin(interaction, "reload workflows")
             await interaction.response.defer(ephemeral=True)
+            self.object_infos.forget()  # nodes or models installed since: the next list, info or add sees them
             problems = await self.reload()
             names = ", ".join(self.service.registry.for_guild(interaction.guild_id).names()) or "none"
             text = f"Workflows reloaded: {names}."

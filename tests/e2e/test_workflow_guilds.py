@@ -175,3 +175,10 @@ async def test_two_workflow_lists_read_each_servers_object_info_once(studio: Stu
     second = await said(studio, await emu.send_slash_command("bob", "general", "workflow list"))
     assert first == second and "**txt2img**" in first
     assert object_info_gets() == before + 1
+
+    add_admin(emu)
+    reloaded = await said(studio, await emu.send_slash_command("dana", "general", "workflow reload"))
+    assert "Workflows reloaded" in reloaded
+    after_reload = object_info_gets()  # the reload reads a server's /object_info itself, to check the files
+    await said(studio, await emu.send_slash_command("bob", "general", "workflow list"))
+    assert object_info_gets() == after_reload + 1  # a reload forgets what /workflow kept
