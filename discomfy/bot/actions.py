@@ -236,12 +236,13 @@ class ResultActions:
 
     async def upscale_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        workflow = self.service.registry.default(Kind.UPSCALE)
+        workflow = self.service.registry.for_guild(job.guild_id).default(Kind.UPSCALE)
         await self._form(interaction, ref, "Upscale", self._manifest_fields(workflow, UPSCALE_FIELDS))
 
     async def animate_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         self._check_output(job, ref)
-        workflow = self.service.runnable(Kind.VIDEO)  # the one that will run: its fields, bounds and defaults
+        # The one that will run (for this job's server): its fields, bounds and defaults.
+        workflow = self.service.runnable(Kind.VIDEO, guild_id=job.guild_id)
         await self._form(interaction, ref, "Animate", self._manifest_fields(workflow, ANIMATE_FIELDS))
 
     async def edit_form(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
@@ -252,14 +253,14 @@ class ResultActions:
     # -- forms submitted -------------------------------------------------------------------------------------
 
     async def upscale(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
-        workflow = self.service.registry.default(Kind.UPSCALE)
+        workflow = self.service.registry.for_guild(job.guild_id).default(Kind.UPSCALE)
         params = self._numbers(workflow, UPSCALE_FIELDS, modal_values(interaction.data))
         await self._from_output(interaction, job, ref, JobAction.UPSCALE, Kind.UPSCALE, params)
 
     async def animate(self, interaction: Interaction[Any], ref: ComponentRef, job: Job) -> None:
         # The custom_id carries no workflow: the one in force now is checked and named in the request (the service
         # does not pick again). A value for a field it does not take — the form was opened for another — is refused.
-        workflow = self.service.runnable(Kind.VIDEO)
+        workflow = self.service.runnable(Kind.VIDEO, guild_id=job.guild_id)
         values = modal_values(interaction.data)
         for name, label, _, _ in ANIMATE_FIELDS:
             if values.get(name, "").strip() and name not in workflow.params:

@@ -61,7 +61,7 @@ class AnimateCommand(GatedCog):
 
     @animate.on_autocomplete("workflow")
     async def animate_workflow(self, interaction: Interaction[Any], workflow: str) -> None:
-        names = [w.name for w in self.service.registry.of_kind(Kind.VIDEO)]
+        names = [w.name for w in self.service.registry.for_guild(interaction.guild_id).of_kind(Kind.VIDEO)]
         typed = (workflow or "").lower()
         await interaction.response.send_autocomplete([n for n in names if typed in n.lower()][:25])
 
@@ -73,13 +73,14 @@ class AnimateCommand(GatedCog):
         options: dict[str, Any],
     ) -> None:
         actor = actor_of(interaction)
-        names = [w.name for w in self.service.registry.of_kind(Kind.VIDEO)]
+        names = [w.name for w in self.service.registry.for_guild(interaction.guild_id).of_kind(Kind.VIDEO)]
         if workflow is not None and workflow not in names:
             raise BadInputError(
                 f"There is no video workflow called '{escape_user_text(workflow, 60)}'. "
                 f"Pick one of: {', '.join(names) or 'none installed'}."
             )
-        chosen = self.service.runnable(Kind.VIDEO, workflow)  # once: what is checked is what runs
+        # once: what is checked is what runs
+        chosen = self.service.runnable(Kind.VIDEO, workflow, guild_id=interaction.guild_id)
         request = JobRequest(
             owner_id=actor.user_id,
             guild_id=interaction.guild_id,

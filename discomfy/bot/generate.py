@@ -80,7 +80,7 @@ class GenerateCommand(GatedCog):
 
     @generate.on_autocomplete("workflow")
     async def generate_workflow(self, interaction: Interaction[Any], workflow: str) -> None:
-        names = [w.name for w in self.service.registry.of_kind(Kind.IMAGE)]
+        names = [w.name for w in self.service.registry.for_guild(interaction.guild_id).of_kind(Kind.IMAGE)]
         typed = (workflow or "").lower()
         await interaction.response.send_autocomplete([n for n in names if typed in n.lower()][:25])
 
@@ -92,7 +92,7 @@ class GenerateCommand(GatedCog):
         image: nextcord.Attachment | None,
     ) -> None:
         actor = actor_of(interaction)
-        names = [w.name for w in self.service.registry.of_kind(Kind.IMAGE)]
+        names = [w.name for w in self.service.registry.for_guild(interaction.guild_id).of_kind(Kind.IMAGE)]
         if workflow is not None and workflow not in names:
             raise BadInputError(
                 f"There is no image workflow called '{escape_user_text(workflow, 60)}'. "

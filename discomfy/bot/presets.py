@@ -78,7 +78,7 @@ async def save_result(
         raise PermissionDeniedError("Presets are made from results of this server, in this server.")
     if job.state is not JobState.DELIVERED:
         raise UserError(f"That job is {job.state.value}; only a finished result can become a preset.")
-    workflow = service.registry.find(job.workflow)
+    workflow = service.registry.for_guild(actor.guild_id).find(job.workflow)
     if workflow is None:
         raise UserError(
             f"That result's workflow '{escape_user_text(job.workflow, 60)}' is not installed any more, "
@@ -164,7 +164,7 @@ class PresetCommands(GatedCog):
                 f"There is no preset called {shown_name(name)} of yours or shared in this server; "
                 "`/preset list` shows them."
             )
-        workflow = self.service.registry.find(preset.workflow)
+        workflow = self.service.registry.for_guild(guild_id).find(preset.workflow)  # never another server's upload
         if workflow is None:
             raise workflow_gone(preset)
         params = dict(preset.params)

@@ -11,15 +11,22 @@ reasons. Otherwise a ``Draft`` is kept (``uploads.Drafts``: one per admin, expir
 ephemeral summary with Confirm / Adjust / Cancel. Those buttons and the Adjust menus (parameter → node → input)
 come back through the client's panel routing by custom_id (``dc1:wfok:<draft id>`` …) to ``press``, which
 applies the channel and role allow-lists like every command and button, then answers only the draft's uploader
-in its guild. Confirm writes the graph and our manifest to the uploads folder
-(``upload_files.UploadFolder``, in a thread) and reloads the registry in place (``reload``: the app's
-``Stack.reload_workflows``), so the workflow is in ``/generate``'s autocomplete at once. ``/workflow remove``
-deletes only uploads (never a shipped file) and reloads: jobs already queued keep the graph they were bound with.
+in its guild, and only while they are still an admin there (checked again on every press). Confirm writes the
+graph and our manifest to that server's uploads folder (``upload_files.UploadFolder``, in a thread) and reloads
+the registry in place (``reload``: the app's ``Stack.reload_workflows``), so the workflow is in ``/generate``'s
+autocomplete at once. An upload belongs to the server it was added in: list, info, remove and their
+autocomplete see the registry as that server does (``Registry.for_guild``: another server's upload does not
+exist there), and names are one namespace (another server's name is refused as taken). ``/workflow remove``
+deletes only this server's uploads (never a shipped file, never another server's) and reloads: jobs already
+queued keep the graph they were bound with. The servers' ``/object_info`` come from an ``ObjectInfoCache``
+(kept ``OBJECT_INFO_TTL`` seconds, one fetch shared by concurrent callers), and checking every workflow against
+them runs in a thread.
 
 nextcord evaluates the callbacks' annotations at runtime, so every name in them is imported for real.
 
-Never: let a non-admin add, remove or reload; let anyone but the uploader touch a draft; write outside the
-uploads folder; answer later than Discord's 3 seconds (defer before downloading or asking the servers).
+Never: let a non-admin add, remove or reload; let anyone but the uploader (still an admin) touch a draft; show,
+remove or name-check another server's upload as if it were this one's; write outside the uploads folder;
+answer later than Discord's 3 seconds (defer before downloading or asking the servers).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from discomfy.bot.attachments import download
 from discomfy.bot.custom_ids import ComponentAction, ComponentRef, encode
 from discomfy.bot.failures import report_failure
 from discomfy.bot.interactions import GatedCog, actor_of
+from discomfy.bot.object_info_cache import ObjectInfoCache
 from discomfy.bot.render_workflows import (
     draft_embed,
     info_embed,
@@ -75,6 +83,8 @@ log = logging.getLogger(__name__)
 
 #: Discord's permission bit for Manage Server (Discord developer docs, Topics → Permissions: MANAGE_GUILD).
 MANAGE_GUILD = 1 << 5
+#: How long a server's ``/object_info`` (several MB; it changes when nodes or models are installed) is reused.
+OBJECT_INFO_TTL = 60.0
 PANEL_ACTIONS = (
     ComponentAction.WF_CONFIRM,
     ComponentAction.WF_ADJUST,
@@ -108,6 +118,7 @@ class WorkflowCommands(GatedCog):
         self.reload = reload
         self.drafts = drafts or Drafts()
         self.folder = UploadFolder(settings.storage.uploaded_workflows_dir, settings.workflows_dir)
+        self.object_infos = ObjectInfoCache(self._fetch_object_info, OBJECT_INFO_TTL)
 
     def panels(self) -> dict[ComponentAction, Callable[[Interaction[Any], ComponentRef], Awaitable[None]]]:
         return dict.fromkeys(PANEL_ACTIONS, self.press)
@@ -160,10 +171,13 @@ class WorkflowCommands(GatedCog):
         description: str | None,
     ) -> None:
         self.check_admin(interaction, "add workflows")
+        guild_id = interaction.guild_id or 0
         name = check_name(name)
-        if name in self.service.registry.workflows:
+        if name in self.service.registry.for_guild(guild_id).workflows:
             raise BadInputError(f"There is already a workflow called `{name}`; pick another name.")
-        refusal = await asyncio.to_thread(self.folder.taken, name)
+        if name in self.service.registry.workflows:  # another server's upload: one namespace
+            raise BadInputError(f"The name `{name}` is taken; pick another name.")
+        refusal = await asyncio.to_thread(self.folder.taken, name, guild_id)
         if refusal is not None:
             raise BadInputError(refusal)
         limit = self.uploads.max_file_bytes
@@ -187,30 +201,33 @@ class WorkflowCommands(GatedCog):
             raise BadInputError(exc.problem[0].upper() + exc.problem[1:]) from None
         workflow = with_kind(workflow, Kind(kind) if kind else None)
         workflow = replace(workflow, description=" ".join((description or "").split()))
-        runs_on, problems = self._where(workflow, infos)
+        runs_on, problems = await asyncio.to_thread(self._where, workflow, infos)
         if not runs_on:
             raise BadInputError("None of our ComfyUI servers can run this workflow:\n" + problems_text(problems))
         actor = actor_of(interaction)
         draft = Draft(
             id=self.drafts.new_id(),
             owner_id=actor.user_id,
-            guild_id=interaction.guild_id or 0,
+            guild_id=guild_id,
             workflow=workflow,
             created_at=time.monotonic(),
             servers=tuple(runs_on),
         )
         self.drafts.add(draft)
-        log.info("workflow upload %s (%s) by %s waits for confirmation", name, draft.id, actor.user_id)
+        log.info(
+            "workflow upload %s (%s) by %s in guild %s waits for confirmation", name, draft.id, actor.user_id, guild_id
+        )
         await interaction.edit_original_message(embed=_embed(draft_embed(draft, runs_on)), view=_summary_view(draft))
 
     @workflow.subcommand(name="list", description="The workflows: what they make and where they can run.")
     async def list_(self, interaction: Interaction[Any]) -> None:
         try:
             await interaction.response.defer(ephemeral=True)
-            registry = self.service.registry
+            registry = self.service.registry.for_guild(interaction.guild_id)
             infos = await self._object_infos()
             workflows = [registry.workflows[n] for n in registry.names()]
-            runs_on = {w.name: self._where(w, infos)[0] for w in workflows}
+            # validate() reads each server's whole /object_info: every workflow against every server, in a thread.
+            runs_on = await asyncio.to_thread(lambda: {w.name: self._where(w, infos)[0] for w in workflows})
             embed = list_embed(workflows, runs_on, registry.uploaded)
             await interaction.edit_original_message(embed=_embed(embed))
         except Exception as exc:
@@ -223,13 +240,13 @@ class WorkflowCommands(GatedCog):
         name: str = SlashOption(description="The workflow", max_length=64),
     ) -> None:
         try:
-            registry = self.service.registry
+            registry = self.service.registry.for_guild(interaction.guild_id)
             workflow = registry.find(name.strip())
             if workflow is None:
                 raise BadInputError(_unknown(name, registry.names()))
             await interaction.response.defer(ephemeral=True)
             infos = await self._object_infos()
-            runs_on, problems = self._where(workflow, infos)
+            runs_on, problems = await asyncio.to_thread(self._where, workflow, infos)
             models = sorted(registry.needed_models(workflow.name))
             embed = info_embed(workflow, models, runs_on, problems, workflow.name in registry.uploaded)
             await interaction.edit_original_message(embed=_embed(embed))
@@ -244,15 +261,19 @@ class WorkflowCommands(GatedCog):
     ) -> None:
         try:
             self.check_admin(interaction, "remove workflows")
+            guild_id = interaction.guild_id or 0
             name = check_name(name)
-            registry = self.service.registry
+            registry = self.service.registry.for_guild(guild_id)
             if name in registry.workflows and name not in registry.uploaded:
                 raise BadInputError(f"`{name}` ships with the bot; only workflows added with /workflow add can go.")
+            if name not in registry.uploaded:  # another server's upload is not there for this one
+                raise BadInputError(_unknown(name, sorted(registry.uploaded)))
             await interaction.response.defer(ephemeral=True)
-            if not await asyncio.to_thread(self.folder.remove, name):
+            if not await asyncio.to_thread(lambda: self.folder.remove(name, guild_id=guild_id)):
                 raise BadInputError(_unknown(name, sorted(registry.uploaded)))
             problems = await self.reload()
-            log.info("workflow %s removed by %s", name, interaction.user.id if interaction.user else "?")
+            who = interaction.user.id if interaction.user else "?"
+            log.info("workflow %s removed by %s in guild %s", name, who, guild_id)
             text = f"Removed `{name}`. Jobs already queued with it still finish."
             await interaction.edit_original_message(content=text + _problems_note(problems))
         except Exception as exc:
@@ -263,8 +284,9 @@ class WorkflowCommands(GatedCog):
         try:
             self.check_admin(interaction, "reload workflows")
             await interaction.response.defer(ephemeral=True)
+            self.object_infos.forget()  # nodes or models installed since: the next list, info or add sees them
             problems = await self.reload()
-            names = ", ".join(self.service.registry.names()) or "none"
+            names = ", ".join(self.service.registry.for_guild(interaction.guild_id).names()) or "none"
             text = f"Workflows reloaded: {names}."
             await interaction.edit_original_message(content=text + _problems_note(problems))
         except Exception as exc:
@@ -273,13 +295,13 @@ class WorkflowCommands(GatedCog):
     @info.on_autocomplete("name")
     async def info_name(self, interaction: Interaction[Any], name: str) -> None:
         typed = (name or "").lower()
-        names = [n for n in self.service.registry.names() if typed in n]
+        names = [n for n in self.service.registry.for_guild(interaction.guild_id).names() if typed in n]
         await interaction.response.send_autocomplete(names[:25])
 
     @remove.on_autocomplete("name")
     async def remove_name(self, interaction: Interaction[Any], name: str) -> None:
         typed = (name or "").lower()
-        names = [n for n in sorted(self.service.registry.uploaded) if typed in n]
+        names = [n for n in sorted(self.service.registry.for_guild(interaction.guild_id).uploaded) if typed in n]
         await interaction.response.send_autocomplete(names[:25])
 
     # -- the summary's buttons and menus ---------------------------------------------------------------------
@@ -289,6 +311,8 @@ class WorkflowCommands(GatedCog):
             # The allow-lists hold for every button and menu, as for the commands (no rate limit: a press here
             # starts no job); then only the draft's own uploader, in its guild, gets any further.
             self.limits.check_place(actor_of(interaction))
+            # Still an admin of this server, on every press: a role taken away since the upload ends the draft.
+            self.check_admin(interaction, "add workflows")
             user_id = interaction.user.id if interaction.user else 0
             if ref.action is ComponentAction.WF_CONFIRM:
                 draft = self.drafts.pop(ref.job_id, user_id, interaction.guild_id)
@@ -344,10 +368,10 @@ class WorkflowCommands(GatedCog):
         await interaction.response.defer()
         manifest = manifest_text(draft.workflow, added_by=draft.owner_id)
         graph = {k: dict(v) for k, v in draft.workflow.graph.items()}
-        await asyncio.to_thread(self.folder.save, draft.name, graph, manifest)
+        await asyncio.to_thread(lambda: self.folder.save(draft.name, graph, manifest, guild_id=draft.guild_id))
         problems = await self.reload()
-        if draft.name not in self.service.registry.workflows:
-            await asyncio.to_thread(self.folder.remove, draft.name)
+        if draft.name not in self.service.registry.for_guild(draft.guild_id).uploaded:
+            await asyncio.to_thread(lambda: self.folder.remove(draft.name, guild_id=draft.guild_id))
             ours = [p for p in problems if draft.name in p] or problems
             await interaction.edit_original_message(
                 content=f"`{draft.name}` could not be loaded, so it was not added:\n" + problems_text(ours),
@@ -355,7 +379,7 @@ class WorkflowCommands(GatedCog):
                 view=None,
             )
             return
-        log.info("workflow %s added by %s", draft.name, draft.owner_id)
+        log.info("workflow %s added by %s in guild %s", draft.name, draft.owner_id, draft.guild_id)
         use = "/generate workflow:" if draft.workflow.kind is Kind.IMAGE else "the buttons that use "
         await interaction.edit_original_message(
             content=f"Added `{draft.name}` ({draft.workflow.kind.value}). Try it: {use}{draft.name}",
@@ -370,13 +394,16 @@ class WorkflowCommands(GatedCog):
 
         async def one(url: str) -> ServerInfo | None:
             try:
-                return redact_url(url), await self.pool.http(url).object_info()
+                return redact_url(url), await self.object_infos.get(url)
             except ComfyError as exc:
                 log.info("could not read /object_info of %s: %s", redact_url(url), exc)
                 return None
 
         found = await asyncio.gather(*(one(s.url) for s in self.pool.servers if s.healthy))
         return [f for f in found if f is not None]
+
+    async def _fetch_object_info(self, url: str) -> Mapping[str, Any]:
+        return await self.pool.http(url).object_info()
 
     async def _specs(self) -> Mapping[str, Any] | None:
         infos = await self._object_infos()

@@ -223,23 +223,25 @@ class JobService:
         refusals are ``UserError``s (``BadInputError`` for what was asked)."""
         return self._check(request, self._runnable_workflow(request), pictures)
 
-    def runnable(self, kind: Kind, workflow: str | None = None) -> Workflow:
-        """The workflow a job of ``kind`` naming ``workflow`` (None: the kind's default) would run now: the first
-        of its fallback chain whose models a healthy server has (the named one itself while every server is
-        down: the job waits for one). A ``UserError`` naming the missing model files when no healthy server has
-        the models of any of them. Forms and commands ask this once, up front, and name the result in their
-        request, so what is shown, checked and run is one workflow."""
-        named = self._named_workflow(kind, workflow)
+    def runnable(self, kind: Kind, workflow: str | None = None, *, guild_id: int | None = None) -> Workflow:
+        """The workflow a job of ``kind`` naming ``workflow`` (None: the kind's default) would run now for a member
+        of ``guild_id`` (None: a DM; another server's upload does not exist there): the first of its fallback
+        chain whose models a healthy server has (the named one itself while every server is down: the job waits
+        for one). A ``UserError`` naming the missing model files when no healthy server has the models of any of
+        them. Forms and commands ask this once, up front, and name the result in their request, so what is
+        shown, checked and run is one workflow."""
+        registry = self.registry.for_guild(guild_id)
+        named = self._named_workflow(registry, kind, workflow)
         healthy = [s for s in self.engine.pool.servers if s.healthy]
         if not healthy:
             return named
-        chain = self.registry.with_fallbacks(named.name)
+        chain = registry.with_fallbacks(named.name)
         for candidate in chain:
-            needed = self.registry.needed_models(candidate.name)
+            needed = registry.needed_models(candidate.name)
             if any(needed <= s.models for s in healthy):
                 return candidate
         lacking = "; ".join(
-            f"{w.name} lacks {', '.join(missing_models(healthy, self.registry.needed_models(w.name)))}" for w in chain
+            f"{w.name} lacks {', '.join(missing_models(healthy, registry.needed_models(w.name)))}" for w in chain
         )
         raise UserError(
             f"No image server has the models the {named.name} workflow needs right now ({lacking}); tell an admin."
@@ -388,30 +390,32 @@ class JobService:
 
     # -- workflows -------------------------------------------------------------------------------------------
 
-    def _named_workflow(self, kind: Kind, workflow: str | None) -> Workflow:
-        """The workflow named (of ``kind``), or the kind's default."""
+    @staticmethod
+    def _named_workflow(registry: Registry, kind: Kind, workflow: str | None) -> Workflow:
+        """The workflow named (of ``kind``), or the kind's default, in ``registry`` (one server's view)."""
         if workflow is None:
-            default = self.registry.default(kind)
+            default = registry.default(kind)
             if default is None:
                 raise UserError(f"No {kind.value} workflow is installed; ask an admin to add one.")
             return default
-        names = [w.name for w in self.registry.of_kind(kind)]
+        names = [w.name for w in registry.of_kind(kind)]
         if workflow not in names:
             # Workflow names are plain identifiers: anything else is shown as "?" (no markdown, no mentions).
             shown = re.sub(r"[^A-Za-z0-9_.-]", "?", workflow[:60])
             choices = ", ".join(names) or "none installed"
             raise BadInputError(f"There is no {kind.value} workflow called '{shown}'. Pick one of: {choices}.")
-        return self.registry.get(workflow)
+        return registry.get(workflow)
 
     def _runnable_workflow(self, request: JobRequest) -> Workflow:
-        """The named workflow, or its fallback when no healthy server has its models (``runnable``). An Extend
-        runs the video's own workflow with its own stages, never a fallback: another model, size or frame rate
-        would not continue the video (``_extend_stages``)."""
+        """The named workflow, or its fallback when no healthy server has its models (``runnable``), in the
+        request's guild's view. An Extend runs the video's own workflow with its own stages, never a fallback:
+        another model, size or frame rate would not continue the video (``_extend_stages``)."""
         if request.action is JobAction.EXTEND:
-            workflow = self._named_workflow(request.kind, request.workflow)
+            registry = self.registry.for_guild(request.guild_id)
+            workflow = self._named_workflow(registry, request.kind, request.workflow)
             self._extend_stages(workflow, request)
             return workflow
-        return self.runnable(request.kind, request.workflow)
+        return self.runnable(request.kind, request.workflow, guild_id=request.guild_id)
 
     def _extend_stages(self, workflow: Workflow, request: JobRequest) -> dict[str, bool]:
         """The optional stages of an Extend: as the video had them (its recorded values), so the new part has its

@@ -5,10 +5,15 @@ How it works: ``load_workflows`` reads each ``NAME.json`` (API format) and, if p
 when one is given. A file that cannot be used adds one sentence to ``Registry.problems`` and is skipped: a
 broken file never stops the others. Then fallbacks are checked (they must exist and make the same kind) and one
 default per kind is chosen (the manifest's ``default = true``, else the first by name). Workflows added from
-Discord live in a second folder (``uploads``, in the data directory); they load the same way, after the shipped
-ones, and never take a shipped one's name.
+Discord live in a second folder (``uploads``, in the data directory), one folder per Discord server:
+``uploads/<guild id>/NAME.json``. They load the same way, after the shipped ones, never take a shipped one's
+name or another server's (one namespace), and belong to their server (``owners``): ``for_guild`` is the registry
+as one server's members see it, without the other servers' uploads. Defaults are chosen among the shipped
+workflows only; a server's own upload can be its default of a kind no shipped workflow makes. A fallback never
+leads to another server's upload (a shipped workflow's fallback is a shipped one).
 
-Never: raise for a bad workflow file (only for a programming error), or read anything outside the folder.
+Never: raise for a bad workflow file (only for a programming error), read anything outside the folders, or
+let an upload be seen, defaulted to or fallen back on from another server (or a DM).
 """
 
 from __future__ import annotations
@@ -38,6 +43,22 @@ class Registry:
     defaults: Mapping[Kind, str] = field(default_factory=dict)
     #: Names of the workflows added from Discord (the uploads folder), which ``/workflow remove`` may remove.
     uploaded: frozenset[str] = frozenset()
+    #: The Discord server each upload belongs to (name → guild id): it exists for that server only.
+    owners: Mapping[str, int] = field(default_factory=dict)
+
+    def for_guild(self, guild_id: int | None) -> Registry:
+        """The registry as a member of ``guild_id`` sees it (None: a DM): the shipped workflows and this server's
+        own uploads. Its defaults are the shipped ones, plus, for a kind no shipped workflow makes, the first of
+        this server's uploads of that kind; its fallbacks never leave it."""
+        if not self.owners:
+            return self
+        hidden = {name for name, owner in self.owners.items() if owner != guild_id}
+        workflows = {n: w for n, w in self.workflows.items() if n not in hidden}
+        defaults = dict(self.defaults)
+        for name in sorted(workflows):
+            defaults.setdefault(workflows[name].kind, name)
+        owners = {n: g for n, g in self.owners.items() if n not in hidden}
+        return replace(self, workflows=workflows, defaults=defaults, uploaded=frozenset(owners), owners=owners)
 
     def names(self) -> list[str]:
         return sorted(self.workflows)
@@ -91,27 +112,67 @@ def load_workflows(
     *,
     uploads: Path | None = None,
 ) -> Registry:
-    """Every workflow in ``folder``, then those added from Discord in ``uploads`` (a name the folder already has
-    is skipped with a problem: an upload never replaces a shipped workflow); ``object_info`` (a server's, as
-    returned) narrows detected bounds."""
+    """Every workflow in ``folder``, then those added from Discord in ``uploads`` (``uploads/<guild id>/``; a name
+    the folder or another server already has is skipped with a problem: an upload never replaces a shipped
+    workflow or another server's); ``object_info`` (a server's, as returned) narrows detected bounds."""
     if not folder.is_dir():
         return Registry({}, (f"the workflows folder {folder} does not exist (see workflows_dir in discomfy.toml).",))
     specs = parse_object_info(object_info) if object_info else None
     loaded: dict[str, Workflow] = {}
     problems: list[str] = []
     _load_folder(folder, models, specs, loaded, problems)
-    added: dict[str, Workflow] = {}
-    if uploads is not None and uploads.is_dir():
-        _load_folder(uploads, models, specs, added, problems)
-    for name, workflow in added.items():
-        if name in loaded:
-            problems.append(f"uploaded workflow '{name}' has the name of a shipped one and is skipped; remove it.")
-            continue
-        loaded[name] = workflow
     _check_fallbacks(loaded, problems)
     defaults = _defaults(loaded, problems)
-    uploaded = frozenset(name for name in added if loaded.get(name) is added[name])
-    return Registry(loaded, tuple(problems), dict(models), defaults, uploaded)
+    owners: dict[str, int] = {}
+    for guild_id, guild_folder in _guild_folders(uploads, problems):
+        added: dict[str, Workflow] = {}
+        _load_folder(guild_folder, models, specs, added, problems)
+        for name, workflow in added.items():
+            if name in owners:
+                problems.append(
+                    f"uploaded workflow '{name}' of server {guild_id} has the name of server {owners[name]}'s "
+                    "and is skipped; remove one."
+                )
+            elif name in loaded:
+                problems.append(f"uploaded workflow '{name}' has the name of a shipped one and is skipped; remove it.")
+            else:
+                loaded[name] = workflow
+                owners[name] = guild_id
+    _check_upload_fallbacks(loaded, owners, problems)
+    return Registry(loaded, tuple(problems), dict(models), defaults, frozenset(owners), owners)
+
+
+def _guild_folders(uploads: Path | None, problems: list[str]) -> list[tuple[int, Path]]:
+    """The uploads folder's per-server folders (named by the guild id), in order. A workflow file directly in it
+    belongs to no server, so it is skipped with a problem (never shown to every server)."""
+    if uploads is None or not uploads.is_dir():
+        return []
+    for stray in sorted(uploads.glob("*.json")):
+        problems.append(
+            f"uploaded workflow {stray.name} belongs to no Discord server and is skipped; move it (and its .toml) "
+            f"into {uploads}/<server id>/ or remove it."
+        )
+    found = [(int(p.name), p) for p in uploads.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+    return sorted(found)
+
+
+def _check_upload_fallbacks(loaded: dict[str, Workflow], owners: Mapping[str, int], problems: list[str]) -> None:
+    """An upload may fall back on a shipped workflow or an upload of its own server, nothing else."""
+    for name in owners:
+        workflow = loaded[name]
+        target = loaded.get(workflow.fallback) if workflow.fallback else None
+        if workflow.fallback is None:
+            continue
+        if target is None or owners.get(target.name, owners[name]) != owners[name]:
+            problems.append(f"{name}: its fallback '{workflow.fallback}' is not a loaded workflow; it has none now.")
+        elif target.kind is not workflow.kind:
+            problems.append(
+                f"{name}: its fallback '{target.name}' makes {target.kind.value}, not {workflow.kind.value}; "
+                "it has none now."
+            )
+        else:
+            continue
+        loaded[name] = replace(workflow, fallback=None)
 
 
 def _load_folder(

@@ -115,7 +115,7 @@ async def test_an_admin_adds_adjusts_and_confirms_and_a_user_generates_with_it(s
     await emu.wait_for_response(confirm)
     done = await studio.until(lambda: "Added `scaled`" in (emu.message(summary.id).content or ""), 20.0, "added")
     assert done
-    saved = studio.settings.storage.uploaded_workflows_dir
+    saved = studio.settings.storage.uploaded_workflows_dir / str(emu.guild.id)  # the server's own folder
     assert stat.S_IMODE((saved / "scaled.json").stat().st_mode) == 0o600
     assert 'input = "width"' in (saved / "scaled.toml").read_text()
 
@@ -209,7 +209,7 @@ async def test_list_info_remove_and_reload(studio: Studio) -> None:
     assert "ships with the bot" in await remove("dana", "txt2img")
     assert "Removed `scaled`" in await remove("dana", "scaled")
     assert "scaled" not in studio.stack.service.registry.workflows
-    assert not (studio.settings.storage.uploaded_workflows_dir / "scaled.json").exists()
+    assert not (studio.settings.storage.uploaded_workflows_dir / str(emu.guild.id) / "scaled.json").exists()
 
     reload = await answer(studio, await emu.send_slash_command("dana", "general", "workflow reload"))
     assert "Workflows reloaded: img2vid" in text_of(reload)

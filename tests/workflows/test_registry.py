@@ -196,3 +196,105 @@ def test_a_fallback_of_another_kind_is_reported_and_dropped(folder: Path, models
     registry = load_workflows(folder, models)
     assert registry.get("upscale").fallback is None
     assert registry.problems == ("upscale: its fallback 'txt2img' makes image, not upscale; it has none now.",)
+
+
+# -- uploads belong to their Discord server ------------------------------------------------------------------
+
+
+def add_upload(uploads: Path, guild_id: int, name: str, source: str, manifest: str | None = None) -> None:
+    """A copy of the shipped ``source`` workflow (and its manifest, or ``manifest``) as ``name`` of ``guild_id``."""
+    folder = uploads / str(guild_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SHIPPED / f"{source}.json", folder / f"{name}.json")
+    text = manifest if manifest is not None else (SHIPPED / f"{source}.toml").read_text(encoding="utf-8")
+    (folder / f"{name}.toml").write_text(text, encoding="utf-8")
+
+
+def test_an_upload_exists_only_for_its_own_guild(folder: Path, tmp_path: Path, models: dict[str, str]) -> None:
+    uploads = tmp_path / "uploads"
+    add_upload(uploads, 7, "mine", "txt2img")
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert (registry.owners, registry.uploaded, registry.problems) == ({"mine": 7}, {"mine"}, ())
+    own = registry.for_guild(7)
+    assert own.find("mine") is not None and "mine" in [w.name for w in own.of_kind(Kind.IMAGE)]
+    assert own.uploaded == {"mine"}
+    for elsewhere in (registry.for_guild(8), registry.for_guild(None)):
+        assert elsewhere.find("mine") is None and "mine" not in elsewhere.names()
+        assert [w.name for w in elsewhere.of_kind(Kind.IMAGE)] == ["txt2img"]
+        assert elsewhere.uploaded == frozenset() and elsewhere.owners == {}
+        with pytest.raises(BadInputError, match="no workflow called 'mine'"):
+            elsewhere.get("mine")
+
+
+def test_an_upload_never_becomes_a_default_where_a_shipped_workflow_makes_its_kind(
+    folder: Path, tmp_path: Path, models: dict[str, str]
+) -> None:
+    uploads = tmp_path / "uploads"
+    add_upload(uploads, 7, "aaa", "txt2img")  # first by name, and its manifest says default = true
+    registry = load_workflows(folder, models, uploads=uploads)
+    for view in (registry, registry.for_guild(7), registry.for_guild(8), registry.for_guild(None)):
+        assert view.default(Kind.IMAGE).name == "txt2img"  # type: ignore[union-attr]
+
+
+def test_an_upload_is_the_default_of_a_kind_no_shipped_workflow_makes_only_in_its_guild(
+    folder: Path, tmp_path: Path, models: dict[str, str]
+) -> None:
+    for path in folder.glob("upscale*"):
+        path.unlink()
+    uploads = tmp_path / "uploads"
+    add_upload(uploads, 7, "resize", "upscale_simple")
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert registry.default(Kind.UPSCALE) is None
+    assert registry.for_guild(7).default(Kind.UPSCALE).name == "resize"  # type: ignore[union-attr]
+    assert registry.for_guild(8).default(Kind.UPSCALE) is None
+    assert registry.for_guild(None).default(Kind.UPSCALE) is None
+
+
+def test_a_shipped_fallback_never_leads_to_an_upload(folder: Path, tmp_path: Path, models: dict[str, str]) -> None:
+    for path in folder.glob("upscale_simple.*"):
+        path.unlink()
+    uploads = tmp_path / "uploads"
+    add_upload(uploads, 7, "upscale_simple", "upscale_simple")  # the name the shipped upscale falls back on
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert registry.get("upscale").fallback is None
+    assert [w.name for w in registry.for_guild(7).with_fallbacks("upscale")] == ["upscale"]
+    assert "upscale: its fallback 'upscale_simple' is not a loaded workflow; it has none now." in registry.problems
+
+
+def test_an_uploads_fallback_stays_in_its_guild(folder: Path, tmp_path: Path, models: dict[str, str]) -> None:
+    uploads = tmp_path / "uploads"
+    plain = (SHIPPED / "upscale_simple.toml").read_text(encoding="utf-8")
+    add_upload(uploads, 7, "resize_a", "upscale_simple")
+    add_upload(uploads, 8, "resize_b", "upscale_simple", 'fallback = "resize_a"\n' + plain)
+    add_upload(uploads, 8, "resize_c", "upscale_simple", 'fallback = "resize_b"\n' + plain)
+    add_upload(uploads, 8, "resize_d", "upscale_simple", 'fallback = "upscale_simple"\n' + plain)
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert registry.get("resize_b").fallback is None
+    assert "resize_b: its fallback 'resize_a' is not a loaded workflow; it has none now." in registry.problems
+    assert [w.name for w in registry.for_guild(8).with_fallbacks("resize_c")] == ["resize_c", "resize_b"]
+    assert [w.name for w in registry.with_fallbacks("resize_d")] == ["resize_d", "upscale_simple"]
+
+
+def test_names_are_one_namespace_across_guilds(folder: Path, tmp_path: Path, models: dict[str, str]) -> None:
+    uploads = tmp_path / "uploads"
+    add_upload(uploads, 7, "mine", "txt2img")
+    add_upload(uploads, 8, "mine", "upscale_simple")
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert registry.owners == {"mine": 7} and registry.get("mine").kind is Kind.IMAGE
+    assert registry.problems == (
+        "uploaded workflow 'mine' of server 8 has the name of server 7's and is skipped; remove one.",
+    )
+    assert registry.for_guild(8).find("mine") is None
+
+
+def test_an_upload_outside_a_guilds_folder_belongs_to_none_and_is_skipped(
+    folder: Path, tmp_path: Path, models: dict[str, str]
+) -> None:
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    shutil.copy(SHIPPED / "txt2img.json", uploads / "stray.json")
+    (uploads / "not-a-guild").mkdir()
+    shutil.copy(SHIPPED / "txt2img.json", uploads / "not-a-guild" / "other.json")
+    registry = load_workflows(folder, models, uploads=uploads)
+    assert "stray" not in registry.workflows and "other" not in registry.workflows
+    assert len(registry.problems) == 1 and "stray.json belongs to no Discord server" in registry.problems[0]

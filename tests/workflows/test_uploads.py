@@ -323,12 +323,14 @@ def test_strange_text_survives_the_manifest() -> None:
 def test_a_saved_upload_is_private_and_loads_into_the_registry(tmp_path: Path, models: dict[str, str]) -> None:
     folder = UploadFolder(tmp_path / "uploads", SHIPPED)
     workflow = detect_workflow(graph_of(SD15), "mine")
-    folder.save("mine", dict(workflow.graph), manifest_text(workflow, added_by=1))  # type: ignore[arg-type]
-    for path in (tmp_path / "uploads" / "mine.json", tmp_path / "uploads" / "mine.toml"):
+    folder.save("mine", dict(workflow.graph), manifest_text(workflow, added_by=1), guild_id=7)  # type: ignore[arg-type]
+    for path in (tmp_path / "uploads" / "7" / "mine.json", tmp_path / "uploads" / "7" / "mine.toml"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE((tmp_path / "uploads").stat().st_mode) == 0o700
+    for made in (tmp_path / "uploads", tmp_path / "uploads" / "7"):
+        assert stat.S_IMODE(made.stat().st_mode) == 0o700
     registry = load_workflows(SHIPPED, models, uploads=tmp_path / "uploads")
     assert registry.uploaded == {"mine"} and not registry.workflows["mine"].detected
+    assert registry.owners == {"mine": 7}
     assert registry.workflows["mine"].params == workflow.params
     assert registry.problems == ()
 
@@ -337,26 +339,26 @@ def test_a_shipped_name_or_an_existing_upload_is_never_written(tmp_path: Path) -
     folder = UploadFolder(tmp_path / "uploads", SHIPPED)
     graph = graph_of(SD15)
     with pytest.raises(BadInputError, match="ships with the bot"):
-        folder.save("txt2img", graph, "")
-    folder.save("mine", graph, 'kind = "image"\n')
+        folder.save("txt2img", graph, "", guild_id=7)
+    folder.save("mine", graph, 'kind = "image"\n', guild_id=7)
     with pytest.raises(BadInputError, match="already added"):
-        folder.save("mine", graph, 'kind = "video"\n')
-    assert (tmp_path / "uploads" / "mine.toml").read_text() == 'kind = "image"\n'
+        folder.save("mine", graph, 'kind = "video"\n', guild_id=7)
+    assert (tmp_path / "uploads" / "7" / "mine.toml").read_text() == 'kind = "image"\n'
     with pytest.raises(BadInputError):
-        folder.save("../x", graph, "")
+        folder.save("../x", graph, "", guild_id=7)
 
 
 def test_remove_deletes_only_the_uploads_files(tmp_path: Path) -> None:
     folder = UploadFolder(tmp_path / "uploads", SHIPPED)
-    folder.save("mine", graph_of(SD15), 'kind = "image"\n')
-    assert folder.remove("mine") and not (tmp_path / "uploads" / "mine.json").exists()
-    assert not folder.remove("txt2img") and (SHIPPED / "txt2img.json").exists()
+    folder.save("mine", graph_of(SD15), 'kind = "image"\n', guild_id=7)
+    assert folder.remove("mine", guild_id=7) and not (tmp_path / "uploads" / "7" / "mine.json").exists()
+    assert not folder.remove("txt2img", guild_id=7) and (SHIPPED / "txt2img.json").exists()
 
 
 def test_an_upload_with_a_shipped_name_is_skipped_by_the_registry(tmp_path: Path, models: dict[str, str]) -> None:
     uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    (uploads / "txt2img.json").write_bytes(SD15)
+    (uploads / "7").mkdir(parents=True)
+    (uploads / "7" / "txt2img.json").write_bytes(SD15)
     registry = load_workflows(SHIPPED, models, uploads=uploads)
     assert registry.uploaded == frozenset() and registry.workflows["txt2img"].source == SHIPPED / "txt2img.json"
     assert any("name of a shipped one" in p for p in registry.problems)
