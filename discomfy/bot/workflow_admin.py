@@ -76,6 +76,7 @@ from discomfy.workflows.uploads import (
     manifest_text,
     read_upload,
     rebind,
+    unbound_file_inputs,
     with_kind,
 )
 
@@ -201,6 +202,7 @@ class WorkflowCommands(GatedCog):
             raise BadInputError(exc.problem[0].upper() + exc.problem[1:]) from None
         workflow = with_kind(workflow, Kind(kind) if kind else None)
         workflow = replace(workflow, description=" ".join((description or "").split()))
+        _refuse_server_files(workflow, specs)
         runs_on, problems = await asyncio.to_thread(self._where, workflow, infos)
         if not runs_on:
             raise BadInputError("None of our ComfyUI servers can run this workflow:\n" + problems_text(problems))
@@ -365,6 +367,9 @@ class WorkflowCommands(GatedCog):
             await report_failure(interaction, exc, doing=f"the {ref.action} workflow control")
 
     async def _confirm(self, interaction: Interaction[Any], draft: Draft) -> None:
+        specs = await self._specs()
+        if specs is not None:  # Adjust may have moved the image parameter off a LoadImage
+            _refuse_server_files(draft.workflow, specs)
         await interaction.response.defer()
         manifest = manifest_text(draft.workflow, added_by=draft.owner_id)
         graph = {k: dict(v) for k, v in draft.workflow.graph.items()}
@@ -419,6 +424,19 @@ class WorkflowCommands(GatedCog):
             else:
                 runs_on.append(label)
         return runs_on, problems
+
+
+def _refuse_server_files(workflow: Workflow, specs: Mapping[str, Any]) -> None:
+    """An upload reads only the picture a user gives, never a file already on a server (someone else's picture
+    or result): every input naming a server file must be written by the image parameter (``unbound_file_inputs``)."""
+    unbound = unbound_file_inputs(workflow, specs)
+    if unbound:
+        raise BadInputError(
+            "This workflow reads a file already on the server ("
+            + ", ".join(unbound[:3])
+            + "). An upload may read only the picture a user gives: bind that input to the image parameter "
+            "(Adjust), or remove the node in ComfyUI and export again."
+        )
 
 
 def _embed(data: dict[str, Any]) -> nextcord.Embed:

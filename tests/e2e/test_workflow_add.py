@@ -258,3 +258,49 @@ async def test_an_upload_with_wider_bounds_widens_what_discord_lets_users_type_a
 
     prompts = await studio.until(posted, 20.0, "the job sent to ComfyUI")
     assert prompts[-1]["3"]["inputs"]["steps"] == 61
+
+
+def reading_a_server_file() -> dict[str, Any]:
+    """The SD1.5 export with a picture read from the server's input folder by name (someone else's upload), beside
+    the LoadImage the user's picture goes to: ComfyUI would hand that file to whoever runs the workflow."""
+    graph = scaled_export()
+    graph["20"] = {"class_type": "LoadImage", "inputs": {"image": "user.png"}, "_meta": {"title": "Your picture"}}
+    graph["21"] = {"class_type": "LoadImage", "inputs": {"image": "alice_private.png"}, "_meta": {"title": "Other"}}
+    graph["22"] = {
+        "class_type": "ImageScale",
+        "inputs": {"upscale_method": "lanczos", "width": 64, "height": 64, "crop": "disabled", "image": ["21", 0]},
+    }
+    graph["23"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": "leak", "images": ["22", 0]}}
+    graph["24"] = {
+        "class_type": "ImageScale",
+        "inputs": {"upscale_method": "lanczos", "width": 64, "height": 64, "crop": "disabled", "image": ["20", 0]},
+    }
+    graph["25"] = {"class_type": "SaveImage", "inputs": {"filename_prefix": "mine", "images": ["24", 0]}}
+    return graph
+
+
+async def test_moving_the_picture_off_a_loadimage_with_adjust_is_refused_at_confirm(studio: Studio) -> None:
+    """Detection gives every LoadImage a picture parameter (a file's own name never reaches ComfyUI); an Adjust
+    that leaves one reading its file by name is refused at Confirm, nothing added."""
+    emu = studio.discord
+    add_admin(emu)
+    await studio.start()
+    summary = await answer(studio, await upload(studio, "dana", "leak", reading_a_server_file()))
+    assert "**image** → node 20" in text_of(summary) and "**image_2** → node 21" in text_of(summary)
+
+    # Both pictures on node 21: node 20 would read its file ("user.png") by name.
+    steps = [(ComponentAction.WF_PARAM, "image"), (ComponentAction.WF_NODE, "21"), (ComponentAction.WF_INPUT, "image")]
+    press = await emu.click_button("dana", summary, control(summary, ComponentAction.WF_ADJUST))
+    await emu.wait_for_response(press)
+    for action, value in steps:
+        current = emu.message(summary.id)
+        pick = await emu.select("dana", current, control(current, action), [value])
+        await emu.wait_for_response(pick)
+    adjusted = emu.message(summary.id)
+    confirm = await emu.click_button("dana", adjusted, control(adjusted, ComponentAction.WF_CONFIRM))
+    await emu.wait_for_response(confirm)
+    said = text_of(await answer(studio, confirm)) + " ".join(text_of(m) for m in emu.followups(confirm))
+
+    assert "reads a file already on the server" in said and "node 20 (LoadImage)" in said
+    assert "leak" not in studio.stack.service.registry.workflows
+    assert not (studio.settings.storage.uploaded_workflows_dir / str(emu.guild.id) / "leak.json").exists()
