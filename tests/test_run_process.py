@@ -163,3 +163,24 @@ async def test_an_unusable_data_directory_exits_1_with_one_clear_line(
     assert process.returncode == 1, stderr
     assert "discomfy could not start: the data directory" in stderr
     assert "Traceback" not in stderr and emu.bot_token not in stderr
+
+
+@pytest.mark.slow  # a real bot process, started and stopped
+async def test_a_stop_while_the_commands_are_still_being_registered_is_clean(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    """SIGINT while nextcord's on_connect still registers commands (Discord answering slowly): the sync is cut
+    short by the closing session, which is a stop, not an error — no traceback."""
+    emu = discord_emulator
+    emu.faults.slow("/applications/*/guilds/*/commands", method="POST", count=20, delay=1.0)
+    process = await start_bot(emu, tmp_path, emu.bot_token)
+    try:
+        await emu.wait_for_gateway(lambda r: r.direction == "send" and r.event == "READY", timeout=20)
+        await asyncio.sleep(0.3)  # the first registration is on its way, its answer a second late
+    except BaseException:
+        process.kill()
+        await process.communicate()
+        raise
+    _, stderr = await stop(process, signal.SIGINT)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr

@@ -119,6 +119,14 @@ class DiscomfyBot(nextcord.Client):
         cause = exception.original if isinstance(exception, nextcord.ApplicationInvokeError) else exception
         await report_failure(interaction, cause, doing="a command")
 
+    async def on_error(self, event_method: str, *args: Any, **kwargs: Any) -> None:
+        """An event cut short by a stop (the command sync of ``on_connect`` meeting a closed session) is not a
+        failure: one line, no traceback. Anything else: nextcord's own report (the traceback in the log)."""
+        if self._closing or self.is_closed():
+            log.info("%s was cut short by the stop", event_method)
+            return
+        await super().on_error(event_method, *args, **kwargs)
+
     async def close(self) -> None:
         if not self._closing:
             self._closing = True
