@@ -118,14 +118,14 @@ class Delivery:
             render_result(job, fitted.uploads, notes=notes, now=time.time(), offers=self._offers(job))
         )
         urls = editor.attachment_urls
-        if self.on_fit is not None:
-            for fit in fits_of(fitted):
-                self.on_fit(fit)
         for upload in fitted.uploads:
             delivered = names.get(upload.original_filename)
             if delivered is not None:
                 await self.outputs.mark_delivered(delivered, urls.get(upload.filename))
         await self.outputs.enforce_caps()
+        if self.on_fit is not None:  # once the delivery is whole: a retried one is counted once
+            for fit in fits_of(fitted):
+                self.on_fit(fit)
         return message_id
 
     def _offers(self, job: Job) -> frozenset[ComponentAction]:
