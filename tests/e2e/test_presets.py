@@ -27,11 +27,9 @@ from tests.peers.comfyui import ComfyEmulator
 from tests.peers.discord import DiscordEmulator, NextcordRunner
 from tests.peers.discord.interactions import (
     InteractionRecord,
-    InteractionType,
     Place,
-    command_data,
-    deliver,
     dm_place,
+    forge_command,
     forge_modal,
     other_guild,
 )
@@ -74,13 +72,8 @@ async def forged(
     studio: Studio, user: str, name: str, options: dict[str, Any], place: Place, focused: str | None = None
 ) -> InteractionRecord:
     """``/name`` (``"preset use"``) sent from ``place`` (another guild, a DM), typed as Discord's client would."""
-    emu = studio.discord
-    top, *path = name.split()
-    user_ = emu.users[user]
-    data = command_data(emu._command(top), path, options, guild=emu.guild, user=user_, focused=focused)
-    kind = InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE if focused else InteractionType.APPLICATION_COMMAND
-    interaction = await deliver(emu, kind, data, user_, place)
-    await emu.wait_for_response(interaction)
+    interaction = await forge_command(studio.discord, user, name, options, place, focused)
+    await studio.discord.wait_for_response(interaction)
     return interaction
 
 

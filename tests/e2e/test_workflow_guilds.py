@@ -25,6 +25,7 @@ from tests.peers.discord.interactions import (
     Place,
     command_data,
     deliver,
+    forge_command,
     other_guild,
 )
 from tests.peers.discord.models import EVERYONE_PERMISSIONS, Member, Permission, Role
@@ -49,13 +50,8 @@ async def in_place(
     studio: Studio, user: str, name: str, options: dict[str, Any], place: Place, focused: str | None = None
 ) -> InteractionRecord:
     """``/name`` (``"workflow remove"``) sent from ``place``, typed as Discord's client would."""
-    emu = studio.discord
-    top, *path = name.split()
-    user_ = emu.users[user]
-    data = command_data(emu._command(top), path, options, guild=emu.guild, user=user_, focused=focused)
-    kind = InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE if focused else InteractionType.APPLICATION_COMMAND
-    interaction = await deliver(emu, kind, data, user_, place)
-    await emu.wait_for_response(interaction)
+    interaction = await forge_command(studio.discord, user, name, options, place, focused)
+    await studio.discord.wait_for_response(interaction)
     return interaction
 
 

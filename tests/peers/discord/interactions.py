@@ -571,10 +571,13 @@ async def forge_command(
     name: str,
     options: Mapping[str, Any] | None = None,
     place: Place | None = None,
+    focused: str | None = None,
 ) -> InteractionRecord:
-    """``/name`` from ``place`` (a DM, another guild), typed and checked as Discord's client would (a guild
-    command arriving from elsewhere is the hostile part)."""
+    """``/name`` (``"preset use"`` for a subcommand) from ``place`` (a DM, another guild), typed and checked as
+    Discord's client would (a guild command arriving from elsewhere is the hostile part); with ``focused``, the
+    autocomplete request for that option instead."""
     user_ = emu.users[user] if isinstance(user, str) else user
-    command = emu._command(name)
-    data = command_data(command, [], dict(options or {}), guild=emu.guild, user=user_)
-    return await deliver(emu, InteractionType.APPLICATION_COMMAND, data, user_, place)
+    top, *path = name.split()
+    data = command_data(emu._command(top), path, dict(options or {}), guild=emu.guild, user=user_, focused=focused)
+    kind = InteractionType.APPLICATION_COMMAND_AUTOCOMPLETE if focused else InteractionType.APPLICATION_COMMAND
+    return await deliver(emu, kind, data, user_, place)
