@@ -124,16 +124,21 @@ def _frame_progress(raw: object, graph: Graph, where: str) -> dict[str, str | No
         at = f"the {where}, frame_progress.{node}"
         if node not in graph:
             raise WorkflowError(f"{at}: the graph has no node '{node}'.")
-        if not isinstance(spec, dict):
-            raise WorkflowError(f"{at}: write it as a [frame_progress.{node}] section.")
-        unknown = sorted(set(spec) - FRAME_PROGRESS_KEYS)
-        if unknown:
-            raise WorkflowError(f"{at}: unknown key '{unknown[0]}' (known: multiplier).")
-        multiplier = spec.get("multiplier")
+        multiplier = _section(spec, at, f"frame_progress.{node}", FRAME_PROGRESS_KEYS).get("multiplier")
         if multiplier is not None and (not isinstance(multiplier, str) or multiplier not in inputs_of(graph, node)):
             raise WorkflowError(f"{at}: multiplier must name one of the node's inputs, not {multiplier!r}.")
         found[node] = multiplier
     return found
+
+
+def _section(spec: object, at: str, header: str, known: set[str]) -> dict[str, Any]:
+    """A ``[header]`` table of the manifest, with only ``known`` keys (a typo must not silently do nothing)."""
+    if not isinstance(spec, dict):
+        raise WorkflowError(f"{at} must be a table, written as a [{header}] section.")
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise WorkflowError(f"{at} has an unknown key '{unknown[0]}'; known keys: {', '.join(sorted(known))}.")
+    return spec
 
 
 def _is_image(param: Param) -> bool:
@@ -144,11 +149,7 @@ def _param(pname: str, spec: object, graph: Graph, where: str) -> Param:
     at = f"the {where}, parameter '{pname}'"
     if not _NAME.match(pname):
         raise WorkflowError(f"{at}: names are lowercase letters, digits and _ (like negative or batch_size).")
-    if not isinstance(spec, dict):
-        raise WorkflowError(f"{at} must be a table, written as a [params.{pname}] section.")
-    unknown = sorted(set(spec) - PARAM_KEYS)
-    if unknown:
-        raise WorkflowError(f"{at} has an unknown key '{unknown[0]}'; known keys: {', '.join(sorted(PARAM_KEYS))}.")
+    spec = _section(spec, at, f"params.{pname}", PARAM_KEYS)
     try:
         ptype = ParamType(str(spec.get("type")))
     except ValueError:
@@ -196,11 +197,7 @@ def _stage(
         raise WorkflowError(f"{at}: names are lowercase letters, digits and _ (like interpolate).")
     if sname in params:
         raise WorkflowError(f"{at} has the name of a parameter; give one of them another name.")
-    if not isinstance(spec, dict):
-        raise WorkflowError(f"{at} must be a table, written as a [stages.{sname}] section.")
-    unknown = sorted(set(spec) - STAGE_KEYS)
-    if unknown:
-        raise WorkflowError(f"{at} has an unknown key '{unknown[0]}'; known keys: {', '.join(sorted(STAGE_KEYS))}.")
+    spec = _section(spec, at, f"stages.{sname}", STAGE_KEYS)
     raw_nodes = spec.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes or not all(isinstance(n, str) for n in raw_nodes):
         raise WorkflowError(f'{at}: nodes must be a list of node ids like ["13", "14"].')
