@@ -195,7 +195,7 @@ class WorkflowCommands(GatedCog):
         allowed = allowed_nodes((info for _, info in infos), self.uploads.extra_nodes)
         rules = UploadRules(limit, self.uploads.max_nodes, allowed)
         graph = read_upload(data, name, rules)
-        specs = parse_object_info(infos[0][1])
+        specs = await asyncio.to_thread(parse_object_info, infos[0][1])  # several MB from a real server
         try:
             workflow = detect_workflow(graph, name, specs)
         except WorkflowError as exc:
@@ -412,7 +412,7 @@ class WorkflowCommands(GatedCog):
 
     async def _specs(self) -> Mapping[str, Any] | None:
         infos = await self._object_infos()
-        return parse_object_info(infos[0][1]) if infos else None
+        return await asyncio.to_thread(parse_object_info, infos[0][1]) if infos else None
 
     def _where(self, workflow: Workflow, infos: Sequence[ServerInfo]) -> tuple[list[str], list[str]]:
         runs_on: list[str] = []
